@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test tools venv lint unit integration clean
+
+demo: tools
+	$(BIN)/python scripts/demo.py
+
+test: tools lint
+	$(BIN)/pytest -q tests
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed as $(PYTHON)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Go-built binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm,
+# OCI registry): built once per version into ~/.cache/moorage/bin and linked into the venv.
+tools: venv
+	@command -v go >/dev/null || { echo "Go 1.26+ is needed to build the devcluster binaries (tools/k8s)"; exit 1; }
+	tools/k8s/build.sh $(BIN)
+
+lint: venv
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: tools
+	$(BIN)/pytest -q tests/integration
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

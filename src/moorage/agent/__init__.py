@@ -1,0 +1,1 @@
+"""The agent process: one per cluster, outbound-only."""

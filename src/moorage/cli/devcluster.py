@@ -1,0 +1,73 @@
+"""`moorage devcluster up | down | status`: a real local Kubernetes for the demo and the tests."""
+
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from moorage import devcluster
+
+app = typer.Typer(help="A real local Kubernetes (etcd, API server, controllers, kwok nodes) as processes.")
+err = Console(stderr=True)
+
+NameOption = Annotated[str, typer.Option("--name", help="Cluster name (lowercase letters, digits, '-').")]
+
+
+@app.command()
+def up(
+    name: NameOption = "dev",
+    nodes: Annotated[int, typer.Option("--nodes", help="Number of fake (kwok) nodes.")] = 3,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 90.0,
+) -> None:
+    """Start a devcluster; the last line printed is its kubeconfig path."""
+    started = time.monotonic()
+    try:
+        cluster = devcluster.up(name, nodes=nodes, timeout=timeout)
+    except devcluster.DevclusterError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    err.print(
+        f"devcluster {name!r} ready in {time.monotonic() - started:.1f}s: API {cluster.server}, "
+        f"{nodes} nodes, logs in {cluster.dir / 'logs'}",
+        highlight=False,
+    )
+    print(cluster.kubeconfig)
+
+
+@app.command()
+def down(name: NameOption = "dev") -> None:
+    """Stop every process of the devcluster and remove its state."""
+    try:
+        existed = devcluster.down(name)
+    except devcluster.DevclusterError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    err.print(f"devcluster {name!r} {'stopped and removed' if existed else 'was not running'}")
+
+
+@app.command()
+def status() -> None:
+    """List devclusters and their health."""
+    clusters = devcluster.list_clusters()
+    if not clusters:
+        err.print("no devclusters (start one with `moorage devcluster up --name NAME`)")
+        return
+    table = Table("name", "health", "API", "nodes ready", "components down", "kubeconfig")
+    unhealthy = False
+    for cluster in clusters:
+        s = devcluster.status(cluster)
+        unhealthy |= not s.healthy
+        down_components = ", ".join(c for c, ok in s.components.items() if not ok) or "-"
+        table.add_row(
+            s.name,
+            "[green]healthy[/green]" if s.healthy else "[red]unhealthy[/red]",
+            s.server,
+            f"{s.nodes_ready}/{s.nodes_wanted}",
+            down_components,
+            str(s.kubeconfig),
+        )
+    Console().print(table)
+    if unhealthy:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""The native engine: plan execution, diff, health, prune, sync windows, retries, recovery."""

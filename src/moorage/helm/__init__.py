@@ -1,0 +1,1 @@
+"""The only code that runs the helm binary, plus a reader of Helm release storage."""
