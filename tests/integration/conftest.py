@@ -111,7 +111,7 @@ class Helm:
         return result
 
     def releases(self, namespace: str) -> dict[str, dict[str, Any]]:
-        listed = json.loads(self.run("list", "-n", namespace, "-a", "-o", "json").stdout)
+        listed = json.loads(self.run("list", "-n", namespace, "-o", "json").stdout)
         return {r["name"]: r for r in listed}
 
 

@@ -23,6 +23,17 @@ def children_of(pid: int) -> list[int]:
     return [int(line) for line in result.stdout.split()]
 
 
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_two_clusters_side_by_side_and_down_leaves_nothing(cluster: devcluster.DevCluster) -> None:
     second = devcluster.up(f"second-{os.getpid()}", nodes=1)
     try:
@@ -73,7 +84,9 @@ def test_failed_component_is_named_with_its_log_and_leaves_no_process(
     assert "kube-apiserver failed to start" in str(failure.value)
 
     broken = devcluster.find(name)
-    assert broken.processes == []  # etcd, started first, was stopped again
+    assert broken.processes == []
+    assert processes_mentioning(str(broken.dir)) == []  # etcd, started first, was stopped again
+    assert (broken.dir / "logs" / "etcd.log").exists()
     assert devcluster.down(name)
 
 

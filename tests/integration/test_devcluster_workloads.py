@@ -39,7 +39,7 @@ def test_server_side_applied_deployment_becomes_available(kubectl: Kubectl, name
         "apply", "--server-side", "--field-manager=moorage-test", "-n", namespace, "-f", "-", input=DEPLOYMENT
     )
     kubectl.run("wait", "-n", namespace, "deploy/web", "--for=condition=Available", "--timeout=60s")
-    deployment = kubectl.get("-n", namespace, "deploy/web")
+    deployment = kubectl.get("-n", namespace, "deploy/web", "--show-managed-fields")
     assert deployment["status"]["availableReplicas"] == 2
     managers = {m["manager"] for m in deployment["metadata"]["managedFields"]}
     assert "moorage-test" in managers

@@ -57,6 +57,18 @@ build etcd "$etcd" "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd" etcd=g
 
 kwok="$(required_version kwok sigs.k8s.io/kwok)"
 build kwok "$kwok" "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
+# Since v0.8.0 kwok embeds no default stages: take the "fast" node, pod and volume stages of the same
+# release from the module cache (the devcluster passes each file with --config).
+if [[ ! -d "$cache/kwok-$kwok/stages" ]]; then
+  src="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+  tmp="$cache/kwok-$kwok/stages.tmp.$$"
+  mkdir -p "$tmp"
+  cp "$src"/node/fast/node-initialize.yaml "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+     "$src"/pod/fast/pod-{ready,complete,delete}.yaml \
+     "$src"/volume/fast/{pv-bind,pv-delete,pvc-provision,pvc-delete}.yaml "$tmp/"
+  chmod 0644 "$tmp"/*.yaml
+  mv "$tmp" "$cache/kwok-$kwok/stages"
+fi
 
 helm="$(required_version helm helm.sh/helm/v4)"
 build helm "$helm" "-s -w -X helm.sh/helm/v4/internal/version.version=$helm" helm=helm.sh/helm/v4/cmd/helm

@@ -10,7 +10,7 @@ from rich.table import Table
 from moorage import devcluster
 
 app = typer.Typer(help="A real local Kubernetes (etcd, API server, controllers, kwok nodes) as processes.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 NameOption = Annotated[str, typer.Option("--name", help="Cluster name (lowercase letters, digits, '-').")]
 
@@ -68,6 +68,9 @@ def status() -> None:
             down_components,
             str(s.kubeconfig),
         )
-    Console().print(table)
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=250)  # piped: never truncate paths and URLs
+    out.print(table)
     if unhealthy:
         raise typer.Exit(1)

@@ -2,7 +2,7 @@
 
 import typer
 
-from moorage.cli import devcluster
+from moorage.cli import devcluster, spec_commands
 
 app = typer.Typer(
     name="moorage",
@@ -11,6 +11,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(devcluster.app, name="devcluster")
+spec_commands.register(app)
 
 
 if __name__ == "__main__":

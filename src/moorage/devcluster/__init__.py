@@ -1,7 +1,7 @@
 """A real local Kubernetes as plain child processes: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok (fake nodes), for the demo and the tests. Standard library only."""
 
-from moorage.devcluster.cluster import ClusterStatus, DevCluster, down, list_clusters, status, up
+from moorage.devcluster.cluster import ClusterStatus, DevCluster, down, find, list_clusters, status, up
 from moorage.devcluster.errors import ComponentFailed, DevclusterError
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "DevCluster",
     "DevclusterError",
     "down",
+    "find",
     "list_clusters",
     "status",
     "up",

@@ -26,3 +26,13 @@ def find(name: str) -> Path:
         f"{name} not found (looked in $MOORAGE_BIN_DIR, {Path(sys.executable).parent} and PATH); "
         "run `make tools` to build it from the Go module proxy"
     )
+
+
+def kwok_stages() -> list[Path]:
+    """kwok's node, pod and volume Stage files, which tools/k8s/build.sh keeps next to the binary."""
+    stages = sorted((find("kwok").resolve().parent / "stages").glob("*.yaml"))
+    if not stages:
+        raise DevclusterError(
+            "kwok's stage files are missing next to its binary; run `make tools` to restore them"
+        )
+    return stages

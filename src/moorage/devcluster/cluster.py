@@ -195,6 +195,29 @@ def _node(name: str) -> dict[str, Any]:
     }
 
 
+# kwok's volume stages provision and bind PVCs of this class, so StatefulSets with volume claims work.
+_STORAGE_CLASS = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {
+        "name": "kwok-volume",
+        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+    },
+    "provisioner": "kwok.x-k8s.io/volume",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "Immediate",
+}
+
+
+def _create(cluster: DevCluster, path: str, obj: dict[str, Any]) -> None:
+    result = _api(cluster, "POST", path, obj)
+    if result.status not in (200, 201):
+        name = obj["metadata"]["name"]
+        raise DevclusterError(
+            f"creating {obj['kind']} {name} failed: HTTP {result.status} {result.body[:300]!r}"
+        )
+
+
 def _ready_nodes(cluster: DevCluster) -> int:
     try:
         result = _api(cluster, "GET", "/api/v1/nodes")
@@ -282,6 +305,7 @@ def _argv(cluster: DevCluster, advertise: str) -> dict[str, list[str]]:
         ],
         "kwok": [
             str(binaries.find("kwok")),
+            *(f"--config={stage}" for stage in binaries.kwok_stages()),
             f"--kubeconfig={d / 'kwok.kubeconfig'}",
             "--manage-all-nodes=true",
             "--cidr=10.244.0.1/16",
@@ -338,10 +362,9 @@ def up(name: str, nodes: int = 3, timeout: float = 90.0) -> DevCluster:
         )
         for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
             _start(cluster, component, argv[component])
+        _create(cluster, "/apis/storage.k8s.io/v1/storageclasses", _STORAGE_CLASS)
         for i in range(nodes):
-            result = _api(cluster, "POST", "/api/v1/nodes", _node(f"kwok-node-{i}"))
-            if result.status not in (200, 201):
-                raise DevclusterError(f"creating node kwok-node-{i} failed: HTTP {result.status}")
+            _create(cluster, "/api/v1/nodes", _node(f"kwok-node-{i}"))
         insecure = http.unverified_tls()
         for component, port in (
             ("kube-controller-manager", ports.controller_manager),

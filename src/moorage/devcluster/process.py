@@ -48,9 +48,11 @@ def _start_ticks(pid: int) -> int | None:
 
 def alive(p: Started) -> bool:
     """True while the process runs and is the one we started (not a zombie, not a reused pid)."""
-    _reap(p.pid)
     ticks = _start_ticks(p.pid)
-    return ticks is not None and ticks == p.start_ticks
+    if ticks is None:
+        _reap(p.pid)  # an exited child of ours stays a zombie until waited for
+        return False
+    return ticks == p.start_ticks
 
 
 def _reap(pid: int) -> None:

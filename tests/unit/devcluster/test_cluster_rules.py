@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from moorage.devcluster import binaries, cluster, network
+from moorage.devcluster import binaries, cluster, network, process
 from moorage.devcluster.errors import ComponentFailed, DevclusterError
 
 
@@ -62,6 +62,6 @@ def test_down_of_unknown_cluster_is_false(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 def test_state_round_trips(tmp_path: Path) -> None:
     original = cluster.DevCluster("c", tmp_path, cluster.Ports(1, 2, 3, 4, 5, 6), nodes=2)
-    original.processes.append(cluster.process.Started("etcd", os.getpid(), 42, tmp_path / "etcd.log"))
+    original.processes.append(process.Started("etcd", os.getpid(), 42, tmp_path / "etcd.log"))
     original.save()
     assert cluster.DevCluster.load(tmp_path) == original

@@ -1,0 +1,103 @@
+"""`moorage validate` and `moorage render`: offline checks and the resolved plan of a definition."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moorage.spec.loader import LoadOptions, LoadResult, UsageError, load
+from moorage.spec.render import render_plan, render_yaml
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _parse_vars(items: list[str] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--var")
+        result[name] = value
+    return result
+
+
+def _load(path: Path, variables: list[str] | None, no_decrypt: bool, strict: bool) -> LoadResult:
+    options = LoadOptions(
+        cluster_variables=_parse_vars(variables),
+        decrypt=not no_decrypt,
+        strict_secrets=strict,
+        strict_variables=strict,
+    )
+    try:
+        return load(path, options)
+    except UsageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+PathArg = Annotated[
+    Path, typer.Argument(help="Root ImportCluster file, or the repository folder holding it.")
+]
+VarOpt = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="Cluster variable NAME=VALUE (repeatable).", show_default=False),
+]
+NoDecryptOpt = Annotated[
+    bool, typer.Option("--no-decrypt", help="Do not decrypt SOPS content (no key needed).")
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Treat plaintext-looking secrets and unresolved variables as errors.")
+]
+
+
+def validate_command(
+    path: PathArg,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")] = OutputFormat.text,
+    var: VarOpt = None,
+    no_decrypt: NoDecryptOpt = False,
+    strict: StrictOpt = False,
+) -> None:
+    """Validate a cluster definition and list every problem (exit 0 valid, 1 invalid, 2 usage error)."""
+    result = _load(path, var, no_decrypt, strict)
+    if output is OutputFormat.json:
+        typer.echo(result.report.to_json())
+    else:
+        typer.echo(result.report.to_text())
+    raise typer.Exit(EXIT_VALID if result.ok else EXIT_INVALID)
+
+
+def render_command(
+    path: PathArg,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="text (YAML) or json")
+    ] = OutputFormat.text,
+    full: Annotated[bool, typer.Option("--full", help="Show whole manifest objects, not a summary.")] = False,
+    var: VarOpt = None,
+    no_decrypt: NoDecryptOpt = False,
+) -> None:
+    """Show the resolved plan: waves, order, objects, charts and values (secrets masked)."""
+    result = _load(path, var, no_decrypt, False)
+    if not result.ok or result.plan is None or result.resolved is None:
+        typer.echo(result.report.to_text(), err=True)
+        raise typer.Exit(EXIT_INVALID)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(render_plan(result.plan, result.resolved, full_objects=full), indent=2))
+    else:
+        typer.echo(render_yaml(result.plan, result.resolved, full_objects=full), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `validate` and `render` to the main `moorage` app."""
+    app.command("validate")(validate_command)
+    app.command("render")(render_command)

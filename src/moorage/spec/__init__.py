@@ -1,0 +1,1 @@
+"""ImportCluster models, loader, variables, plan and validation (pure: no network, no Kubernetes)."""

@@ -1,0 +1,3 @@
+from tests.unit.spec.helpers import repo
+
+__all__ = ["repo"]
