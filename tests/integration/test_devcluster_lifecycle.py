@@ -1,6 +1,7 @@
 """`up`, `down` and `status`: several clusters side by side, nothing left behind, clear failures."""
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from moorage import devcluster
-from moorage.devcluster import binaries, process
+from moorage.devcluster import binaries, network, process
 
 
 def pids_alive(cluster: devcluster.DevCluster) -> list[str]:
@@ -87,6 +88,23 @@ def test_failed_component_is_named_with_its_log_and_leaves_no_process(
     assert broken.processes == []
     assert processes_mentioning(str(broken.dir)) == []  # etcd, started first, was stopped again
     assert (broken.dir / "logs" / "etcd.log").exists()
+    assert devcluster.down(name)
+
+
+def test_taken_port_names_the_component_and_stops_the_others(devcluster_home: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        free = network.free_ports(5)
+        ports = devcluster.Ports(free[0], free[1], taken, free[2], free[3], free[4])
+        name = f"port-{os.getpid()}"
+        with pytest.raises(devcluster.ComponentFailed) as failure:
+            devcluster.up(name, nodes=1, timeout=60, ports=ports)
+    assert failure.value.component == "kube-apiserver"
+    assert "address already in use" in failure.value.log_tail
+    broken = devcluster.find(name)
+    assert processes_mentioning(str(broken.dir)) == []
     assert devcluster.down(name)
 
 

@@ -316,8 +316,10 @@ def _argv(cluster: DevCluster, advertise: str) -> dict[str, list[str]]:
     }
 
 
-def up(name: str, nodes: int = 3, timeout: float = 90.0) -> DevCluster:
-    """Start a devcluster and return once its API is ready and `nodes` nodes are Ready."""
+def up(name: str, nodes: int = 3, timeout: float = 90.0, ports: Ports | None = None) -> DevCluster:
+    """Start a devcluster and return once its API is ready and `nodes` nodes are Ready.
+
+    `ports` are chosen free on loopback unless given."""
     _check_name(name)
     if nodes < 1 or nodes > 100:
         raise DevclusterError(f"--nodes must be between 1 and 100, got {nodes}")
@@ -334,7 +336,7 @@ def up(name: str, nodes: int = 3, timeout: float = 90.0) -> DevCluster:
     directory.mkdir(parents=True)
     directory.chmod(0o700)
 
-    ports = Ports(*network.free_ports(6))
+    ports = ports or Ports(*network.free_ports(6))
     cluster = DevCluster(name=name, dir=directory, ports=ports, nodes=nodes)
     cluster.save()
     deadline = time.monotonic() + timeout
