@@ -2,7 +2,7 @@
 
 import typer
 
-from moorage.cli import devcluster, spec_commands
+from moorage.cli import devcluster, engine_commands, spec_commands
 
 app = typer.Typer(
     name="moorage",
@@ -12,6 +12,7 @@ app = typer.Typer(
 )
 app.add_typer(devcluster.app, name="devcluster")
 spec_commands.register(app)
+engine_commands.register(app)
 
 
 if __name__ == "__main__":

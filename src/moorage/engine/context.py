@@ -1,0 +1,39 @@
+"""What every engine step needs: the cluster, helm, the clock, and the engine's options."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from moorage.helm.cli import Helm
+from moorage.kube.client import KubeClient
+
+FIELD_MANAGER = "moorage"
+# Release labels (stored on Helm's release Secrets) that mark a release as deployed by Moorage.
+CLUSTER_LABEL = "moorage.dev/cluster"
+ADDON_LABEL = "moorage.dev/addon"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Options:
+    concurrency: int = 5  # entries deployed at once
+    dry_run: bool = False
+    prune_manifests: bool = True  # raw manifests: delete objects dropped from an entry, and removed entries
+    stuck_after_seconds: float = 600.0  # a release pending longer than this is recovered
+    timeout_seconds: int | None = None  # overrides job_configuration timeouts (tests, CLI)
+
+
+@dataclass
+class EngineContext:
+    kube: KubeClient
+    helm: Helm
+    options: Options = field(default_factory=Options)
+    clock: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    field_manager: str = FIELD_MANAGER
+    helm_home: Path | None = None

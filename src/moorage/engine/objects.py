@@ -1,0 +1,106 @@
+"""Kubernetes objects as the engine handles them: identity keys, parsing of rendered manifests, and
+fetching the live counterparts of many objects at once."""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from moorage.kube import errors
+from moorage.kube.client import KubeClient, split_api_version
+
+# Above this many objects of one kind, one cluster-wide LIST beats parallel GETs (measured in
+# bench/sweep.py: a LIST of 500 ConfigMaps takes ~15 ms, 500 GETs ~1 s on the devcluster).
+LIST_THRESHOLD = 20
+_GET_CONCURRENCY = 32
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    group: str
+    kind: str
+    namespace: str  # "" for cluster-scoped objects
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}"
+
+
+def key_of(obj: Mapping[str, Any], default_namespace: str = "") -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    group, _ = split_api_version(str(obj.get("apiVersion", "")))
+    return ObjectKey(group, str(obj.get("kind", "")), meta.get("namespace") or default_namespace, meta.get("name", ""))
+
+
+def parse_manifest(text: str) -> list[dict[str, Any]]:
+    """The objects of a rendered multi-document manifest (Helm's release manifest)."""
+    objects: list[dict[str, Any]] = []
+    for doc in yaml.load_all(text, Loader=yaml.CSafeLoader):
+        if isinstance(doc, dict) and doc.get("kind"):
+            if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+                objects.extend(i for i in doc["items"] if isinstance(i, dict))
+            else:
+                objects.append(doc)
+    return objects
+
+
+async def with_namespaces(
+    kube: KubeClient, objects: Iterable[Mapping[str, Any]], default_namespace: str
+) -> list[dict[str, Any]]:
+    """Objects with metadata.namespace filled in for namespaced kinds (as `helm` and `kubectl` do)."""
+    result = []
+    for obj in objects:
+        res = await kube.resource(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        copy = dict(obj)
+        meta = dict(copy.get("metadata") or {})
+        if res.namespaced:
+            meta.setdefault("namespace", default_namespace)
+            if not meta["namespace"]:
+                meta["namespace"] = default_namespace
+        else:
+            meta.pop("namespace", None)
+        copy["metadata"] = meta
+        result.append(copy)
+    return result
+
+
+async def fetch_live(kube: KubeClient, desired: Sequence[Mapping[str, Any]]) -> dict[ObjectKey, dict[str, Any] | None]:
+    """The live object for each desired one (None when missing): one LIST per busy kind, GETs for the rest."""
+    by_kind: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for obj in desired:
+        by_kind[(str(obj["apiVersion"]), str(obj["kind"]))].append(obj)
+    live: dict[ObjectKey, dict[str, Any] | None] = {key_of(o): None for o in desired}
+    semaphore = asyncio.Semaphore(_GET_CONCURRENCY)
+
+    async def one(obj: Mapping[str, Any]) -> None:
+        meta = obj["metadata"]
+        async with semaphore:
+            try:
+                found = await kube.get(str(obj["apiVersion"]), str(obj["kind"]), meta["name"], meta.get("namespace"))
+            except errors.UnknownKind:
+                return  # its CRD is gone: the object is missing
+        if found is not None:
+            live[key_of(obj)] = found
+
+    async def listed(api_version: str, kind: str) -> None:
+        try:
+            items = await kube.list(api_version, kind)
+        except errors.UnknownKind:
+            return
+        for item in items:
+            key = key_of(item)
+            if key in live:
+                live[key] = item
+
+    tasks = []
+    for (api_version, kind), objs in by_kind.items():
+        if len(objs) > LIST_THRESHOLD:
+            tasks.append(listed(api_version, kind))
+        else:
+            tasks.extend(one(o) for o in objs)
+    await asyncio.gather(*tasks)
+    return live

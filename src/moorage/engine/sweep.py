@@ -1,0 +1,225 @@
+"""The reconcile sweep over every add-on of a cluster: recover stuck releases, detect drift, self-heal,
+prune orphans; returns the heartbeat record. Reads come from release storage and batched LISTs;
+only changes run `helm`."""
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from moorage.engine import addons, objects, prune, windows
+from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext
+from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource
+from moorage.engine.executor import current_release
+from moorage.engine.outcome import Heartbeat
+from moorage.helm.cli import HelmError
+from moorage.helm.storage import Release, latest, mark_failed, read_releases
+from moorage.kube import errors as kube_errors
+from moorage.spec.content import ResolvedAddon, ResolvedCluster
+
+
+# Helm and Moorage itself, including the prune guard's annotation: fields they own are never drift.
+OWN_MANAGERS = DEFAULT_OWN_MANAGERS | {prune.GUARD_MANAGER}
+
+
+@dataclass
+class AddonReport:
+    """What one sweep found and did for one add-on (the CLI's `diff` and `sweep` show these)."""
+
+    name: str
+    namespace: str
+    release: str | None  # "rev 3 deployed", or None when not installed
+    drift: list[ResourceDrift] = field(default_factory=list)
+    healed: bool = False
+    heal_skipped: str | None = None  # why drift was not healed
+    pruned: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    recovered: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def ignore_rules(addon: ResolvedAddon) -> list[IgnoreRule]:
+    return [IgnoreRule.from_spec(r) for r in addon.settings.ignore_differences]
+
+
+async def detect_drift(
+    ctx: EngineContext, cluster: ResolvedCluster, releases: Mapping[tuple[str, str], Release]
+) -> dict[str, tuple[Release | None, list[ResourceDrift]]]:
+    """Drift of every installed add-on against its deployed manifest, with one batched live fetch."""
+    desired_by_addon: dict[str, list[dict[str, Any]]] = {}
+    release_of: dict[str, Release | None] = {}
+    for name, addon in cluster.addons.items():
+        release = current_release(releases, addon, cluster.name)
+        release_of[name] = release
+        if release is None or release.namespace != addon.namespace:
+            continue
+        desired_by_addon[name] = await objects.with_namespaces(
+            ctx.kube, objects.parse_manifest(release.manifest), release.namespace
+        )
+    everything = [o for objs in desired_by_addon.values() for o in objs]
+    live = await objects.fetch_live(ctx.kube, everything)
+    result: dict[str, tuple[Release | None, list[ResourceDrift]]] = {}
+    for name, addon in cluster.addons.items():
+        rules = ignore_rules(addon)
+        drift = []
+        for obj in desired_by_addon.get(name, []):
+            found = diff_resource(obj, live.get(objects.key_of(obj)), rules, own_managers=OWN_MANAGERS)
+            if found is not None:
+                drift.append(found)
+        result[name] = (release_of[name], drift)
+    return result
+
+
+async def _recover(
+    ctx: EngineContext, cluster: str, addon: ResolvedAddon, release: Release, report: AddonReport
+) -> bool:
+    """A release pending for too long: unlock it, upgrade with the desired input, else roll back."""
+    age = (ctx.clock() - release.last_deployed).total_seconds() if release.last_deployed else None
+    if age is None or age < ctx.options.stuck_after_seconds:
+        return False
+    await mark_failed(ctx.kube, release, f"unlocked by Moorage: {release.status} for {int(age)}s")
+    outcome = await addons.deploy(ctx, addon, release_after_unlock(release), cluster)
+    if outcome.ok:
+        report.recovered = f"{release.status} for {int(age)}s: upgraded again ({outcome.message})"
+        return True
+    stored, _ = await read_releases(ctx.kube, release.namespace, release.name)
+    deployed = [r for r in stored if r.status in ("deployed", "superseded") and r.revision < release.revision]
+    if not deployed:
+        report.errors.append(f"stuck release could not be upgraded and has no earlier revision: {outcome.message}")
+        return False
+    target = max(deployed, key=lambda r: r.revision)
+    try:
+        await ctx.helm.rollback(release.name, release.namespace, target.revision)
+    except HelmError as e:
+        report.errors.append(f"stuck release: upgrade failed ({outcome.message}) and rollback failed ({e})")
+        return False
+    report.recovered = f"{release.status} for {int(age)}s: rolled back to revision {target.revision}"
+    return True
+
+
+def release_after_unlock(release: Release) -> Release:
+    return dataclasses.replace(release, status="failed")
+
+
+async def _heal(ctx: EngineContext, cluster: str, addon: ResolvedAddon, report: AddonReport) -> None:
+    policy = addon.settings.sync_policy
+    if not (policy.automated and policy.self_heal):
+        report.heal_skipped = "self_heal is off"
+        return
+    window = windows.SyncWindow.from_spec(addon.settings.sync_window) if addon.settings.sync_window else None
+    decision = windows.decide(window, ctx.clock(), windows.SyncAction.SELF_HEAL)
+    if not decision.allowed:
+        report.heal_skipped = "outside_sync_window"
+        return
+    desired = addons.Desired.of(addon)
+    try:
+        await ctx.helm.upgrade_install(
+            addon.name,
+            addon.namespace,
+            addons.chart_ref(addon),
+            desired.values,
+            secrets=desired.secrets,
+            history_max=addon.settings.revision_history_limit,
+            force_conflicts=True,
+            timeout_seconds=ctx.options.timeout_seconds or addon.job_configuration.update_job_timeout,
+            description="moorage: self-heal of drift",
+            labels={CLUSTER_LABEL: cluster, ADDON_LABEL: addon.name},
+        )
+    except HelmError as e:
+        report.errors.append(f"self-heal failed: {e}")
+        return
+    report.healed = True
+
+
+async def _prune_orphans(
+    ctx: EngineContext, addon: ResolvedAddon, history: Sequence[Release], current: Release, report: AddonReport
+) -> None:
+    """Objects of earlier revisions that the current manifest no longer holds (left behind by a
+    failed upgrade, a keep policy, or anything else), deleted only when still owned by the release."""
+    policy = addon.settings.sync_policy
+    auto_prune = policy.automated and policy.auto_prune
+    now_objects = await objects.with_namespaces(ctx.kube, objects.parse_manifest(current.manifest), current.namespace)
+    desired = {objects.key_of(o) for o in now_objects}
+    earlier: dict[objects.ObjectKey, dict[str, Any]] = {}
+    for old in history:
+        if old.revision >= current.revision:
+            continue
+        try:
+            for obj in await objects.with_namespaces(ctx.kube, objects.parse_manifest(old.manifest), old.namespace):
+                earlier.setdefault(objects.key_of(obj), obj)
+        except kube_errors.UnknownKind:
+            continue
+    gone = {k: o for k, o in earlier.items() if k not in desired}
+    if not gone:
+        return
+    owner = {"meta.helm.sh/release-name": current.name, "meta.helm.sh/release-namespace": current.namespace}
+    live = await objects.fetch_live(ctx.kube, list(gone.values()))
+    candidates = [prune.Candidate(str(o["apiVersion"]), k, None, owner) for k, o in gone.items()]
+    for d in prune.decide(candidates, desired, live):
+        key = d.candidate.key
+        if d.delete and not auto_prune:
+            report.kept.append(f"{key}: orphaned, kept because auto_prune is off")
+        elif d.delete:
+            if await ctx.kube.delete(d.candidate.api_version, key.kind, key.name, key.namespace or None, uid=d.uid):
+                report.pruned.append(str(key))
+        elif d.reason != "already gone":
+            report.kept.append(f"{key}: {d.reason}")
+
+
+async def sweep(ctx: EngineContext, cluster: ResolvedCluster) -> tuple[Heartbeat, list[AddonReport]]:
+    started_at, started = ctx.clock(), time.monotonic()
+    stored, problems = await read_releases(ctx.kube)
+    releases = latest(stored)
+    reports: dict[str, AddonReport] = {}
+    for name, addon in cluster.addons.items():
+        release = current_release(releases, addon, cluster.name)
+        reports[name] = AddonReport(
+            name, addon.namespace, f"rev {release.revision} {release.status}" if release else None
+        )
+
+    recovered = 0
+    for name, addon in cluster.addons.items():
+        release = current_release(releases, addon, cluster.name)
+        if release is not None and release.pending and await _recover(ctx, cluster.name, addon, release, reports[name]):
+            recovered += 1
+    if recovered:
+        stored, problems = await read_releases(ctx.kube)
+        releases = latest(stored)
+
+    drifts = await detect_drift(ctx, cluster, releases)
+    heals = []
+    for name, (release, drift) in drifts.items():
+        reports[name].drift = drift
+        if drift and release is not None and release.status == "deployed":
+            heals.append(_heal(ctx, cluster.name, cluster.addons[name], reports[name]))
+    slots = asyncio.Semaphore(max(1, ctx.options.concurrency))
+
+    async def bounded(job: Any) -> None:
+        async with slots:
+            await job
+
+    await asyncio.gather(*(bounded(h) for h in heals))
+
+    for name, addon in cluster.addons.items():
+        release = current_release(releases, addon, cluster.name)
+        if release is None or release.status != "deployed":
+            continue
+        history = [r for r in stored if r.name == release.name and r.namespace == release.namespace]
+        try:
+            await _prune_orphans(ctx, addon, history, release, reports[name])
+        except kube_errors.KubeError as e:
+            reports[name].errors.append(f"prune: {e}")
+
+    beat = Heartbeat(
+        last_sweep_at=started_at,
+        sweep_duration_seconds=time.monotonic() - started,
+        addons_inspected=len(cluster.addons),
+        drifted=sum(1 for r in reports.values() if r.drift),
+        healed=sum(1 for r in reports.values() if r.healed),
+        pruned=sum(len(r.pruned) for r in reports.values()),
+        recovered=recovered,
+        errors=problems + [f"{r.name}: {e}" for r in reports.values() for e in r.errors],
+    )
+    return beat, list(reports.values())

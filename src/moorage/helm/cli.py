@@ -1,0 +1,194 @@
+"""The helm binary, for every mutation of a release: upgrade --install, rollback, uninstall.
+
+Values go to helm on standard input (`--values -`), so decrypted secrets are never written to disk,
+and any secret value that helm echoes in an error is masked before the error leaves this module."""
+
+import asyncio
+import ipaddress
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+MASK = "********"
+_MAX_OUTPUT = 64 << 10
+
+
+class HelmError(Exception):
+    """helm exited non-zero; the message is helm's own error, secrets masked."""
+
+    def __init__(self, message: str, *, temporary: bool) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+# Failures worth another attempt: the network, the API server, a lock held by another operation.
+_TEMPORARY_HINTS = (
+    "timed out",
+    "timeout",
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "tls handshake",
+    "no such host",
+    "too many requests",
+    "service unavailable",
+    "another operation (install/upgrade/rollback) is in progress",
+    "the server is currently unable",
+    "etcdserver",
+    "context deadline exceeded",
+)
+
+
+def find_helm() -> str:
+    for candidate in (os.environ.get("MOORAGE_HELM"), str(Path(sys.executable).parent / "helm")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    found = shutil.which("helm")
+    if not found:
+        raise HelmError("the helm binary was not found; run `make tools` or put helm on PATH", temporary=False)
+    return found
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """Where a chart comes from: an HTTP(S) repository or an OCI registry."""
+
+    name: str
+    version: str
+    repository: str  # https://…, http://… or oci://…
+
+    def args(self) -> list[str]:
+        if self.repository.startswith("oci://"):
+            ref = f"{self.repository.rstrip('/')}/{self.name}"
+            extra = ["--plain-http"] if _loopback(self.repository) else []
+            return [ref, "--version", self.version, *extra]
+        return [self.name, "--repo", self.repository, "--version", self.version]
+
+
+def _loopback(url: str) -> bool:
+    # A registry on loopback is a local one (tests, demo, a port-forward): plain HTTP is what it speaks.
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Helm:
+    kubeconfig: Path | None = None
+    context: str | None = None
+    binary: str = field(default_factory=find_helm)
+    home: Path | None = None  # HELM_CACHE_HOME/CONFIG_HOME/DATA_HOME root; None = helm's defaults
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.home is not None:
+            env |= {
+                "HELM_CACHE_HOME": str(self.home / "cache"),
+                "HELM_CONFIG_HOME": str(self.home / "config"),
+                "HELM_DATA_HOME": str(self.home / "data"),
+            }
+        return env
+
+    def _base(self) -> list[str]:
+        args = [self.binary]
+        if self.kubeconfig:
+            args.append(f"--kubeconfig={self.kubeconfig}")
+        if self.context:
+            args.append(f"--kube-context={self.context}")
+        return args
+
+    async def run(
+        self, args: Sequence[str], *, stdin: bytes | None = None, secrets: Iterable[str] = (), timeout: float = 900
+    ) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            *self._base(),
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env(),
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            proc.kill()
+            await proc.wait()
+            raise
+        if proc.returncode != 0:
+            message = redact(err.decode(errors="replace")[-_MAX_OUTPUT:], secrets).strip()
+            message = message.removeprefix("Error: ")
+            temporary = any(hint in message.lower() for hint in _TEMPORARY_HINTS)
+            raise HelmError(f"helm {args[0]} failed: {message}", temporary=temporary)
+        return redact(out.decode(errors="replace"), secrets)
+
+    async def upgrade_install(
+        self,
+        release: str,
+        namespace: str,
+        chart: ChartRef,
+        values: dict[str, Any],
+        *,
+        secrets: Iterable[str] = (),
+        history_max: int = 10,
+        take_ownership: bool = False,
+        rollback_on_failure: bool = True,
+        create_namespace: bool = True,
+        server_side: bool = True,
+        force_conflicts: bool = False,
+        wait: str = "hookOnly",
+        timeout_seconds: int = 300,
+        description: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        args = [
+            "upgrade", "--install", release, *chart.args(),
+            "--namespace", namespace,
+            "--values", "-",
+            "--reset-values",
+            f"--history-max={history_max}",
+            f"--timeout={timeout_seconds}s",
+            f"--server-side={'true' if server_side else 'false'}",
+            f"--wait={wait}",
+        ]  # fmt: skip
+        if rollback_on_failure:
+            args.append("--rollback-on-failure")
+        if take_ownership:
+            args.append("--take-ownership")
+        if force_conflicts:
+            args.append("--force-conflicts")
+        if create_namespace:
+            args.append("--create-namespace")
+        if description:
+            args += ["--description", description]
+        if labels:
+            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
+        await self.run(args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120)
+
+    async def rollback(self, release: str, namespace: str, revision: int, *, timeout_seconds: int = 300) -> None:
+        await self.run(
+            ["rollback", release, str(revision), "--namespace", namespace, f"--timeout={timeout_seconds}s"],
+            timeout=timeout_seconds + 60,
+        )
+
+    async def uninstall(self, release: str, namespace: str, *, timeout_seconds: int = 300) -> None:
+        await self.run(
+            ["uninstall", release, "--namespace", namespace, "--ignore-not-found", f"--timeout={timeout_seconds}s"],
+            timeout=timeout_seconds + 60,
+        )

@@ -1,0 +1,240 @@
+"""An async Kubernetes API client on httpx that speaks plain dicts: discovery per group-version,
+get / list / server-side apply / delete. The only module that sends requests to the API server."""
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from moorage.kube import errors
+from moorage.kube.config import ClusterConfig
+
+_LIST_PAGE = 500
+
+
+@dataclass(frozen=True)
+class ApiResource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name, safe='')}"
+        return base
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def describe(kind: str, name: str | None, namespace: str | None) -> str:
+    """`Deployment apps/web` or `Namespace web`: how errors and reports name an object."""
+    if namespace:
+        return f"{kind} {namespace}/{name}"
+    return f"{kind} {name}"
+
+
+class KubeClient:
+    def __init__(self, config: ClusterConfig, *, max_connections: int = 32, timeout: float = 30.0) -> None:
+        self.config = config
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            verify=config.ssl_context,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            trust_env=False,
+        )
+        self._discovered: dict[str, dict[str, ApiResource]] = {}  # group-version -> kind -> resource
+        self._discovery_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> "KubeClient":
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- transport -----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if token := self.config.bearer():
+            headers["Authorization"] = f"Bearer {token}"
+        content = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            content = json.dumps(body).encode()
+        try:
+            response = await self._http.request(method, path, params=params, content=content, headers=headers)
+        except httpx.TimeoutException as e:
+            raise errors.Unavailable(f"{what}: the API server did not answer in time ({type(e).__name__})") from None
+        except httpx.TransportError as e:
+            raise errors.Unavailable(f"{what}: cannot reach the API server {self.config.server}: {e}") from None
+        try:
+            payload = response.json() if response.content else None
+        except ValueError:
+            payload = None
+        if response.status_code >= 400:
+            raise errors.from_status(response.status_code, payload, what)
+        return payload
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    async def _group_version(self, api_version: str, refresh: bool = False) -> dict[str, ApiResource]:
+        async with self._discovery_lock:
+            if not refresh and api_version in self._discovered:
+                return self._discovered[api_version]
+            group, version = split_api_version(api_version)
+            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            try:
+                doc = await self.request("GET", path, what=f"discovery of {api_version}")
+            except errors.NotFound:
+                doc = {"resources": []}
+            kinds: dict[str, ApiResource] = {}
+            for r in doc.get("resources", []):
+                if "/" in r["name"]:  # subresources such as deployments/status
+                    continue
+                kinds.setdefault(r["kind"], ApiResource(group, version, r["kind"], r["name"], r["namespaced"]))
+            self._discovered[api_version] = kinds
+            return kinds
+
+    async def resource(self, api_version: str, kind: str) -> ApiResource:
+        """The API resource serving `kind`; re-discovers once, for a CRD that was just created."""
+        found = (await self._group_version(api_version)).get(kind)
+        if found is None:
+            found = (await self._group_version(api_version, refresh=True)).get(kind)
+        if found is None:
+            raise errors.UnknownKind(
+                f"no API resource serves {kind} in {api_version} (is its CustomResourceDefinition installed?)"
+            )
+        return found
+
+    # -- objects --------------------------------------------------------------------------------
+
+    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        res = await self.resource(api_version, kind)
+        try:
+            obj: dict[str, Any] = await self.request(
+                "GET", res.path(namespace, name), what=f"get {describe(kind, name, namespace)}"
+            )
+        except errors.NotFound:
+            return None
+        return obj
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every object of `kind` (in `namespace`, or cluster-wide), paging through large lists."""
+        res = await self.resource(api_version, kind)
+        params: dict[str, str] = {"limit": str(_LIST_PAGE)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        items: list[dict[str, Any]] = []
+        while True:
+            page = await self.request(
+                "GET", res.path(namespace), params=params, what=f"list {kind} in {namespace or 'all namespaces'}"
+            )
+            for item in page.get("items", []):
+                # list items omit apiVersion/kind; put them back so every object describes itself
+                item.setdefault("apiVersion", res.api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                return items
+            params["continue"] = token
+
+    async def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = False,
+        dry_run: bool = False,
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """Server-side apply `obj`; a namespaced object without a namespace goes into `namespace`."""
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        name = (obj.get("metadata") or {}).get("name")
+        if not api_version or not kind or not name:
+            raise errors.Invalid("an object needs apiVersion, kind and metadata.name to be applied")
+        res = await self.resource(api_version, kind)
+        body = dict(obj)
+        ns: str | None = None
+        if res.namespaced:
+            ns = (obj.get("metadata") or {}).get("namespace") or namespace or self.config.namespace
+            body["metadata"] = {**obj["metadata"], "namespace": ns}
+        params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            params["dryRun"] = "All"
+        applied: dict[str, Any] = await self.request(
+            "PATCH",
+            res.path(ns, name),
+            params=params,
+            body=body,
+            content_type="application/apply-patch+yaml",  # JSON is valid YAML
+            what=f"apply {describe(kind, name, ns)}",
+        )
+        return applied
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        uid: str | None = None,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete; with `uid`, only that very object (a precondition). False when already gone."""
+        res = await self.resource(api_version, kind)
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self.request(
+                "DELETE", res.path(namespace, name), body=body, what=f"delete {describe(kind, name, namespace)}"
+            )
+        except errors.NotFound:
+            return False
+        return True
