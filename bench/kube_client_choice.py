@@ -60,14 +60,23 @@ async def run_kubernetes_asyncio(kubeconfig: str, n: int) -> dict[str, float]:
         t = time.perf_counter()
         for i in range(50):
             await cm.server_side_apply(
-                body=_cm(f"ssa-{i}"), name=f"ssa-{i}", namespace=NAMESPACE, field_manager="moorage-bench", force_conflicts=True
+                body=_cm(f"ssa-{i}"),
+                name=f"ssa-{i}",
+                namespace=NAMESPACE,
+                field_manager="moorage-bench",
+                force_conflicts=True,
             )
         ssa_s = time.perf_counter() - t
     return {"get_s": get_s, "list_s": list_s, "ssa50_s": ssa_s}
 
 
 def _cm(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NAMESPACE}, "data": {"a": "b"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "data": {"a": "b"},
+    }
 
 
 def child(which: str, kubeconfig: str, n: int) -> None:
@@ -108,7 +117,15 @@ def main() -> None:
             runs = []
             for _ in range(args.runs):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--objects", str(args.objects), "--child", which, str(cluster.kubeconfig)],
+                    [
+                        sys.executable,
+                        __file__,
+                        "--objects",
+                        str(args.objects),
+                        "--child",
+                        which,
+                        str(cluster.kubeconfig),
+                    ],
                     check=True,
                     capture_output=True,
                     text=True,

@@ -94,7 +94,7 @@ def main() -> None:
             result = load(root / "import-cluster.yaml", LoadOptions(decrypt=False))
             seconds.append(round(time.perf_counter() - started, 3))
             if not result.report.ok:
-                raise SystemExit(f"the generated definition is invalid:\n{result.report.errors()[:5]}")
+                raise SystemExit(f"the generated definition is invalid:\n{result.report.errors[:5]}")
         entries = len(result.plan.order) if result.plan else 0
     print(
         json.dumps(

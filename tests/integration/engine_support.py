@@ -29,7 +29,8 @@ class Definition:
     def load(self) -> tuple[ResolvedCluster, Plan]:
         result = load(self.root / "import-cluster.yaml", LoadOptions(decrypt=False))
         assert result.ok, result.report.to_text()
-        assert result.resolved is not None and result.plan is not None
+        assert result.resolved is not None
+        assert result.plan is not None
         return result.resolved, result.plan
 
 

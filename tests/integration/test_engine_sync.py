@@ -89,10 +89,16 @@ async def test_three_stacks_deploy_then_resync_changes_nothing(
     assert first.ok, {r: o.message for r, o in first.outcomes.items()}
     assert {o.status for o in first.outcomes.values()} == {EntryStatus.APPLIED}
     # wave 2 only after wave 1; the add-on only after its parent manifest
-    assert order.index("addon/web-SFX".replace("SFX", d.suffix)) > order.index(f"manifest/app-config-{d.suffix}")
+    assert order.index("addon/web-SFX".replace("SFX", d.suffix)) > order.index(
+        f"manifest/app-config-{d.suffix}"
+    )
     assert order.index(f"manifest/app-config-{d.suffix}") > order.index(f"addon/widgets-{d.suffix}")
 
-    for ns, name in ((d.ns("apps"), d.ns("web")), (d.ns("apps"), d.ns("hooks")), (d.ns("widgets"), d.ns("widgets"))):
+    for ns, name in (
+        (d.ns("apps"), d.ns("web")),
+        (d.ns("apps"), d.ns("hooks")),
+        (d.ns("widgets"), d.ns("widgets")),
+    ):
         assert helm.releases(ns)[name]["status"] == "deployed"
     assert kubectl.get("-n", d.ns("apps"), "deploy", d.ns("web"))["spec"]["replicas"] == 1
     assert kubectl.get("-n", d.ns("apps"), "configmap/app-config")["data"] == {"mode": "demo"}

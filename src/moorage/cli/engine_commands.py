@@ -30,7 +30,8 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 KubeconfigOpt = Annotated[
-    Path | None, typer.Option("--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).")
+    Path | None,
+    typer.Option("--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)."),
 ]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context (default: current).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -58,7 +59,10 @@ def _definition(path: Path, var: list[str] | None, no_decrypt: bool) -> tuple[Re
 
 
 def _run(
-    kubeconfig: Path | None, context: str | None, options: Options, body: Callable[[EngineContext], Awaitable[T]]
+    kubeconfig: Path | None,
+    context: str | None,
+    options: Options,
+    body: Callable[[EngineContext], Awaitable[T]],
 ) -> T:
     async def main() -> T:
         try:
@@ -81,9 +85,13 @@ def sync_command(
     path: PathArg,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=50)] = 5,
-    no_prune: Annotated[bool, typer.Option("--no-prune", help="Never delete objects of raw manifests.")] = False,
+    no_prune: Annotated[
+        bool, typer.Option("--no-prune", help="Never delete objects of raw manifests.")
+    ] = False,
     timeout: TimeoutOpt = None,
     as_json: JsonOpt = False,
     var: VarOpt = None,
@@ -91,7 +99,9 @@ def sync_command(
 ) -> None:
     """Deploy a definition to a cluster: waves, parents, Helm add-ons and manifests."""
     cluster, plan = _definition(path, var, no_decrypt)
-    options = Options(concurrency=concurrency, dry_run=dry_run, prune_manifests=not no_prune, timeout_seconds=timeout)
+    options = Options(
+        concurrency=concurrency, dry_run=dry_run, prune_manifests=not no_prune, timeout_seconds=timeout
+    )
 
     async def body(ctx: EngineContext) -> list[EntryOutcome]:
         with Progress(
@@ -167,7 +177,9 @@ def diff_command(
                 where = f"{d.namespace}/{d.name}" if d.namespace else d.name
                 out.print(f"  {d.kind} {where} ({d.drift_type})", highlight=False)
                 for change in d.changes:
-                    out.print(f"    {change.path}: want {change.desired!r}, live {change.live!r}", highlight=False)
+                    out.print(
+                        f"    {change.path}: want {change.desired!r}, live {change.live!r}", highlight=False
+                    )
     raise typer.Exit(1 if any(drifts.values()) else 0)
 
 
@@ -208,7 +220,13 @@ def status_command(
     else:
         table = Table("add-on", "release", "health", "reason")
         for row in rows:
-            style = "green" if row["health"] == "Healthy" else "yellow" if row["health"] == "Progressing" else "red"
+            style = (
+                "green"
+                if row["health"] == "Healthy"
+                else "yellow"
+                if row["health"] == "Progressing"
+                else "red"
+            )
             table.add_row(row["addon"], row["release"] or "-", f"[{style}]{row['health']}[/]", row["reason"])
         out.print(table)
     raise typer.Exit(0 if all(r["health"] == "Healthy" for r in rows) else 1)

@@ -55,7 +55,9 @@ def _secret_strings(addon: ResolvedAddon) -> Iterable[str]:
 
 def chart_ref(addon: ResolvedAddon) -> ChartRef:
     if not addon.registry_url:
-        raise HelmError(f"add-on {addon.name} has no registry URL to fetch chart {addon.chart_name} from", temporary=False)
+        raise HelmError(
+            f"add-on {addon.name} has no registry URL to fetch chart {addon.chart_name} from", temporary=False
+        )
     return ChartRef(addon.chart_name, addon.chart_version, addon.registry_url)
 
 
@@ -72,7 +74,9 @@ def in_sync(release: Release | None, desired: Desired) -> bool:
 
 async def release_health(ctx: EngineContext, release: Release, strict: bool) -> AddonHealth:
     """Health of every resource in the release's manifest, from live objects."""
-    desired = await objects.with_namespaces(ctx.kube, objects.parse_manifest(release.manifest), release.namespace)
+    desired = await objects.with_namespaces(
+        ctx.kube, objects.parse_manifest(release.manifest), release.namespace
+    )
     live = await objects.fetch_live(ctx.kube, desired)
     now = ctx.clock()
     healths = [(str(key), assess(live[key], now)) for key in sorted(live)]
@@ -86,13 +90,17 @@ def _timeout(ctx: EngineContext, addon: ResolvedAddon, creating: bool) -> int:
     return jobs.create_job_timeout if creating else jobs.update_job_timeout
 
 
-async def deploy(ctx: EngineContext, addon: ResolvedAddon, current: Release | None, cluster: str) -> EntryOutcome:
+async def deploy(
+    ctx: EngineContext, addon: ResolvedAddon, current: Release | None, cluster: str
+) -> EntryOutcome:
     """Make the add-on's release match its definition. `current` is its newest stored revision."""
     started = time.monotonic()
     ref = f"addon/{addon.name}"
     desired = Desired.of(addon)
     if in_sync(current, desired):
-        return EntryOutcome(ref, EntryStatus.UNCHANGED, f"release {addon.namespace}/{addon.name} is up to date")
+        return EntryOutcome(
+            ref, EntryStatus.UNCHANGED, f"release {addon.namespace}/{addon.name} is up to date"
+        )
 
     creating = current is None
     decision = windows.decide(
@@ -102,7 +110,9 @@ async def deploy(ctx: EngineContext, addon: ResolvedAddon, current: Release | No
     )
     if not decision.allowed:
         opens = f"; it opens at {decision.retry_at.isoformat()}" if decision.retry_at else ""
-        return EntryOutcome(ref, EntryStatus.CANCELLED, f"outside its sync window{opens}", reason="outside_sync_window")
+        return EntryOutcome(
+            ref, EntryStatus.CANCELLED, f"outside its sync window{opens}", reason="outside_sync_window"
+        )
 
     what = _change_summary(current, desired)
     if ctx.options.dry_run:
@@ -143,7 +153,10 @@ async def deploy(ctx: EngineContext, addon: ResolvedAddon, current: Release | No
         releases, _ = await read_releases(ctx.kube, addon.namespace, addon.name)
         new = latest(releases).get((addon.namespace, addon.name))
         if new is None:
-            raise HelmError(f"helm reported success but release {addon.namespace}/{addon.name} is not stored", temporary=True)
+            raise HelmError(
+                f"helm reported success but release {addon.namespace}/{addon.name} is not stored",
+                temporary=True,
+            )
         health = await release_health(ctx, new, settings.strict_health_check)
         if not health.acceptable:
             raise UnhealthyError(f"{health.status}: {health.reason}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
-from moorage.engine.diffing.compare import SECRET_PLACEHOLDER, Walk, format_path
+from moorage.engine.diffing.compare import IGNORED_ITEM, SECRET_PLACEHOLDER, Walk, format_path
 from moorage.engine.diffing.ignore import (
     IgnoreRule,
     ignored_paths,
@@ -39,6 +39,7 @@ from moorage.engine.diffing.managedfields import (
     ownership,
 )
 from moorage.engine.diffing.model import (
+    ChangeType,
     DriftType,
     FieldChange,
     Path,
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_CONTROLLER_MANAGERS",
     "DEFAULT_OWN_MANAGERS",
     "SECRET_PLACEHOLDER",
+    "ChangeType",
     "DriftType",
     "FieldChange",
     "IgnoreRule",
@@ -95,9 +97,10 @@ def diff_resource(
     if live is None:
         return _drift(desired, key, "missing", ())
     rules = matching_rules(rules, key)
-    desired_n, live_n = _prepared(desired), _prepared(live)
+    secret = is_secret(desired) or is_secret(live)
+    desired_n, live_n = _prepared(desired, secret=secret), _prepared(live, secret=secret)
     remove_paths(desired_n, ignored_paths(rules, desired_n))
-    remove_paths(live_n, ignored_paths(rules, live_n))
+    remove_paths(live_n, ignored_paths(rules, live_n), list_placeholder=IGNORED_ITEM)
 
     entries = managed_entries(live)
     ignored_managers = managers_to_ignore(rules)
@@ -105,7 +108,7 @@ def diff_resource(
     walk = Walk(
         foreign=ownership([e for e in foreign if e.manager not in ignored_managers], live_n),
         ignored=ownership(entries, live_n, include=ignored_managers),
-        secret=is_secret(desired),
+        secret=secret,
     )
     changes = walk.run(_comparable(desired_n), _comparable(live_n))
     return _drift(desired, key, "modified", changes) if changes else None
@@ -157,9 +160,9 @@ def _lookup(
     return live
 
 
-def _prepared(obj: Mapping[str, Any]) -> dict[str, Any]:
+def _prepared(obj: Mapping[str, Any], *, secret: bool) -> dict[str, Any]:
     normalized = normalize(obj)
-    return canonical_secret(normalized) if is_secret(obj) else normalized
+    return canonical_secret(normalized) if secret else normalized
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,9 @@ async def sync(
                 async with slots:
                     outcome = await _deploy(ctx, cluster, ref, releases, inventories)
         except Exception as e:  # one entry's unexpected failure must not take the others down
-            outcome = EntryOutcome(str(ref), EntryStatus.FAILED, f"{type(e).__name__}: {e}", reason="internal_error")
+            outcome = EntryOutcome(
+                str(ref), EntryStatus.FAILED, f"{type(e).__name__}: {e}", reason="internal_error"
+            )
         outcomes[str(ref)] = outcome
         finished[ref].set()
         if progress:
@@ -84,7 +86,9 @@ async def sync(
     result = SyncResult(outcomes={str(ref): outcomes[str(ref)] for ref in plan.order})
     if ctx.options.prune_manifests and not ctx.options.dry_run:
         for entry in sorted(set(inventories) - set(cluster.manifests)):
-            removed = EntryOutcome(f"manifest/{entry}", EntryStatus.APPLIED, "removed from the definition: pruned")
+            removed = EntryOutcome(
+                f"manifest/{entry}", EntryStatus.APPLIED, "removed from the definition: pruned"
+            )
             await manifests.prune_items(ctx, entry, inventories[entry], set(), removed, entry_removed=True)
             if not removed.kept:
                 await inventory.remove(ctx.kube, entry)
@@ -108,4 +112,6 @@ async def _deploy(
         return await addons.deploy(ctx, addon, current_release(releases, addon, cluster.name), cluster.name)
     if ref.kind == "manifest":
         return await manifests.deploy(ctx, cluster.manifests[ref.name], inventories.get(ref.name))
-    return EntryOutcome(str(ref), EntryStatus.UNCHANGED, f"{ref.kind} entries are not deployed by the native engine")
+    return EntryOutcome(
+        str(ref), EntryStatus.UNCHANGED, f"{ref.kind} entries are not deployed by the native engine"
+    )

@@ -22,7 +22,10 @@ def _ordered(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _owned(obj: Mapping[str, Any], entry: str) -> dict[str, Any]:
     copy = dict(obj)
     meta = dict(copy.get("metadata") or {})
-    meta["annotations"] = {**(meta.get("annotations") or {}), inventory.OWNER_ANNOTATION: inventory.owner_value(entry)}
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        inventory.OWNER_ANNOTATION: inventory.owner_value(entry),
+    }
     copy["metadata"] = meta
     return copy
 
@@ -34,16 +37,21 @@ async def desired_objects(ctx: EngineContext, manifest: ResolvedManifest) -> lis
 
 
 async def _ensure_namespaces(ctx: EngineContext, objs: list[dict[str, Any]]) -> None:
-    declared = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1"}
+    declared = {
+        o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1"
+    }
     needed = {o["metadata"].get("namespace") for o in objs} - declared - {None, ""}
     for name in sorted(needed):
         if await ctx.kube.get("v1", "Namespace", name) is None:
             await ctx.kube.apply(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, field_manager=ctx.field_manager
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                field_manager=ctx.field_manager,
             )
 
 
-async def deploy(ctx: EngineContext, manifest: ResolvedManifest, previous: list[inventory.Item] | None) -> EntryOutcome:
+async def deploy(
+    ctx: EngineContext, manifest: ResolvedManifest, previous: list[inventory.Item] | None
+) -> EntryOutcome:
     started = time.monotonic()
     ref = f"manifest/{manifest.name}"
     try:
@@ -54,7 +62,9 @@ async def deploy(ctx: EngineContext, manifest: ResolvedManifest, previous: list[
         if not crds:
             return EntryOutcome(ref, EntryStatus.FAILED, str(e), reason="unknown_kind")
         for crd in crds:
-            await ctx.kube.apply(_owned(crd, manifest.name), field_manager=ctx.field_manager, force=manifest.force)
+            await ctx.kube.apply(
+                _owned(crd, manifest.name), field_manager=ctx.field_manager, force=manifest.force
+            )
         desired = _ordered(await desired_objects(ctx, manifest))
 
     live = await objects.fetch_live(ctx.kube, desired)
@@ -68,14 +78,20 @@ async def deploy(ctx: EngineContext, manifest: ResolvedManifest, previous: list[
         await _ensure_namespaces(ctx, desired)
         for obj in desired:
             result = await ctx.kube.apply(obj, field_manager=ctx.field_manager, force=manifest.force)
-            applied.append(inventory.Item(str(obj["apiVersion"]), objects.key_of(obj), result["metadata"]["uid"]))
+            applied.append(
+                inventory.Item(str(obj["apiVersion"]), objects.key_of(obj), result["metadata"]["uid"])
+            )
     except errors.KubeError as e:
-        return EntryOutcome(ref, EntryStatus.FAILED, str(e), reason="apply_failed", seconds=time.monotonic() - started)
+        return EntryOutcome(
+            ref, EntryStatus.FAILED, str(e), reason="apply_failed", seconds=time.monotonic() - started
+        )
 
     outcome = EntryOutcome(
         ref,
         EntryStatus.APPLIED if changed else EntryStatus.UNCHANGED,
-        f"applied {len(changed)} changed object(s) of {len(desired)}" if changed else f"{len(desired)} object(s) up to date",
+        f"applied {len(changed)} changed object(s) of {len(desired)}"
+        if changed
+        else f"{len(desired)} object(s) up to date",
     )
     await inventory.ensure_namespace(ctx.kube, ctx.field_manager)
     if previous and ctx.options.prune_manifests:
@@ -92,7 +108,9 @@ def _differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool
 
     def subset(want: Any, have: Any) -> bool:
         if isinstance(want, Mapping):
-            return isinstance(have, Mapping) and all(k in have and subset(v, have[k]) for k, v in want.items())
+            return isinstance(have, Mapping) and all(
+                k in have and subset(v, have[k]) for k, v in want.items()
+            )
         if isinstance(want, list):
             return isinstance(have, list) and len(want) == len(have) and all(map(subset, want, have))
         return bool(want == have or str(want) == str(have))
@@ -123,7 +141,9 @@ async def prune_items(
     for d in decisions:
         if d.delete:
             key = d.candidate.key
-            deleted = await ctx.kube.delete(d.candidate.api_version, key.kind, key.name, key.namespace or None, uid=d.uid)
+            deleted = await ctx.kube.delete(
+                d.candidate.api_version, key.kind, key.name, key.namespace or None, uid=d.uid
+            )
             if deleted:
                 outcome.pruned.append(str(key))
         elif d.reason not in ("already gone", "kept: still desired"):

@@ -6,7 +6,9 @@ from moorage.engine.context import EngineContext
 from moorage.helm.storage import Release, read_releases
 from moorage.kube.client import describe
 
-KEEP_KINDS = frozenset({("", "PersistentVolumeClaim"), ("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")})
+KEEP_KINDS = frozenset(
+    {("", "PersistentVolumeClaim"), ("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
+)
 
 
 async def clean_up_old_release(ctx: EngineContext, old: Release) -> tuple[list[str], list[str]]:
@@ -29,7 +31,9 @@ async def clean_up_old_release(ctx: EngineContext, old: Release) -> tuple[list[s
         if annotations.get("meta.helm.sh/release-namespace") != old.namespace:
             kept.append(f"{key}: kept (not owned by the old release any more)")
             continue
-        if await ctx.kube.delete(str(obj["apiVersion"]), key.kind, key.name, key.namespace or None, uid=meta.get("uid")):
+        if await ctx.kube.delete(
+            str(obj["apiVersion"]), key.kind, key.name, key.namespace or None, uid=meta.get("uid")
+        ):
             removed.append(str(key))
     # PVCs made from StatefulSet volumeClaimTemplates are not in the manifest: report them too
     for pvc in await ctx.kube.list("v1", "PersistentVolumeClaim", old.namespace):

@@ -33,7 +33,9 @@ class ObjectKey:
 def key_of(obj: Mapping[str, Any], default_namespace: str = "") -> ObjectKey:
     meta = obj.get("metadata") or {}
     group, _ = split_api_version(str(obj.get("apiVersion", "")))
-    return ObjectKey(group, str(obj.get("kind", "")), meta.get("namespace") or default_namespace, meta.get("name", ""))
+    return ObjectKey(
+        group, str(obj.get("kind", "")), meta.get("namespace") or default_namespace, meta.get("name", "")
+    )
 
 
 def parse_manifest(text: str) -> list[dict[str, Any]]:
@@ -68,7 +70,9 @@ async def with_namespaces(
     return result
 
 
-async def fetch_live(kube: KubeClient, desired: Sequence[Mapping[str, Any]]) -> dict[ObjectKey, dict[str, Any] | None]:
+async def fetch_live(
+    kube: KubeClient, desired: Sequence[Mapping[str, Any]]
+) -> dict[ObjectKey, dict[str, Any] | None]:
     """The live object for each desired one (None when missing): one LIST per busy kind, GETs for the rest."""
     by_kind: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for obj in desired:
@@ -80,7 +84,9 @@ async def fetch_live(kube: KubeClient, desired: Sequence[Mapping[str, Any]]) -> 
         meta = obj["metadata"]
         async with semaphore:
             try:
-                found = await kube.get(str(obj["apiVersion"]), str(obj["kind"]), meta["name"], meta.get("namespace"))
+                found = await kube.get(
+                    str(obj["apiVersion"]), str(obj["kind"]), meta["name"], meta.get("namespace")
+                )
             except errors.UnknownKind:
                 return  # its CRD is gone: the object is missing
         if found is not None:

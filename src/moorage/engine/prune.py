@@ -16,7 +16,9 @@ from typing import Any
 
 from moorage.engine.objects import ObjectKey
 
-PROTECTED_KINDS = frozenset({("", "PersistentVolumeClaim"), ("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")})
+PROTECTED_KINDS = frozenset(
+    {("", "PersistentVolumeClaim"), ("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
+)
 ALLOW_ANNOTATION = "moorage.dev/allow-prune"
 GUARD_MANAGER = "moorage-prune-guard"  # the field manager of engine/pruneguard.py
 
@@ -72,7 +74,9 @@ def _decide_one(c: Candidate, desired: set[ObjectKey], obj: Mapping[str, Any] | 
     if meta.get("deletionTimestamp"):
         return Decision(c, False, "already being deleted")
     if c.uid is not None and live_uid != c.uid:
-        return Decision(c, False, "kept: a different object with this name exists (UID changed); ownership not proven")
+        return Decision(
+            c, False, "kept: a different object with this name exists (UID changed); ownership not proven"
+        )
     if c.uid is None and not c.owner:
         return Decision(c, False, "kept: ownership not proven")
     for name, value in c.owner.items():
@@ -80,7 +84,7 @@ def _decide_one(c: Candidate, desired: set[ObjectKey], obj: Mapping[str, Any] | 
             return Decision(c, False, f"kept: annotation {name} is not {value!r}; ownership not proven")
     if (c.key.group, c.key.kind) in PROTECTED_KINDS and annotations.get(ALLOW_ANNOTATION) != "true":
         return Decision(
-            c, False, f"kept: {c.key.kind} is never pruned unless annotated {ALLOW_ANNOTATION}: \"true\""
+            c, False, f'kept: {c.key.kind} is never pruned unless annotated {ALLOW_ANNOTATION}: "true"'
         )
     if annotations.get("helm.sh/resource-policy") == "keep" and not guarded_by_us(obj):
         return Decision(c, False, "kept: helm.sh/resource-policy is keep")

@@ -8,15 +8,17 @@ from typing import Any
 
 from moorage.engine import objects
 from moorage.engine.context import EngineContext
-from moorage.helm.storage import Release
 from moorage.engine.prune import GUARD_MANAGER, guarded_by_us
+from moorage.helm.storage import Release
 from moorage.kube import errors
 
 KEEP = {"helm.sh/resource-policy": "keep"}
 
 
 async def set_guard(ctx: EngineContext, release: Release, keep: bool) -> None:
-    desired = await objects.with_namespaces(ctx.kube, objects.parse_manifest(release.manifest), release.namespace)
+    desired = await objects.with_namespaces(
+        ctx.kube, objects.parse_manifest(release.manifest), release.namespace
+    )
     live = await objects.fetch_live(ctx.kube, desired)
     for obj in desired:
         found = live.get(objects.key_of(obj))

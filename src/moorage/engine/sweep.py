@@ -9,16 +9,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from moorage.engine import addons, objects, prune, windows
+from moorage.engine import addons, heal, objects, prune, windows
 from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext
-from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource
+from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource, resource_key
+from moorage.engine.diffing.ignore import ignored_paths, matching_rules
 from moorage.engine.executor import current_release
 from moorage.engine.outcome import Heartbeat
 from moorage.helm.cli import HelmError
 from moorage.helm.storage import Release, latest, mark_failed, read_releases
 from moorage.kube import errors as kube_errors
 from moorage.spec.content import ResolvedAddon, ResolvedCluster
-
 
 # Helm and Moorage itself, including the prune guard's annotation: fields they own are never drift.
 OWN_MANAGERS = DEFAULT_OWN_MANAGERS | {prune.GUARD_MANAGER}
@@ -87,7 +87,9 @@ async def _recover(
     stored, _ = await read_releases(ctx.kube, release.namespace, release.name)
     deployed = [r for r in stored if r.status in ("deployed", "superseded") and r.revision < release.revision]
     if not deployed:
-        report.errors.append(f"stuck release could not be upgraded and has no earlier revision: {outcome.message}")
+        report.errors.append(
+            f"stuck release could not be upgraded and has no earlier revision: {outcome.message}"
+        )
         return False
     target = max(deployed, key=lambda r: r.revision)
     try:
@@ -130,24 +132,44 @@ async def _heal(ctx: EngineContext, cluster: str, addon: ResolvedAddon, report: 
     except HelmError as e:
         report.errors.append(f"self-heal failed: {e}")
         return
+    ignored = [m for rule in ignore_rules(addon) for m in rule.managed_fields_managers]
+    for drift in report.drift:
+        if drift.drift_type != "modified":
+            continue
+        live = await ctx.kube.get(drift.api_version, drift.kind, drift.name, drift.namespace or None)
+        if live is not None:
+            try:
+                rules = matching_rules(ignore_rules(addon), resource_key(live))
+                skip = ignored_paths(rules, live)
+                await heal.remove_foreign_fields(ctx.kube, live, OWN_MANAGERS, ignored, skip)
+            except kube_errors.KubeError as e:
+                report.errors.append(f"self-heal of {drift.kind} {drift.name}: {e}")
     report.healed = True
 
 
 async def _prune_orphans(
-    ctx: EngineContext, addon: ResolvedAddon, history: Sequence[Release], current: Release, report: AddonReport
+    ctx: EngineContext,
+    addon: ResolvedAddon,
+    history: Sequence[Release],
+    current: Release,
+    report: AddonReport,
 ) -> None:
     """Objects of earlier revisions that the current manifest no longer holds (left behind by a
     failed upgrade, a keep policy, or anything else), deleted only when still owned by the release."""
     policy = addon.settings.sync_policy
     auto_prune = policy.automated and policy.auto_prune
-    now_objects = await objects.with_namespaces(ctx.kube, objects.parse_manifest(current.manifest), current.namespace)
+    now_objects = await objects.with_namespaces(
+        ctx.kube, objects.parse_manifest(current.manifest), current.namespace
+    )
     desired = {objects.key_of(o) for o in now_objects}
     earlier: dict[objects.ObjectKey, dict[str, Any]] = {}
     for old in history:
         if old.revision >= current.revision:
             continue
         try:
-            for obj in await objects.with_namespaces(ctx.kube, objects.parse_manifest(old.manifest), old.namespace):
+            for obj in await objects.with_namespaces(
+                ctx.kube, objects.parse_manifest(old.manifest), old.namespace
+            ):
                 earlier.setdefault(objects.key_of(obj), obj)
         except kube_errors.UnknownKind:
             continue
@@ -162,7 +184,9 @@ async def _prune_orphans(
         if d.delete and not auto_prune:
             report.kept.append(f"{key}: orphaned, kept because auto_prune is off")
         elif d.delete:
-            if await ctx.kube.delete(d.candidate.api_version, key.kind, key.name, key.namespace or None, uid=d.uid):
+            if await ctx.kube.delete(
+                d.candidate.api_version, key.kind, key.name, key.namespace or None, uid=d.uid
+            ):
                 report.pruned.append(str(key))
         elif d.reason != "already gone":
             report.kept.append(f"{key}: {d.reason}")
@@ -182,7 +206,11 @@ async def sweep(ctx: EngineContext, cluster: ResolvedCluster) -> tuple[Heartbeat
     recovered = 0
     for name, addon in cluster.addons.items():
         release = current_release(releases, addon, cluster.name)
-        if release is not None and release.pending and await _recover(ctx, cluster.name, addon, release, reports[name]):
+        if (
+            release is not None
+            and release.pending
+            and await _recover(ctx, cluster.name, addon, release, reports[name])
+        ):
             recovered += 1
     if recovered:
         stored, problems = await read_releases(ctx.kube)

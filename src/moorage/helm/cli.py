@@ -51,7 +51,9 @@ def find_helm() -> str:
             return candidate
     found = shutil.which("helm")
     if not found:
-        raise HelmError("the helm binary was not found; run `make tools` or put helm on PATH", temporary=False)
+        raise HelmError(
+            "the helm binary was not found; run `make tools` or put helm on PATH", temporary=False
+        )
     return found
 
 
@@ -114,7 +116,12 @@ class Helm:
         return args
 
     async def run(
-        self, args: Sequence[str], *, stdin: bytes | None = None, secrets: Iterable[str] = (), timeout: float = 900
+        self,
+        args: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        secrets: Iterable[str] = (),
+        timeout: float = 900,
     ) -> str:
         proc = await asyncio.create_subprocess_exec(
             *self._base(),
@@ -179,9 +186,13 @@ class Helm:
             args += ["--description", description]
         if labels:
             args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
-        await self.run(args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120)
+        await self.run(
+            args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
+        )
 
-    async def rollback(self, release: str, namespace: str, revision: int, *, timeout_seconds: int = 300) -> None:
+    async def rollback(
+        self, release: str, namespace: str, revision: int, *, timeout_seconds: int = 300
+    ) -> None:
         await self.run(
             ["rollback", release, str(revision), "--namespace", namespace, f"--timeout={timeout_seconds}s"],
             timeout=timeout_seconds + 60,
@@ -189,6 +200,13 @@ class Helm:
 
     async def uninstall(self, release: str, namespace: str, *, timeout_seconds: int = 300) -> None:
         await self.run(
-            ["uninstall", release, "--namespace", namespace, "--ignore-not-found", f"--timeout={timeout_seconds}s"],
+            [
+                "uninstall",
+                release,
+                "--namespace",
+                namespace,
+                "--ignore-not-found",
+                f"--timeout={timeout_seconds}s",
+            ],
             timeout=timeout_seconds + 60,
         )

@@ -3,7 +3,7 @@ get / list / server-side apply / delete. The only module that sends requests to 
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -97,9 +97,13 @@ class KubeClient:
         try:
             response = await self._http.request(method, path, params=params, content=content, headers=headers)
         except httpx.TimeoutException as e:
-            raise errors.Unavailable(f"{what}: the API server did not answer in time ({type(e).__name__})") from None
+            raise errors.Unavailable(
+                f"{what}: the API server did not answer in time ({type(e).__name__})"
+            ) from None
         except httpx.TransportError as e:
-            raise errors.Unavailable(f"{what}: cannot reach the API server {self.config.server}: {e}") from None
+            raise errors.Unavailable(
+                f"{what}: cannot reach the API server {self.config.server}: {e}"
+            ) from None
         try:
             payload = response.json() if response.content else None
         except ValueError:
@@ -124,7 +128,9 @@ class KubeClient:
             for r in doc.get("resources", []):
                 if "/" in r["name"]:  # subresources such as deployments/status
                     continue
-                kinds.setdefault(r["kind"], ApiResource(group, version, r["kind"], r["name"], r["namespaced"]))
+                kinds.setdefault(
+                    r["kind"], ApiResource(group, version, r["kind"], r["name"], r["namespaced"])
+                )
             self._discovered[api_version] = kinds
             return kinds
 
@@ -141,7 +147,9 @@ class KubeClient:
 
     # -- objects --------------------------------------------------------------------------------
 
-    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         res = await self.resource(api_version, kind)
         try:
@@ -171,7 +179,10 @@ class KubeClient:
         items: list[dict[str, Any]] = []
         while True:
             page = await self.request(
-                "GET", res.path(namespace), params=params, what=f"list {kind} in {namespace or 'all namespaces'}"
+                "GET",
+                res.path(namespace),
+                params=params,
+                what=f"list {kind} in {namespace or 'all namespaces'}",
             )
             for item in page.get("items", []):
                 # list items omit apiVersion/kind; put them back so every object describes itself
@@ -216,6 +227,25 @@ class KubeClient:
         )
         return applied
 
+    async def json_patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        operations: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """Apply an RFC 6902 JSON patch (with `test` operations as guards against concurrent edits)."""
+        res = await self.resource(api_version, kind)
+        patched: dict[str, Any] = await self.request(
+            "PATCH",
+            res.path(namespace, name),
+            body=list(operations),
+            content_type="application/json-patch+json",
+            what=f"patch {describe(kind, name, namespace)}",
+        )
+        return patched
+
     async def delete(
         self,
         api_version: str,
@@ -233,7 +263,10 @@ class KubeClient:
             body["preconditions"] = {"uid": uid}
         try:
             await self.request(
-                "DELETE", res.path(namespace, name), body=body, what=f"delete {describe(kind, name, namespace)}"
+                "DELETE",
+                res.path(namespace, name),
+                body=body,
+                what=f"delete {describe(kind, name, namespace)}",
             )
         except errors.NotFound:
             return False

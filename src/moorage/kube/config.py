@@ -118,7 +118,9 @@ def from_kubeconfig(path: Path, context: str | None = None) -> ClusterConfig:
             try:
                 tls.load_cert_chain(cert_file, key_file)
             except ssl.SSLError as e:
-                raise KubeConfigError(f"{source}: client certificate and key do not load: {e.reason}") from None
+                raise KubeConfigError(
+                    f"{source}: client certificate and key do not load: {e.reason}"
+                ) from None
     token = user.get("token")
     token_file = Path(user["tokenFile"]) if user.get("tokenFile") else None
     namespace = ctx.get("namespace") or "default"

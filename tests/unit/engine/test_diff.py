@@ -104,6 +104,20 @@ def test_out_of_band_edits_are_reported_with_exact_paths(
     assert changes_of(desired_deployment(), mutate(live_deployment())) == expected
 
 
+def test_change_types_and_live_pointers() -> None:
+    live = kubectl_edit(live_deployment())
+    del live["metadata"]["labels"]["helm.sh/chart"]
+    live["spec"]["replicas"] = 3
+    drift = diff_resource(desired_deployment(), live)
+    assert drift is not None
+    assert [(c.path, c.change, c.live_pointer) for c in drift.changes] == [
+        ('metadata.labels["helm.sh/chart"]', "removed", None),
+        ("metadata.labels.team", "added", "/metadata/labels/team"),
+        ("spec.replicas", "modified", "/spec/replicas"),
+        ("spec.template.spec.containers[web].env[DEBUG]", "added", "/spec/template/spec/containers/0/env/2"),
+    ]
+
+
 def test_changed_env_value_and_image_are_named_by_container_and_env_name() -> None:
     live = live_deployment()
     container(live)["env"][0]["value"] = "debug"
@@ -283,6 +297,12 @@ def test_path_quoting_for_dotted_keys_and_odd_names() -> None:
     assert changes_of(desired, live) == [('data["config.yaml"]', "listen: 8080\n", "listen: 9090\n")]
 
 
+def test_non_string_yaml_keys_do_not_break_the_walk() -> None:
+    desired, live = desired_configmap(), live_configmap()
+    desired["data"][80] = "port"
+    assert changes_of(desired, live) == [("data.80", "port", None)]
+
+
 def test_identity_fields_are_not_diffed() -> None:
     live = live_deployment()
     live["apiVersion"] = "apps/v1beta2"  # read at another version of the same group
@@ -318,7 +338,7 @@ def test_result_is_json_serialisable_and_matches_the_wire_shape() -> None:
         "drift_type": "modified",
         "paths": ["spec.replicas"],
     }
-    assert drift.changes == (FieldChange("spec.replicas", 2, 5),)
+    assert drift.changes == (FieldChange("spec.replicas", 2, 5, "modified", "/spec/replicas"),)
     assert drift.key == ResourceKey("apps", "Deployment", "apps", "web")
 
 

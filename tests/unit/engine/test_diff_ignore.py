@@ -140,6 +140,31 @@ def test_rules_remove_from_both_sides() -> None:
     assert diff_resource(desired, live_deployment(), [rule]) is None
 
 
+def test_items_removed_by_a_rule_keep_live_positions_for_ownership_and_pointers() -> None:
+    live = drifted_live()
+    rule = IgnoreRule(
+        jq_path_expressions=('.spec.template.spec.containers[].env[] | select(.name == "LOG_LEVEL")',)
+    )
+    drift = diff_resource(desired_deployment(), live, [rule])
+    assert drift is not None
+    debug = [c for c in drift.changes if c.path == f"{ENV_PATH}[DEBUG]"]
+    assert [c.live_pointer for c in debug] == ["/spec/template/spec/containers/0/env/2"]
+    env = live["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[2] == {"name": "DEBUG", "value": "1"}  # the pointer designates it in the object as read
+
+
+def test_index_matched_lists_pair_the_items_left_after_a_rule() -> None:
+    desired, live = desired_deployment(), live_deployment()
+    container(live)["args"] = ["--injected", "--port", "8080"]
+    # a pointer would designate args/0 on both sides; a jq selection finds it only in live
+    pointer = IgnoreRule(json_pointers=("/spec/template/spec/containers/0/args/0",))
+    selection = IgnoreRule(
+        jq_path_expressions=('.spec.template.spec.containers[].args[] | select(. == "--injected")',)
+    )
+    assert diff_resource(desired, live, [pointer]) is not None
+    assert diff_resource(desired, live, [selection]) is None
+
+
 def test_from_spec_reads_the_spec_model_with_argo_spellings() -> None:
     spec = IgnoreDifference.model_validate(
         {

@@ -81,7 +81,10 @@ async def test_succeeds_after_transient_failures() -> None:
     def on_retry(n: int, error: BaseException, delay: timedelta) -> None:
         retried.append((n, str(error), delay.total_seconds()))
 
-    assert await run_with_retry(attempt, RetryPolicy(), is_retryable=retryable, sleep=sleep, on_retry=on_retry) == "ok"
+    assert (
+        await run_with_retry(attempt, RetryPolicy(), is_retryable=retryable, sleep=sleep, on_retry=on_retry)
+        == "ok"
+    )
     assert seen == [1, 2, 3]
     assert sleep.calls == [5, 10]
     assert retried == [(1, "boom 1", 5), (2, "boom 2", 10)]
@@ -137,5 +140,8 @@ async def test_async_on_retry_is_awaited() -> None:
     async def on_retry(n: int, error: BaseException, delay: timedelta) -> None:
         notes.append(n)
 
-    assert await run_with_retry(attempt, RetryPolicy(), is_retryable=retryable, sleep=sleep, on_retry=on_retry) == 2
+    assert (
+        await run_with_retry(attempt, RetryPolicy(), is_retryable=retryable, sleep=sleep, on_retry=on_retry)
+        == 2
+    )
     assert notes == [1]

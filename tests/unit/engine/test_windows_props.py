@@ -192,7 +192,8 @@ durations = st.one_of(
 @st.composite
 def instants(draw: st.DrawFn, zone_name: str) -> datetime:
     near = transitions(zone_name)
-    if near and draw(st.booleans()):
+    use_near: bool = draw(st.booleans())
+    if near and use_near:
         base = draw(st.sampled_from(near))
         offset = timedelta(seconds=draw(st.integers(-36 * 3600, 36 * 3600)))
         return base + offset

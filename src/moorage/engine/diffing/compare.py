@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moorage.engine.diffing.managedfields import Ownership
-from moorage.engine.diffing.model import FieldChange, Path
+from moorage.engine.diffing.model import ChangeType, FieldChange, Path, json_pointer
 from moorage.engine.diffing.values import is_quantity_location, scalars_equal
 
 SECRET_PLACEHOLDER = "(secret value changed)"  # noqa: S105 - a mask, not a password
@@ -39,6 +39,9 @@ FREEFORM_MAPS: frozenset[str] = frozenset(
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.:/@-]+$")
 _ABSENT: Any = object()
+#: Stands in for a live list item removed by an ignore rule (``remove_paths(list_placeholder=…)``),
+#: so that the remaining items keep their positions in the object as read.
+IGNORED_ITEM: Any = object()
 
 #: Display segments: ``".key"``, ``'["odd.key"]'``, ``"[name]"``, ``"[3]"``.
 Display = tuple[str, ...]
@@ -59,10 +62,15 @@ def format_path(display: Display) -> str:
     return "".join(display).removeprefix(".")
 
 
-def named_items(items: list[Any]) -> dict[str, int] | None:
+def present(items: list[Any]) -> list[tuple[int, Any]]:
+    """(position, item) of the items not removed by an ignore rule."""
+    return [(index, item) for index, item in enumerate(items) if item is not IGNORED_ITEM]
+
+
+def named_items(items: list[tuple[int, Any]]) -> dict[str, int] | None:
     """name → position when every item is a map with a unique string ``name``, else None."""
     names: dict[str, int] = {}
-    for index, item in enumerate(items):
+    for index, item in items:
         name = item.get("name") if isinstance(item, Mapping) else None
         if not isinstance(name, str) or name in names:
             return None
@@ -105,8 +113,9 @@ class Walk:
 
     def _map(self, desired: Mapping[str, Any], live: Mapping[str, Any], path: Path, display: Display) -> None:
         parent = path[-1] if path else None
-        for key in sorted(set(desired) | set(live)):
-            sub_path, sub_display = (*path, key), (*display, format_key(key))
+        # key=str: YAML may give non-string keys (``80: x``) that the API server would refuse
+        for key in sorted(set(desired) | set(live), key=str):
+            sub_path, sub_display = (*path, key), (*display, format_key(str(key)))
             wanted = desired.get(key)
             if wanted is None:  # absent, or null = "not set"
                 if key in live:
@@ -117,9 +126,11 @@ class Walk:
                 self._record(sub_path, sub_display, wanted, _ABSENT)
 
     def _list(self, desired: list[Any], live: list[Any], path: Path, display: Display) -> None:
-        desired_names, live_names = named_items(desired), named_items(live)
+        # desired positions are only shown; live positions are kept for ownership and pointers
+        desired_items, live_items = list(enumerate(desired)), present(live)
+        desired_names, live_names = named_items(desired_items), named_items(live_items)
         if desired_names is None or live_names is None:
-            self._list_by_index(desired, live, path, display)
+            self._list_by_index(desired, live_items, path, display)
             return
         for name, index in desired_names.items():
             label = format_item(name, index)
@@ -127,20 +138,24 @@ class Walk:
                 at = live_names[name]
                 self._value(desired[index], live[at], (*path, at), (*display, label))
             else:
-                self._record((*path, -1), (*display, label), desired[index], _ABSENT)
+                self._record((*path, label), (*display, label), desired[index], _ABSENT)
         for name, at in live_names.items():
             if name not in desired_names:
                 self._live_only(live[at], (*path, at), (*display, format_item(name, at)))
 
-    def _list_by_index(self, desired: list[Any], live: list[Any], path: Path, display: Display) -> None:
-        for index in range(max(len(desired), len(live))):
-            sub_path, sub_display = (*path, index), (*display, format_item(None, index))
-            if index >= len(live):
-                self._record(sub_path, sub_display, desired[index], _ABSENT)
-            elif index >= len(desired):
-                self._live_only(live[index], sub_path, sub_display)
+    def _list_by_index(
+        self, desired: list[Any], live_items: list[tuple[int, Any]], path: Path, display: Display
+    ) -> None:
+        for index in range(max(len(desired), len(live_items))):
+            sub_display = (*display, format_item(None, index))
+            if index >= len(live_items):
+                self._record((*path, index), sub_display, desired[index], _ABSENT)
+                continue
+            at, item = live_items[index]
+            if index >= len(desired):
+                self._live_only(item, (*path, at), sub_display)
             else:
-                self._value(desired[index], live[index], sub_path, sub_display)
+                self._value(desired[index], item, (*path, at), sub_display)
 
     # ------------------------------------------------------------------ live only
 
@@ -151,11 +166,12 @@ class Walk:
         if self.foreign.owns_whole(path) or (is_item and self.foreign.owners(path)):
             self._record(path, display, _ABSENT, value)
         elif isinstance(value, Mapping):
-            for key in sorted(value):
-                self._live_only(value[key], (*path, key), (*display, format_key(key)))
+            for key in sorted(value, key=str):
+                self._live_only(value[key], (*path, key), (*display, format_key(str(key))))
         elif isinstance(value, list):
-            names = named_items(value)
-            for index, item in enumerate(value):
+            items = present(value)
+            names = named_items(items)
+            for index, item in items:
                 name = item["name"] if names is not None else None
                 self._live_only(item, (*path, index), (*display, format_item(name, index)))
         else:
@@ -164,9 +180,17 @@ class Walk:
     # ------------------------------------------------------------------ output
 
     def _record(self, path: Path, display: Display, desired: Any, live: Any) -> None:
+        """``path`` is the live location (where it would be, when live lacks the field)."""
         masked = self.secret and path[0] in SECRET_FIELDS
+        change: ChangeType = "removed" if live is _ABSENT else "added" if desired is _ABSENT else "modified"
         self.changes.append(
-            FieldChange(format_path(display), _shown(desired, masked=masked), _shown(live, masked=masked))
+            FieldChange(
+                path=format_path(display),
+                desired=_shown(desired, masked=masked),
+                live=_shown(live, masked=masked),
+                change=change,
+                live_pointer=None if live is _ABSENT else json_pointer(path),
+            )
         )
 
 

@@ -117,16 +117,23 @@ def ignored_paths(rules: Iterable[IgnoreRule], obj: Any) -> list[Path]:
     return out
 
 
-def remove_paths(obj: Any, paths: Iterable[Path]) -> None:
+def remove_paths(obj: Any, paths: Iterable[Path], *, list_placeholder: object | None = None) -> None:
     """Delete every existing path from ``obj`` in place; missing ones are no-ops. Paths are first
     made concrete against ``obj`` (pointer indices are strings), then removed deepest and highest
-    list index first, so removing one item does not shift another one still to remove."""
+    list index first, so removing one item does not shift another one still to remove.
+
+    With ``list_placeholder``, list items are replaced by it instead of deleted: positions in the
+    live object stay those of the object as read (managedFields ``i:`` keys and JSON patches)."""
     concrete = {c for c in (_concrete(obj, p) for p in paths) if c}  # () = whole object: skip
     for path in sorted(concrete, key=_removal_order, reverse=True):
         parent = obj
         for element in path[:-1]:
             parent = parent[element]
-        del parent[path[-1]]
+        last = path[-1]
+        if isinstance(parent, list) and isinstance(last, int) and list_placeholder is not None:
+            parent[last] = list_placeholder
+        else:
+            del parent[last]
 
 
 def _removal_order(path: Path) -> tuple[tuple[int, int, str], ...]:

@@ -9,6 +9,15 @@ from typing import Any, Literal, NamedTuple
 Path = tuple[str | int, ...]
 
 DriftType = Literal["missing", "modified"]
+#: ``modified``: both sides set, values differ. ``added``: only live has it (an out-of-band addition,
+#: owned by a foreign manager; ``helm upgrade`` does not remove such fields, so healing needs a patch).
+#: ``removed``: desired sets it, live lacks it.
+ChangeType = Literal["modified", "added", "removed"]
+
+
+def json_pointer(path: Path) -> str:
+    """RFC 6901 pointer of ``path`` (``~`` → ``~0``, ``/`` → ``~1``)."""
+    return "".join("/" + str(e).replace("~", "~0").replace("/", "~1") for e in path)
 
 
 class ResourceKey(NamedTuple):
@@ -35,9 +44,19 @@ class FieldChange:
     path: str
     desired: Any
     live: Any
+    change: ChangeType = "modified"
+    #: where the field is in the live object as read (None when live lacks it); lets a healer
+    #: build a JSON patch for ``added`` fields
+    live_pointer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "desired": self.desired, "live": self.live}
+        return {
+            "path": self.path,
+            "desired": self.desired,
+            "live": self.live,
+            "change": self.change,
+            "live_pointer": self.live_pointer,
+        }
 
 
 @dataclass(frozen=True)
