@@ -46,7 +46,7 @@ class Engine:
     def __init__(self, kubeconfig: Path, helm_home: Path, **options: Any) -> None:
         self.kubeconfig = kubeconfig
         self.helm_home = helm_home
-        self.options = Options(timeout_seconds=60, **options)
+        self.options = Options(**{"timeout_seconds": 60, **options})
         self.kube: KubeClient | None = None
 
     async def __aenter__(self) -> EngineContext:
