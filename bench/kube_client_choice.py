@@ -70,6 +70,27 @@ async def run_kubernetes_asyncio(kubeconfig: str, n: int) -> dict[str, float]:
     return {"get_s": get_s, "list_s": list_s, "ssa50_s": ssa_s}
 
 
+async def run_moorage(kubeconfig: str, n: int) -> dict[str, float]:
+    from pathlib import Path
+
+    from moorage.kube.client import KubeClient
+    from moorage.kube.config import from_kubeconfig
+
+    async with KubeClient(from_kubeconfig(Path(kubeconfig))) as client:
+        t = time.perf_counter()
+        await asyncio.gather(*(client.get("v1", "ConfigMap", f"cm-{i}", NAMESPACE) for i in range(n)))
+        get_s = time.perf_counter() - t
+        t = time.perf_counter()
+        listed = await client.list("v1", "ConfigMap", NAMESPACE)
+        list_s = time.perf_counter() - t
+        assert len(listed) >= n
+        t = time.perf_counter()
+        for i in range(50):
+            await client.apply(_cm(f"ssa-{i}"), field_manager="moorage-bench", force=True)
+        ssa_s = time.perf_counter() - t
+    return {"get_s": get_s, "list_s": list_s, "ssa50_s": ssa_s}
+
+
 def _cm(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -80,7 +101,11 @@ def _cm(name: str) -> dict[str, Any]:
 
 
 def child(which: str, kubeconfig: str, n: int) -> None:
-    runner = {"lightkube": run_lightkube, "kubernetes_asyncio": run_kubernetes_asyncio}[which]
+    runner = {
+        "lightkube": run_lightkube,
+        "kubernetes_asyncio": run_kubernetes_asyncio,
+        "moorage.kube (httpx2)": run_moorage,
+    }[which]
     result = asyncio.run(runner(kubeconfig, n))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
@@ -113,7 +138,7 @@ def main() -> None:
             capture_output=True,
         )
         results: dict[str, dict[str, float]] = {}
-        for which in ("lightkube", "kubernetes_asyncio"):
+        for which in ("lightkube", "kubernetes_asyncio", "moorage.kube (httpx2)"):
             runs = []
             for _ in range(args.runs):
                 out = subprocess.run(

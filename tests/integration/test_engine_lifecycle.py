@@ -154,11 +154,20 @@ async def test_release_left_pending_by_a_killed_helm_is_recovered_by_the_sweep(
         assert (await sync(ctx, resolved, plan)).ok
 
     # an upgrade whose pods can never be scheduled, so helm waits; then helm is killed
-    upgrade = subprocess.Popen(
-        [helm.binary, f"--kubeconfig={cluster.kubeconfig}", "upgrade", name, "webapp", "--repo", chart_repo.url,
-         "-n", ns, "--wait", "--timeout", "120s", "--set", "nodeSelector.disk=none"],
-        env=helm.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    argv = [helm.binary, f"--kubeconfig={cluster.kubeconfig}", "upgrade", name, "webapp"]
+    argv += [
+        "--repo",
+        chart_repo.url,
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "120s",
+        "--set",
+        "nodeSelector.disk=none",
+    ]
+    quiet = subprocess.DEVNULL
+    upgrade = subprocess.Popen(argv, env=helm.env, stdout=quiet, stderr=quiet, start_new_session=True)
     for _ in range(100):
         if helm.releases(ns).get(name, {}).get("status") == "pending-upgrade":
             break

@@ -1,4 +1,4 @@
-"""An async Kubernetes API client on httpx that speaks plain dicts: discovery per group-version,
+"""An async Kubernetes API client on httpx2 that speaks plain dicts: discovery per group-version,
 get / list / server-side apply / delete. The only module that sends requests to the API server."""
 
 import asyncio
@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import httpx2 as httpx
 
 from moorage.kube import errors
 from moorage.kube.config import ClusterConfig
@@ -61,6 +61,8 @@ class KubeClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             trust_env=False,
         )
+        # at most as many requests in flight as connections: the rest wait here, not in the pool's queue
+        self._inflight = asyncio.Semaphore(max_connections)
         self._discovered: dict[str, dict[str, ApiResource]] = {}  # group-version -> kind -> resource
         self._discovery_lock = asyncio.Lock()
 
@@ -95,7 +97,10 @@ class KubeClient:
             headers["Content-Type"] = content_type
             content = json.dumps(body).encode()
         try:
-            response = await self._http.request(method, path, params=params, content=content, headers=headers)
+            async with self._inflight:
+                response = await self._http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
         except httpx.TimeoutException as e:
             raise errors.Unavailable(
                 f"{what}: the API server did not answer in time ({type(e).__name__})"
