@@ -28,7 +28,11 @@ def current_release(
         for (_, name), r in releases.items()
         if name == addon.name and r.labels.get(CLUSTER_LABEL) == cluster
     ]
-    return max(elsewhere, key=lambda r: r.last_deployed or r.revision) if elsewhere else None
+    return max(
+        elsewhere,
+        key=lambda r: (r.last_deployed.timestamp() if r.last_deployed else 0.0, r.revision),
+        default=None,
+    )
 
 
 def _blocked(ref: ResourceRef, plan: Plan, outcomes: Mapping[str, EntryOutcome]) -> EntryOutcome | None:

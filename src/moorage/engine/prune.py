@@ -26,12 +26,13 @@ GUARD_MANAGER = "moorage-prune-guard"  # the field manager of engine/pruneguard.
 def guarded_by_us(obj: Mapping[str, Any]) -> bool:
     """True when a live object's `helm.sh/resource-policy: keep` was set by Moorage's prune guard
     (auto_prune off), not by the chart: such an object may still be pruned once auto_prune is on."""
+    owners = set()
     for entry in (obj.get("metadata") or {}).get("managedFields") or []:
-        if entry.get("manager") == GUARD_MANAGER:
-            fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:annotations") or {}
-            if "f:helm.sh/resource-policy" in fields:
-                return True
-    return False
+        fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:annotations") or {}
+        if "f:helm.sh/resource-policy" in fields:
+            owners.add(entry.get("manager"))
+    # shared with the chart (or anyone) means the chart asked for it too: theirs, not ours
+    return owners == {GUARD_MANAGER}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,12 @@ async def set_guard(ctx: EngineContext, release: Release, keep: bool) -> None:
     live = await objects.fetch_live(ctx.kube, desired)
     for obj in desired:
         found = live.get(objects.key_of(obj))
-        if found is None or (not keep and not guarded_by_us(found)):
+        if found is None:
+            continue
+        annotations = (found.get("metadata") or {}).get("annotations") or {}
+        if keep and annotations.get("helm.sh/resource-policy") == "keep":
+            continue  # already kept (by the chart, or by an earlier guard)
+        if not keep and not guarded_by_us(found):
             continue
         meta: dict[str, Any] = {"name": obj["metadata"]["name"]}
         if obj["metadata"].get("namespace"):

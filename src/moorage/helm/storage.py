@@ -8,10 +8,11 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from moorage.kube.client import KubeClient
@@ -66,19 +67,25 @@ def values_digest(values: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_GO_TIME = re.compile(r"^(?P<head>[^.]+?)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d{2}:\d{2})?$")
+
+
 def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    """Go's RFC 3339 with up to nanoseconds, as Helm writes `last_deployed` (Python takes microseconds)."""
+    if not isinstance(value, str) or not (match := _GO_TIME.match(value)):
         return None
+    fraction = (match["fraction"] or "")[:6]
+    zone = match["zone"] or ""
+    text = (
+        match["head"]
+        + (f".{fraction.ljust(6, '0')}" if fraction else "")
+        + ("+00:00" if zone == "Z" else zone)
+    )
     try:
-        # Go writes RFC 3339 with nanoseconds; Python takes microseconds at most
-        head, _, rest = value.partition(".")
-        if rest:
-            digits = "".join(c for c in rest if c.isdigit())
-            zone = rest[len(digits) :]
-            value = f"{head}.{digits[:6]}{zone}"
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def decode_release(secret: dict[str, Any]) -> Release:
@@ -103,6 +110,8 @@ def decode_release(secret: dict[str, Any]) -> Release:
         doc = json.loads(inner)
     except ValueError:
         raise ReleaseDecodeError(f"Secret {name}: release is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ReleaseDecodeError(f"Secret {name}: release is not a JSON object")
     info, chart = doc.get("info") or {}, (doc.get("chart") or {}).get("metadata") or {}
     return Release(
         name=doc.get("name", ""),

@@ -110,7 +110,12 @@ def from_kubeconfig(path: Path, context: str | None = None) -> ClusterConfig:
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE
     else:
-        tls = ssl.create_default_context(cadata=ca.decode() if ca else None)
+        try:
+            tls = ssl.create_default_context(cadata=ca.decode(errors="replace") if ca else None)
+        except ssl.SSLError as e:
+            raise KubeConfigError(
+                f"{source}: certificate-authority is not a valid PEM certificate: {e.reason}"
+            ) from None
     cert = _data(user, "client-certificate", base, source)
     key = _data(user, "client-key", base, source)
     if cert and key:
