@@ -2,7 +2,7 @@
 
 import typer
 
-from moorage.cli import devcluster, engine_commands, spec_commands
+from moorage.cli import agent_commands, devcluster, engine_commands, server_commands, spec_commands
 
 app = typer.Typer(
     name="moorage",
@@ -13,6 +13,8 @@ app = typer.Typer(
 app.add_typer(devcluster.app, name="devcluster")
 spec_commands.register(app)
 engine_commands.register(app)
+agent_commands.register(app)
+server_commands.register(app)
 
 
 if __name__ == "__main__":

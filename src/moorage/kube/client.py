@@ -139,6 +139,10 @@ class KubeClient:
             self._discovered[api_version] = kinds
             return kinds
 
+    async def kinds(self, api_version: str) -> list[ApiResource]:
+        """Every resource kind served in `api_version` (empty when the group-version is not served)."""
+        return list((await self._group_version(api_version)).values())
+
     async def resource(self, api_version: str, kind: str) -> ApiResource:
         """The API resource serving `kind`; re-discovers once, for a CRD that was just created."""
         found = (await self._group_version(api_version)).get(kind)

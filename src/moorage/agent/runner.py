@@ -1,0 +1,383 @@
+"""The agent process: registers with the server over HTTPS, connects out to NATS, runs jobs from its
+cluster's durable queue in bounded read and write pools, sweeps every 60 s, publishes heartbeats,
+and serves /livez, /readyz and /metrics. It never listens for the control plane."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from moorage import __version__
+from moorage.agent import jobs
+from moorage.engine.context import EngineContext, Options
+from moorage.engine.outcome import Heartbeat
+from moorage.helm.cli import Helm
+from moorage.kube import config as kube_config
+from moorage.kube.client import KubeClient
+from moorage.spec import protocol
+from moorage.spec.content import ResolvedCluster
+from moorage.spec.protocol import HeartbeatMessage, JobKind, JobMessage, JobState, ResultMessage
+
+log = logging.getLogger("moorage.agent")
+IN_PROGRESS_EVERY = 15.0  # seconds; well inside the server's ack wait
+
+
+class RegistrationError(RuntimeError):
+    pass
+
+
+@dataclass
+class AgentSettings:
+    server: str
+    token: str
+    kubeconfig: Path | None = None
+    read_workers: int = 5
+    write_workers: int = 5
+    sweep_interval: float = 60.0
+    heartbeat_interval: float = 15.0
+    health_port: int = 8080
+    health_host: str = "0.0.0.0"  # noqa: S104 - kubelet probes reach the pod IP
+    shutdown_grace: float = 30.0
+
+    def __repr__(self) -> str:
+        return f"AgentSettings(server={self.server!r}, kubeconfig={self.kubeconfig!r})"
+
+
+@dataclass
+class Registration:
+    cluster_id: str
+    cluster_name: str
+    nats_url: str
+    nats_user: str
+    inbox_prefix: str
+
+
+async def register(server: str, token: str) -> Registration:
+    """Ask the server who we are and where NATS is. Retried by the caller on temporary errors."""
+    url = server.rstrip("/") + "/api/v1/agent/register"
+    async with httpx.AsyncClient(timeout=15) as client:
+        response = await client.post(url, headers={"Authorization": f"Bearer {token}"})
+    if response.status_code in (401, 403):
+        detail = response.json().get("detail", "refused") if response.content else "refused"
+        raise RegistrationError(f"the server refused the agent token: {detail}")
+    response.raise_for_status()
+    body = response.json()
+    return Registration(
+        body["cluster_id"], body["cluster_name"], body["nats_url"], body["nats_user"], body["inbox_prefix"]
+    )
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.jobs = Counter(
+            "moorage_agent_jobs_total", "Jobs finished", ["kind", "state"], registry=self.registry
+        )
+        self.job_seconds = Histogram(
+            "moorage_agent_job_duration_seconds", "Job duration", ["kind"], registry=self.registry
+        )
+        self.sweep_seconds = Gauge(
+            "moorage_native_engine_sweep_duration_seconds",
+            "Duration of the last sweep",
+            registry=self.registry,
+        )
+        self.drifted = Gauge(
+            "moorage_native_release_drifted", "Add-ons drifted at the last sweep", registry=self.registry
+        )
+        self.running = Gauge(
+            "moorage_agent_running_jobs", "Jobs running now", ["kind"], registry=self.registry
+        )
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.reg: Registration | None = None
+        self._nc: Client | None = None
+        self._kube: KubeClient | None = None
+        self._ctx: EngineContext | None = None
+        self._stopping = asyncio.Event()
+        self._slots = {
+            JobKind.READ: asyncio.Semaphore(settings.read_workers),
+            JobKind.WRITE: asyncio.Semaphore(settings.write_workers),
+        }
+        self._write_lock = asyncio.Lock()  # one write at a time: syncs and sweeps must not interleave
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._cluster: ResolvedCluster | None = None
+        self._last_beat: Heartbeat | None = None
+        self._ready = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        health = await asyncio.start_server(
+            self._health, self.settings.health_host, self.settings.health_port
+        )
+        try:
+            self.reg = await self._register_with_backoff()
+            self._kube = KubeClient(kube_config.load(self.settings.kubeconfig))
+            self._ctx = EngineContext(self._kube, Helm(kubeconfig=self.settings.kubeconfig), Options())
+            await self._connect()
+            self._ready = True
+            log.info("agent of cluster %s connected to %s", self.reg.cluster_name, self.reg.nats_url)
+            await asyncio.gather(self._consume(), self._heartbeats(), self._sweeps())
+        finally:
+            self._ready = False
+            await self._shutdown()
+            health.close()
+            await health.wait_closed()
+
+    async def _register_with_backoff(self) -> Registration:
+        delay = 1.0
+        while True:
+            try:
+                return await register(self.settings.server, self.settings.token)
+            except RegistrationError:
+                raise
+            except (httpx.HTTPError, KeyError, ValueError) as e:
+                log.warning("cannot register with %s (%s); retrying in %.0fs", self.settings.server, e, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                raise asyncio.CancelledError
+            delay = min(delay * 2, 30.0)
+
+    async def _connect(self) -> None:
+        assert self.reg is not None
+
+        async def disconnected() -> None:
+            log.warning("lost NATS; reconnecting")
+
+        async def error(e: Exception) -> None:
+            log.warning("NATS: %s", e)
+
+        self._nc = await nats.connect(
+            self.reg.nats_url,
+            user=self.reg.nats_user,
+            password=self.settings.token,
+            inbox_prefix=self.reg.inbox_prefix.encode(),
+            name=f"moorage-agent-{self.reg.cluster_name}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=2,
+            disconnected_cb=disconnected,
+            error_cb=error,
+        )
+
+    async def _shutdown(self) -> None:
+        """Let running jobs finish for a grace period; hand the rest back (nak) for redelivery."""
+        if self._running:
+            done, pending = await asyncio.wait(
+                list(self._running.values()), timeout=self.settings.shutdown_grace
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+        if self._kube is not None:
+            await self._kube.close()
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self._nc is not None and self.reg is not None
+        sub = await self._nc.jetstream().pull_subscribe_bind(
+            durable=protocol.agent_consumer(self.reg.cluster_id), stream=protocol.JOBS_STREAM
+        )
+        while not self._stopping.is_set():
+            free = self._slots[JobKind.READ]._value + self._slots[JobKind.WRITE]._value  # noqa: SLF001
+            try:
+                batch = await sub.fetch(max(1, free), timeout=1)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except Exception as e:
+                log.warning("fetching jobs failed: %r", e)
+                await asyncio.sleep(1)
+                continue
+            for msg in batch:
+                await self._accept(msg)
+
+    async def _accept(self, msg: Msg) -> None:
+        assert self.reg is not None
+        try:
+            job = protocol.decode(msg.data, JobMessage)
+        except protocol.ProtocolError as e:
+            log.warning("job rejected: %s", e)
+            await msg.term()  # never redeliver a message that cannot be a job
+            return
+        if job.cluster_id != self.reg.cluster_id:
+            log.warning("job %s is for cluster %s, not this one: rejected", job.job_id, job.cluster_id)
+            await msg.term()
+            return
+        task = asyncio.create_task(self._run_job(job, msg), name=f"job-{job.job_id}")
+        self._running[job.job_id] = task
+        task.add_done_callback(lambda _: self._running.pop(job.job_id, None))
+
+    async def _run_job(self, job: JobMessage, msg: Msg) -> None:
+        kind = job.kind if job.action not in protocol.WRITE_ACTIONS else JobKind.WRITE
+        async with self._slots[kind]:
+            await self._publish_result(job, JobState.RUNNING, [], {})
+            keepalive = asyncio.create_task(self._in_progress(msg))
+            started = time.monotonic()
+            self.metrics.running.labels(kind).inc()
+            try:
+                state, messages, result = await asyncio.wait_for(
+                    self._execute(job, kind), job.timeout_seconds
+                )
+            except TimeoutError:
+                state, messages, result = JobState.TIMEOUT, [f"timed out after {job.timeout_seconds}s"], {}
+            except asyncio.CancelledError:
+                keepalive.cancel()
+                self.metrics.running.labels(kind).dec()
+                with contextlib.suppress(Exception):
+                    await msg.nak()  # shutting down: hand the job back for the next agent start
+                raise
+            except Exception as e:  # a bug must fail the job, not the agent
+                log.exception("job %s failed", job.job_id)
+                state, messages, result = JobState.FAILED, [f"{type(e).__name__}: {e}"], {}
+            keepalive.cancel()
+            self.metrics.running.labels(kind).dec()
+            self.metrics.jobs.labels(kind, state).inc()
+            self.metrics.job_seconds.labels(kind).observe(time.monotonic() - started)
+            await self._publish_result(job, state, messages, result)
+            await msg.ack()
+
+    async def _execute(self, job: JobMessage, kind: JobKind) -> jobs.Outcome:
+        assert self._ctx is not None
+        if kind is JobKind.READ:
+            return await jobs.run_read(self._ctx, job)
+        async with self._write_lock:
+            if job.action is protocol.JobAction.SYNC:
+                outcome, cluster = await jobs.run_sync(self._ctx, job)
+                if cluster is not None:
+                    self._cluster = cluster
+                return outcome
+            if job.action is protocol.JobAction.SWEEP:
+                return await jobs.run_sweep(self._ctx, self._cluster)
+        return JobState.FAILED, [f"action {job.action} is not supported by this agent"], {}
+
+    async def _in_progress(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(IN_PROGRESS_EVERY)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _publish_result(
+        self, job: JobMessage, state: JobState, messages: list[str], result: dict[str, Any]
+    ) -> None:
+        assert self._nc is not None and self.reg is not None
+        message = ResultMessage(
+            job_id=job.job_id,
+            cluster_id=self.reg.cluster_id,
+            state=state,
+            messages=messages[-1000:],
+            result=result,
+        )
+        for attempt in range(30):
+            try:
+                await self._nc.jetstream().publish(
+                    protocol.results_subject(self.reg.cluster_id), protocol.encode(message)
+                )
+                return
+            except Exception as e:  # NATS restarting: the result must not be lost
+                log.warning("publishing the result of job %s failed (%s); retrying", job.job_id, e)
+                await asyncio.sleep(min(2.0**attempt, 10.0))
+
+    # -- sweeps and heartbeats -----------------------------------------------------------------------
+
+    async def _sweeps(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.sweep_interval)
+            if self._stopping.is_set() or self._cluster is None or self._ctx is None:
+                continue
+            async with self._write_lock:
+                try:
+                    state, _, result = await jobs.run_sweep(self._ctx, self._cluster)
+                except Exception:
+                    log.exception("sweep failed")
+                    continue
+            if state is JobState.SUCCESS:
+                beat = result["heartbeat"]
+                self._last_beat = Heartbeat(
+                    last_sweep_at=datetime.fromisoformat(beat["last_sweep_at"]),
+                    sweep_duration_seconds=beat["sweep_duration_seconds"],
+                    addons_inspected=beat["addons_inspected"],
+                    drifted=beat["drifted"],
+                    healed=beat["healed"],
+                    pruned=beat["pruned"],
+                    recovered=beat["recovered"],
+                )
+                self.metrics.sweep_seconds.set(beat["sweep_duration_seconds"])
+                self.metrics.drifted.set(beat["drifted"])
+                await self._send_heartbeat()
+
+    async def _heartbeats(self) -> None:
+        while not self._stopping.is_set():
+            await self._send_heartbeat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.heartbeat_interval)
+
+    async def _send_heartbeat(self) -> None:
+        if self._nc is None or self.reg is None or not self._nc.is_connected:
+            return
+        b = self._last_beat
+        beat = HeartbeatMessage(
+            cluster_id=self.reg.cluster_id,
+            agent_version=__version__,
+            last_sweep_at=b.last_sweep_at if b else None,
+            sweep_duration_seconds=b.sweep_duration_seconds if b else None,
+            addons_inspected=b.addons_inspected if b else 0,
+            drifted=b.drifted if b else 0,
+            healed=b.healed if b else 0,
+            pruned=b.pruned if b else 0,
+            recovered=b.recovered if b else 0,
+            running_jobs=len(self._running),
+            sent_at=datetime.now(UTC),
+        )
+        with contextlib.suppress(Exception):
+            await self._nc.publish(protocol.heartbeat_subject(self.reg.cluster_id), protocol.encode(beat))
+
+    # -- /livez /readyz /metrics -------------------------------------------------------------------
+
+    async def _health(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            path = line.decode("latin-1").split(" ")[1] if line.count(b" ") >= 2 else "/"
+            if path == "/livez":
+                status, body, ctype = 200, b"ok\n", "text/plain"
+            elif path == "/readyz":
+                ready = self._ready and self._nc is not None and self._nc.is_connected
+                status, body, ctype = (
+                    (200, b"ok\n", "text/plain") if ready else (503, b"not ready\n", "text/plain")
+                )
+            elif path == "/metrics":
+                status, body, ctype = 200, generate_latest(self.metrics.registry), "text/plain; version=0.0.4"
+            else:
+                status, body, ctype = 404, b"not found\n", "text/plain"
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()

@@ -1,0 +1,45 @@
+"""`moorage server`: the control plane."""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moorage.server.main import serve
+from moorage.server.settings import ServerSettings
+
+
+def server_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the API.")] = 8000,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="State: SQLite file, embedded NATS.")] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="e.g. postgresql+psycopg://… (default: SQLite in --data-dir)")
+    ] = None,
+    nats_url: Annotated[
+        str | None, typer.Option("--nats-url", help="An existing NATS with JetStream (default: start one).")
+    ] = None,
+    agent_nats_url: Annotated[
+        str | None, typer.Option("--agent-nats-url", help="The NATS URL agents should use, if not --nats-url.")
+    ] = None,
+) -> None:
+    """Run the control plane: API, database, NATS (embedded unless --nats-url)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ServerSettings.from_env(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        nats_url=nats_url,
+        agent_nats_url=agent_nats_url,
+    )
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+
+
+def register(app: typer.Typer) -> None:
+    app.command("server")(server_command)

@@ -1,0 +1,122 @@
+"""/api/v1/clusters: register, list, get, delete clusters; agent tokens; the cluster's add-ons."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy.orm import Session
+
+from moorage.server import service
+from moorage.server.api.deps import Ctx, Reader, Writer
+from moorage.server.api.schemas import (
+    AddonOut,
+    AgentTokenOut,
+    ClusterAddons,
+    ClusterCreate,
+    ClusterCreated,
+    ClusterOut,
+    Page,
+    page_of,
+)
+
+router = APIRouter(prefix="/clusters", tags=["clusters"])
+
+PageNo = Annotated[int, Query(ge=1, le=100_000)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def register_cluster(body: ClusterCreate, ctx: Ctx, _who: Writer) -> ClusterCreated:
+    def work(session: Session) -> ClusterCreated:
+        cluster, plaintext = service.register_cluster(session, body.name, body.description)
+        return ClusterCreated(**ClusterOut.of(cluster, ctx.clock()).model_dump(), agent_token=plaintext)
+
+    created = await ctx.db(work)
+    await ctx.agents_changed(f"cluster {body.name!r}")
+    return created
+
+
+@router.get("")
+async def list_clusters(
+    ctx: Ctx, _who: Reader, page: PageNo = 1, page_size: PageSize = 25
+) -> Page[ClusterOut]:
+    def work(session: Session) -> Page[ClusterOut]:
+        rows, total = service.list_clusters(session, offset=(page - 1) * page_size, limit=page_size)
+        return page_of([ClusterOut.of(r, ctx.clock()) for r in rows], total, page, page_size)
+
+    return await ctx.db(work)
+
+
+@router.get("/{name}")
+async def get_cluster(name: str, ctx: Ctx, _who: Reader) -> ClusterOut:
+    return await ctx.db(lambda s: ClusterOut.of(service.get_cluster(s, name), ctx.clock()))
+
+
+@router.delete("/{name}")
+async def delete_cluster(name: str, ctx: Ctx, _who: Writer) -> ClusterOut:
+    deleted = await ctx.db(lambda s: ClusterOut.of(service.delete_cluster(s, name), ctx.clock()))
+    await ctx.agents_changed(f"deleting cluster {name!r}")
+    return deleted
+
+
+@router.post("/{name}/agent-token/revoke")
+async def revoke_agent_token(name: str, ctx: Ctx, _who: Writer) -> ClusterOut:
+    def work(session: Session) -> ClusterOut:
+        cluster = service.get_cluster(session, name)
+        service.revoke_agent_token(cluster, ctx.clock())
+        return ClusterOut.of(cluster, ctx.clock())
+
+    out = await ctx.db(work)
+    await ctx.agents_changed(f"revoking the agent token of {name!r}")
+    return out
+
+
+@router.post("/{name}/agent-token/rotate")
+async def rotate_agent_token(name: str, ctx: Ctx, _who: Writer) -> AgentTokenOut:
+    def work(session: Session) -> AgentTokenOut:
+        cluster = service.get_cluster(session, name)
+        plaintext = service.rotate_agent_token(session, cluster)
+        return AgentTokenOut(cluster_id=cluster.id, cluster_name=cluster.name, agent_token=plaintext)
+
+    out = await ctx.db(work)
+    await ctx.agents_changed(f"the new agent token of {name!r}")
+    return out
+
+
+@router.get("/{name}/addons")
+async def cluster_addons(name: str, ctx: Ctx, _who: Reader) -> ClusterAddons:
+    """Add-ons as the last successful sync left them (the job's result, per entry)."""
+
+    def work(session: Session) -> ClusterAddons:
+        cluster = service.get_cluster(session, name)
+        job = service.last_successful_sync(session, cluster)
+        return ClusterAddons(
+            cluster=cluster.name,
+            state=service.cluster_state(cluster, ctx.clock()),
+            synced_at=job.finished_at if job else None,
+            operation_id=job.operation_id if job else None,
+            job_id=job.id if job else None,
+            result=_addons_of(job.result if job else None),
+        )
+
+    return await ctx.db(work)
+
+
+def _addons_of(result: dict[str, Any] | None) -> list[AddonOut]:
+    """The agent's sync result holds `outcomes`: {"addon/NAME": EntryOutcome.to_dict(), …}."""
+    outcomes = (result or {}).get("outcomes")
+    if not isinstance(outcomes, dict):
+        return []
+    addons: list[AddonOut] = []
+    for ref, outcome in sorted(outcomes.items()):
+        if not (isinstance(ref, str) and ref.startswith("addon/") and isinstance(outcome, dict)):
+            continue
+        addons.append(
+            AddonOut(
+                name=ref.removeprefix("addon/"),
+                status=str(outcome.get("status", "unknown")),
+                message=str(outcome.get("message") or ""),
+                health=outcome.get("health") if isinstance(outcome.get("health"), str) else None,
+                reason=outcome.get("reason") if isinstance(outcome.get("reason"), str) else None,
+            )
+        )
+    return addons

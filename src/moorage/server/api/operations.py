@@ -1,0 +1,119 @@
+"""Applying a definition to a cluster, and the operations (with their jobs) that record it."""
+
+import asyncio
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from moorage.server import service
+from moorage.server.api.deps import Ctx, Reader, Writer
+from moorage.server.api.schemas import ApplyRequest, OperationOut, Page, page_of
+from moorage.server.bundle import validate_bundle
+from moorage.spec.protocol import JobAction, JobMessage
+
+log = logging.getLogger("moorage.server.api")
+
+router = APIRouter(tags=["operations"])
+
+MAX_WAIT_SECONDS = 600
+POLL_SECONDS = 0.2
+
+Wait = Annotated[
+    float,
+    Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the operation to end (200), else 202."),
+]
+
+
+@router.post(
+    "/clusters/{name}/apply",
+    status_code=202,
+    responses={200: {"model": OperationOut, "description": "the operation ended within `wait`"}},
+)
+async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: Wait = 0) -> JSONResponse:
+    """Validate a repository bundle and queue one write job (sync) for the cluster's agent."""
+    await ctx.db(lambda s: service.get_cluster(s, name))  # 404 before any validation work
+    check = await run_in_threadpool(validate_bundle, body.files, body.root)
+    if not check.ok:
+        n = len(check.errors)
+        return JSONResponse(
+            {
+                "detail": f"the definition has {n} error{'s' if n != 1 else ''}",
+                "errors": check.errors,
+                "warnings": check.warnings,
+            },
+            status_code=422,
+        )
+
+    def create(session: Session) -> tuple[str, JobMessage]:
+        cluster = service.get_cluster(session, name)
+        operation, message = service.create_operation_with_job(
+            session,
+            cluster,
+            action=JobAction.SYNC,
+            payload={"files": body.files, "root": body.root},
+            timeout_seconds=check.timeout_seconds,
+            operation_kind="apply",
+            created_by=who.name,
+            now=ctx.clock(),
+        )
+        return operation.id, message
+
+    operation_id, message = await ctx.db(create)
+    try:
+        await ctx.bus.publish_job(message)
+    except Exception as e:
+        log.warning("queueing job %s failed: %s", message.job_id, e)
+        reason = f"could not be queued for the agent: {e}"
+        await ctx.db(lambda s: service.fail_job(s, message.job_id, reason, ctx.clock()))
+        raise HTTPException(
+            503, detail=f"operation {operation_id} failed: the job could not be queued for the agent ({e})"
+        ) from None
+    await ctx.db(lambda s: service.mark_dispatched(s, message.job_id, ctx.clock()))
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        out = await ctx.db(lambda s: OperationOut.of(service.get_operation(s, operation_id)))
+        if out.state in service.FINAL_OPERATION_STATES:
+            return JSONResponse(out.model_dump(mode="json"), status_code=200)
+        if loop.time() >= deadline:
+            return JSONResponse(out.model_dump(mode="json"), status_code=202)
+        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
+
+
+@router.get("/clusters/{name}/operations")
+async def list_operations(
+    name: str,
+    ctx: Ctx,
+    _who: Reader,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 25,
+    state: Annotated[str | None, Query(description="only operations in this state")] = None,
+) -> Page[OperationOut]:
+    if state is not None and state not in service.OPERATION_STATES:
+        raise HTTPException(
+            422, detail=f"unknown state {state!r}; use one of {', '.join(service.OPERATION_STATES)}"
+        )
+
+    def work(session: Session) -> Page[OperationOut]:
+        cluster = service.get_cluster(session, name)
+        rows, total = service.list_operations(
+            session, cluster, offset=(page - 1) * page_size, limit=page_size, state=state
+        )
+        return page_of([OperationOut.of(r) for r in rows], total, page, page_size)
+
+    return await ctx.db(work)
+
+
+@router.get("/operations/{operation_id}")
+async def get_operation(operation_id: str, ctx: Ctx, _who: Reader) -> OperationOut:
+    return await ctx.db(lambda s: OperationOut.of(service.get_operation(s, operation_id)))
+
+
+@router.post("/operations/{operation_id}/cancel")
+async def cancel_operation(operation_id: str, ctx: Ctx, _who: Writer) -> OperationOut:
+    return await ctx.db(lambda s: OperationOut.of(service.cancel_operation(s, operation_id, ctx.clock())))

@@ -1,0 +1,89 @@
+"""The control plane's FastAPI application. `moorage.server.main` builds the pieces (database,
+NATS bus) and passes them in; tests pass a migrated SQLite database and a fake bus."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from fastapi import FastAPI
+
+from moorage.server import service
+from moorage.server.api import agent, clusters, errors, operations, system, tokens
+from moorage.server.api.deps import AppContext
+from moorage.server.db.models import utcnow
+from moorage.server.db.session import SessionFactory, transaction
+from moorage.server.metrics import make_registry
+from moorage.server.middleware import BodyLimitMiddleware
+from moorage.server.ports import Bus
+from moorage.server.settings import ServerSettings
+
+log = logging.getLogger("moorage.server")
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: ServerSettings,
+    session_factory: SessionFactory,
+    bus: Bus,
+    *,
+    agent_nats_url: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    expire_jobs: bool = True,
+) -> FastAPI:
+    """The app, on an already migrated database. `agent_nats_url` is what agents are told at
+    registration (default: settings.agent_nats_url, then settings.nats_url). With `expire_jobs`,
+    a background task marks overdue jobs as timeout while the app runs."""
+    if settings.bootstrap_token:
+        with transaction(session_factory) as session:
+            if service.ensure_bootstrap_token(session, settings.bootstrap_token):
+                log.info("created the bootstrap admin token")
+    ctx = AppContext(
+        settings=settings,
+        session_factory=session_factory,
+        bus=bus,
+        agent_nats_url=agent_nats_url or settings.agent_nats_url or settings.nats_url,
+        clock=clock,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_expiry_loop(ctx)) if expire_jobs else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="Moorage",
+        summary="GitOps control plane for Kubernetes add-ons",
+        version="0.1.0",
+        docs_url="/docs",
+        lifespan=lifespan,
+    )
+    app.state.moorage = ctx
+    app.state.session_factory = session_factory  # read by moorage.server.auth
+    app.state.metrics_registry = make_registry(session_factory, clock)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    errors.install(app)
+    for module in (tokens, clusters, operations, agent):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(system.router)
+    return app
+
+
+async def _expiry_loop(ctx: AppContext) -> None:
+    while True:
+        await asyncio.sleep(ctx.settings.expire_interval_seconds)
+        try:
+            expired = await ctx.db(lambda s: service.expire_jobs(s, ctx.clock()))
+        except Exception:
+            log.exception("expiring overdue jobs failed; will retry")
+            continue
+        if expired:
+            log.info("jobs timed out: %s", ", ".join(expired))

@@ -1,0 +1,188 @@
+"""The server's side of NATS: durable streams, one durable pull consumer per agent, publishing jobs,
+and consuming results and heartbeats. Results are acked only after they are in the database, so a
+server restart loses none; jobs stay in the work queue until their agent acks them."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from moorage.spec import protocol
+from moorage.spec.protocol import HeartbeatMessage, JobMessage, ResultMessage
+
+log = logging.getLogger("moorage.server.bus")
+
+# A write job may run for minutes: the agent sends "in progress" acks; without them for this long
+# (agent killed), the job is delivered again.
+AGENT_ACK_WAIT_SECONDS = 60
+RESULTS_MAX_AGE_SECONDS = 14 * 24 * 3600
+
+OnResult = Callable[[ResultMessage], Awaitable[None]]
+OnHeartbeat = Callable[[HeartbeatMessage], Awaitable[None]]
+AgentIds = Callable[[], Awaitable[list[str]]]
+
+
+class NatsBus:
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None,
+        password: str | None,
+        on_result: OnResult,
+        on_heartbeat: OnHeartbeat,
+        agent_ids: AgentIds,
+        on_agents_changed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.url = url
+        self._user, self._password = user, password
+        self._on_result, self._on_heartbeat = on_result, on_heartbeat
+        self._agent_ids = agent_ids
+        self._on_agents_changed = on_agents_changed
+        self._nc: Client | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.rejected = 0  # malformed messages dropped
+
+    async def start(self) -> None:
+        self._nc = await nats.connect(
+            self.url,
+            user=self._user,
+            password=self._password,
+            name="moorage-server",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+        )
+        js = self._nc.jetstream()
+        await _ensure_stream(
+            js,
+            StreamConfig(
+                name=protocol.JOBS_STREAM,
+                subjects=[protocol.jobs_subject("*")],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                duplicate_window=600,
+            ),
+        )
+        await _ensure_stream(
+            js,
+            StreamConfig(
+                name=protocol.RESULTS_STREAM,
+                subjects=[protocol.results_subject("*"), protocol.events_subject("*")],
+                storage=StorageType.FILE,
+                max_age=RESULTS_MAX_AGE_SECONDS,
+            ),
+        )
+        await js.add_consumer(
+            protocol.RESULTS_STREAM,
+            ConsumerConfig(
+                durable_name=protocol.SERVER_CONSUMER,
+                filter_subject=protocol.results_subject("*"),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=30,
+            ),
+        )
+        await self.ensure_agent_consumers()
+        await self._nc.subscribe(protocol.heartbeat_subject("*"), cb=self._heartbeat)
+        self._tasks.append(asyncio.create_task(self._consume_results(), name="moorage-results"))
+
+    async def ensure_agent_consumers(self) -> None:
+        assert self._nc is not None
+        js = self._nc.jetstream()
+        for cluster_id in await self._agent_ids():
+            await js.add_consumer(
+                protocol.JOBS_STREAM,
+                ConsumerConfig(
+                    durable_name=protocol.agent_consumer(cluster_id),
+                    filter_subject=protocol.jobs_subject(cluster_id),
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=AGENT_ACK_WAIT_SECONDS,
+                    max_ack_pending=100,
+                ),
+            )
+
+    async def publish_job(self, job: JobMessage) -> None:
+        assert self._nc is not None
+        # the job id as message id: a retried publish is not queued twice
+        await self._nc.jetstream().publish(
+            protocol.jobs_subject(job.cluster_id), protocol.encode(job), headers={"Nats-Msg-Id": job.job_id}
+        )
+
+    async def agents_changed(self) -> None:
+        if self._on_agents_changed is not None:
+            await self._on_agents_changed()
+        await self.ensure_agent_consumers()
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        try:
+            beat = protocol.decode(msg.data, HeartbeatMessage)
+        except protocol.ProtocolError as e:
+            self.rejected += 1
+            log.warning("heartbeat rejected on %s: %s", msg.subject, e)
+            return
+        if msg.subject != protocol.heartbeat_subject(beat.cluster_id):
+            self.rejected += 1
+            log.warning("heartbeat for %s arrived on %s: rejected", beat.cluster_id, msg.subject)
+            return
+        await self._on_heartbeat(beat)
+
+    async def _consume_results(self) -> None:
+        assert self._nc is not None
+        sub = await self._nc.jetstream().pull_subscribe_bind(
+            durable=protocol.SERVER_CONSUMER, stream=protocol.RESULTS_STREAM
+        )
+        while True:
+            try:
+                batch = await sub.fetch(50, timeout=1)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # NATS restarting: keep trying
+                log.warning("fetching results failed: %r", e)
+                await asyncio.sleep(1)
+                continue
+            for msg in batch:
+                await self._result(msg)
+
+    async def _result(self, msg: Msg) -> None:
+        try:
+            result = protocol.decode(msg.data, ResultMessage)
+        except protocol.ProtocolError as e:
+            self.rejected += 1
+            log.warning("result rejected on %s: %s", msg.subject, e)
+            await msg.ack()  # a malformed message must not block the stream
+            return
+        if msg.subject != protocol.results_subject(result.cluster_id):
+            self.rejected += 1
+            log.warning("result for cluster %s arrived on %s: rejected", result.cluster_id, msg.subject)
+            await msg.ack()
+            return
+        try:
+            await self._on_result(result)
+        except Exception:
+            log.exception("recording result of job %s failed; it will be delivered again", result.job_id)
+            await msg.nak(delay=2)
+            return
+        await msg.ack()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._nc is not None:
+            await self._nc.drain()
+
+
+async def _ensure_stream(js: Any, config: StreamConfig) -> None:
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        return
+    await js.update_stream(config)

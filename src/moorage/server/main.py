@@ -1,0 +1,89 @@
+"""`moorage server`: migrate the database, start (or connect to) NATS, consume results and heartbeats,
+serve the API. Stops cleanly on SIGTERM / Ctrl-C."""
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import uvicorn
+
+from moorage.server import service
+from moorage.server.app import create_app
+from moorage.server.bus import NatsBus
+from moorage.server.db.session import SessionFactory, make_engine, make_session_factory, migrate, transaction
+from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats
+from moorage.server.settings import ServerSettings
+from moorage.spec.protocol import HeartbeatMessage, ResultMessage
+
+log = logging.getLogger("moorage.server")
+
+
+def _agent_users(factory: SessionFactory) -> list[AgentUser]:
+    with transaction(factory) as session:
+        return [AgentUser(cluster_id, password) for cluster_id, password in service.agent_users(session)]
+
+
+async def serve(settings: ServerSettings) -> None:
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    url = settings.database_url
+    await asyncio.to_thread(migrate, url)
+    factory = make_session_factory(make_engine(url))
+
+    embedded: EmbeddedNats | None = None
+    if settings.nats_url:
+        nats_url = settings.nats_url
+        nats_user, nats_password = (
+            os.environ.get("MOORAGE_NATS_USER"),
+            os.environ.get("MOORAGE_NATS_PASSWORD"),
+        )
+    else:
+        embedded = EmbeddedNats(Path(settings.data_dir) / "nats")
+        await asyncio.to_thread(embedded.start, _agent_users(factory))
+        nats_url, nats_user, nats_password = embedded.url, SERVER_USER, embedded.server_password
+        log.info("embedded NATS with JetStream at %s", nats_url)
+
+    async def on_result(message: ResultMessage) -> None:
+        def record() -> None:
+            with transaction(factory) as session:
+                service.record_result(session, message)
+
+        await asyncio.to_thread(record)
+
+    async def on_heartbeat(beat: HeartbeatMessage) -> None:
+        def record() -> None:
+            with transaction(factory) as session:
+                service.record_heartbeat(session, beat)
+
+        await asyncio.to_thread(record)
+
+    async def agent_ids() -> list[str]:
+        def ids() -> list[str]:
+            with transaction(factory) as session:
+                return service.agent_cluster_ids(session)
+
+        return await asyncio.to_thread(ids)
+
+    async def reload_nats_users() -> None:
+        if embedded is not None:
+            users = await asyncio.to_thread(_agent_users, factory)
+            await asyncio.to_thread(embedded.reload, users)
+
+    bus = NatsBus(
+        nats_url,
+        user=nats_user,
+        password=nats_password,
+        on_result=on_result,
+        on_heartbeat=on_heartbeat,
+        agent_ids=agent_ids,
+        on_agents_changed=reload_nats_users,
+    )
+    await bus.start()
+    app = create_app(settings, factory, bus, agent_nats_url=settings.agent_nats_url or nats_url)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info"))
+    try:
+        await server.serve()
+    finally:
+        await bus.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

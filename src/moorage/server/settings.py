@@ -1,0 +1,52 @@
+"""Settings of `moorage server`: explicit fields with defaults, overridable from the environment."""
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_DATA_DIR = Path("~/.local/share/moorage/server")
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("MOORAGE_SERVER_DATA") or DEFAULT_DATA_DIR).expanduser()
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # empty = a SQLite file in data_dir (filled in by the validator below)
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # None = `moorage server` starts an embedded nats-server
+    nats_url: str | None = None
+    # the NATS URL handed to agents at registration when it differs from nats_url (NAT, ingress)
+    agent_nats_url: str | None = None
+    public_url: str | None = None
+    # creates an admin API token at first start if the database holds no token yet
+    bootstrap_token: str | None = Field(default=None, repr=False)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    expire_interval_seconds: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fill_database_url(self) -> "ServerSettings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'moorage.db'}"
+        return self
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "ServerSettings":
+        """Environment variables MOORAGE_DATABASE_URL, MOORAGE_NATS_URL, MOORAGE_AGENT_NATS_URL,
+        MOORAGE_PUBLIC_URL, MOORAGE_BOOTSTRAP_TOKEN; explicit overrides (CLI flags) win."""
+        env = {
+            "database_url": os.environ.get("MOORAGE_DATABASE_URL"),
+            "nats_url": os.environ.get("MOORAGE_NATS_URL"),
+            "agent_nats_url": os.environ.get("MOORAGE_AGENT_NATS_URL"),
+            "public_url": os.environ.get("MOORAGE_PUBLIC_URL"),
+            "bootstrap_token": os.environ.get("MOORAGE_BOOTSTRAP_TOKEN"),
+        }
+        values: dict[str, object] = {k: v for k, v in env.items() if v}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
