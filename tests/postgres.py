@@ -60,7 +60,8 @@ def running_postgres() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    assert initdb is not None and pg_ctl is not None
+    assert initdb is not None
+    assert pg_ctl is not None
     subprocess.run(
         _as_postgres([initdb, "-D", str(data), "--auth=trust", "-U", "postgres", "--no-sync"]),
         check=True,
@@ -81,5 +82,9 @@ def running_postgres() -> Iterator[str]:
             time.sleep(0.1)
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), check=False, capture_output=True)
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(base, ignore_errors=True)

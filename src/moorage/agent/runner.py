@@ -183,7 +183,7 @@ class Agent:
     async def _shutdown(self) -> None:
         """Let running jobs finish for a grace period; hand the rest back (nak) for redelivery."""
         if self._running:
-            done, pending = await asyncio.wait(
+            _, pending = await asyncio.wait(
                 list(self._running.values()), timeout=self.settings.shutdown_grace
             )
             for task in pending:
@@ -191,19 +191,22 @@ class Agent:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await asyncio.wait_for(self._nc.drain(), 5)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
         if self._kube is not None:
             await self._kube.close()
 
     # -- jobs -----------------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        assert self._nc is not None and self.reg is not None
+        assert self._nc is not None
+        assert self.reg is not None
         sub = await self._nc.jetstream().pull_subscribe_bind(
             durable=protocol.agent_consumer(self.reg.cluster_id), stream=protocol.JOBS_STREAM
         )
         while not self._stopping.is_set():
-            free = self._slots[JobKind.READ]._value + self._slots[JobKind.WRITE]._value  # noqa: SLF001
+            free = self._slots[JobKind.READ]._value + self._slots[JobKind.WRITE]._value
             try:
                 batch = await sub.fetch(max(1, free), timeout=1)
             except (nats.errors.TimeoutError, TimeoutError):
@@ -283,7 +286,8 @@ class Agent:
     async def _publish_result(
         self, job: JobMessage, state: JobState, messages: list[str], result: dict[str, Any]
     ) -> None:
-        assert self._nc is not None and self.reg is not None
+        assert self._nc is not None
+        assert self.reg is not None
         message = ResultMessage(
             job_id=job.job_id,
             cluster_id=self.reg.cluster_id,
@@ -374,7 +378,8 @@ class Agent:
             else:
                 status, body, ctype = 404, b"not found\n", "text/plain"
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             writer.write(head.encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError, IndexError):

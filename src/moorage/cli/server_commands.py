@@ -1,6 +1,7 @@
 """`moorage server`: the control plane."""
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -14,15 +15,19 @@ from moorage.server.settings import ServerSettings
 def server_command(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port of the API.")] = 8000,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="State: SQLite file, embedded NATS.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="State: SQLite file, embedded NATS.")
+    ] = None,
     database_url: Annotated[
-        str | None, typer.Option("--database-url", help="e.g. postgresql+psycopg://… (default: SQLite in --data-dir)")
+        str | None,
+        typer.Option("--database-url", help="e.g. postgresql+psycopg://… (default: SQLite in --data-dir)"),
     ] = None,
     nats_url: Annotated[
         str | None, typer.Option("--nats-url", help="An existing NATS with JetStream (default: start one).")
     ] = None,
     agent_nats_url: Annotated[
-        str | None, typer.Option("--agent-nats-url", help="The NATS URL agents should use, if not --nats-url.")
+        str | None,
+        typer.Option("--agent-nats-url", help="The NATS URL agents should use, if not --nats-url."),
     ] = None,
 ) -> None:
     """Run the control plane: API, database, NATS (embedded unless --nats-url)."""
@@ -35,10 +40,8 @@ def server_command(
         nats_url=nats_url,
         agent_nats_url=agent_nats_url,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        pass
 
 
 def register(app: typer.Typer) -> None:

@@ -50,11 +50,26 @@ def find_nats_server() -> str:
     return found
 
 
-def _free_port() -> int:
+def _free_port(preferred: int | None = None) -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", preferred or 0))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _stable_port(record: Path) -> int:
+    """The port used last time (agents keep reconnecting to it after a server restart), if still free."""
+    try:
+        previous = int(record.read_text())
+    except (OSError, ValueError):
+        previous = None
+    port = _free_port(previous)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(str(port))
+    return port
 
 
 def render_config(
@@ -79,8 +94,8 @@ def render_config(
 class EmbeddedNats:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = _free_port()
-        self.monitor_port = _free_port()
+        self.port = _stable_port(data_dir / "nats.port")
+        self.monitor_port = _stable_port(data_dir / "nats-monitor.port")
         self.server_password = secrets.token_urlsafe(32)  # in memory only
         self._server_hash = bcrypt.hashpw(self.server_password.encode(), bcrypt.gensalt(rounds=10)).decode()
         self._proc: subprocess.Popen[bytes] | None = None

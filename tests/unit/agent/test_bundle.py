@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,12 +30,17 @@ def test_the_example_repository_loads_from_a_bundle(monkeypatch: pytest.MonkeyPa
 
 
 def test_an_invalid_bundle_names_the_problem() -> None:
-    files = {"import-cluster.yaml": "apiVersion: v1\nkind: ImportCluster\nmetadata: {name: x}\nspec:\n  stackz: []\n"}
+    text = "apiVersion: v1\nkind: ImportCluster\nmetadata: {name: x}\nspec:\n  stackz: []\n"
+    files = {"import-cluster.yaml": text}
     with pytest.raises(BundleError, match="did you mean 'stacks'"):
         load_bundle({"files": files})
 
 
 def test_secret_values_are_masked_in_resource_browsing() -> None:
-    secret = {"kind": "Secret", "data": {"password": "aHVudGVyMg=="}, "metadata": {"name": "s"}}
+    secret: dict[str, Any] = {
+        "kind": "Secret",
+        "data": {"password": "aHVudGVyMg=="},
+        "metadata": {"name": "s"},
+    }
     assert _redacted(secret)["data"] == {"password": "********"}
     assert secret["data"]["password"] == "aHVudGVyMg=="  # the original is untouched

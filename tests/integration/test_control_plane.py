@@ -1,0 +1,245 @@
+"""Server, embedded NATS and agents as real processes against the devcluster."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from moorage.devcluster import DevCluster
+from moorage.devcluster.chartsources import ChartRepo
+from moorage.spec import protocol
+from tests.integration.conftest import Helm
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops-repo"
+ADMIN = "mrg_" + "integration-test-bootstrap-token-000000000"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.data_dir / "server.log").open("ab")
+        env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": ADMIN}
+        argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [*argv, "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=env
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.proc.poll() is None, (self.data_dir / "server.log").read_text()[-2000:]
+            time.sleep(0.2)
+        raise AssertionError("server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def api(self, method: str, path: str, token: str = ADMIN, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = free_port()
+    srv = Server(f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("server"), port)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+class Agents:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, server: Server, token: str, kubeconfig: Path) -> subprocess.Popen[bytes]:
+        log = (self.base / f"agent-{len(self.procs)}.log").open("ab")
+        env = {
+            **os.environ,
+            "MOORAGE_AGENT_TOKEN": token,
+            "SOPS_AGE_KEY_FILE": str(EXAMPLE / "keys" / "test-only.agekey"),
+        }
+        argv = [sys.executable, "-m", "moorage.cli.main", "agent", "--server", server.url]
+        argv += ["--kubeconfig", str(kubeconfig), "--health-port", str(free_port())]
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
+        self.procs.append(proc)
+        return proc
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Agents]:
+    started = Agents(tmp_path)
+    yield started
+    for proc in started.procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+
+
+def bundle(chart_repo: ChartRepo) -> dict[str, Any]:
+    files = {
+        str(p.relative_to(EXAMPLE)): p.read_text().replace("http://127.0.0.1:8879", chart_repo.url)
+        for p in EXAMPLE.rglob("*")
+        if p.is_file()
+    }
+    return {"files": files, "root": "import-cluster.yaml"}
+
+
+def register(server: Server, name: str) -> str:
+    response = server.api("POST", "/clusters", json={"name": name})
+    assert response.status_code == 201, response.text
+    token: str = response.json()["agent_token"]
+    return token
+
+
+def wait_state(server: Server, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cluster: dict[str, Any] = server.api("GET", f"/clusters/{name}").json()
+        if cluster["state"] == state:
+            return cluster
+        time.sleep(0.3)
+    raise AssertionError(f"cluster {name} never became {state}")
+
+
+def test_example_applied_through_the_api_is_deployed_by_the_agent(
+    server: Server, agents: Agents, cluster: DevCluster, helm: Helm, chart_repo: ChartRepo
+) -> None:
+    token = register(server, "example")
+    # queued while no agent is connected: runs when the agent comes
+    queued = server.api("POST", "/clusters/example/apply", json=bundle(chart_repo))
+    assert queued.status_code == 202, queued.text
+    operation = queued.json()["id"]
+
+    agents.start(server, token, cluster.kubeconfig)
+    wait_state(server, "example", "online")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        op = server.api("GET", f"/operations/{operation}").json()
+        if op["state"] not in ("running", "pending"):
+            break
+        time.sleep(1)
+    assert op["state"] == "success", json.dumps(op, indent=2)[-3000:]
+    for namespace, name in (
+        ("apps", "webapp"),
+        ("apps", "stateful"),
+        ("widgets", "crd-widget"),
+        ("hooks", "hooked"),
+    ):
+        assert helm.releases(namespace)[name]["status"] == "deployed"
+    addons = server.api("GET", "/clusters/example/addons").json()
+    assert {a["name"]: a["health"] for a in addons["result"]}["stateful"] == "Healthy"
+
+    # the same definition again: nothing to do, and it says so
+    again = server.api("POST", "/clusters/example/apply", params={"wait": 120}, json=bundle(chart_repo))
+    assert again.status_code == 200, again.text
+    assert again.json()["state"] == "success"
+    (job,) = again.json()["jobs"]
+    assert all(": unchanged: " in m for m in job["messages"] if m.startswith(("addon/", "manifest/"))), job[
+        "messages"
+    ]
+
+    # results and history survive a server restart
+    server.stop()
+    server.start()
+    history = server.api("GET", "/clusters/example/operations").json()["result"]
+    assert {o["id"] for o in history} >= {operation, again.json()["id"]}
+
+
+def test_tokens_are_checked_with_clear_messages(server: Server, tmp_path: Path) -> None:
+    assert server.api("GET", "/clusters", token="").json()["detail"] == "missing bearer token"
+    assert server.api("GET", "/clusters", token="mrg_wrong").status_code == 401
+    token = register(server, "revoked")
+    assert server.api("POST", "/agent/register", token=token).status_code == 200
+    assert server.api("POST", "/clusters/revoked/agent-token/revoke").status_code in (200, 204)
+    refused = server.api("POST", "/agent/register", token=token)
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["detail"]
+
+    env = {**os.environ, "MOORAGE_AGENT_TOKEN": token}
+    argv = [
+        sys.executable,
+        "-m",
+        "moorage.cli.main",
+        "agent",
+        "--server",
+        server.url,
+        "--health-port",
+        str(free_port()),
+    ]
+    agent = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert agent.returncode == 1
+    assert "refused the agent token" in agent.stderr
+
+    oversized = server.api("POST", "/clusters/revoked/apply", content=b"{" + b" " * (3 << 20) + b"}")
+    assert oversized.status_code == 413
+    assert httpx.get(f"{server.url}/healthz").status_code == 200  # still serving
+
+
+async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
+    token_a = register(server, "iso-a")
+    register(server, "iso-b")
+    reg = server.api("POST", "/agent/register", token=token_a).json()
+    other = server.api("GET", "/clusters/iso-b").json()["id"]
+    errors: list[str] = []
+
+    async def on_error(e: Exception) -> None:
+        errors.append(str(e))
+
+    nc = await nats.connect(
+        reg["nats_url"],
+        user=reg["nats_user"],
+        password=token_a,
+        inbox_prefix=reg["inbox_prefix"].encode(),
+        error_cb=on_error,
+    )
+    try:
+        await nc.subscribe(protocol.jobs_subject(other))
+        await nc.publish(protocol.results_subject(other), b"{}")
+        await nc.publish(protocol.heartbeat_subject(other), b"{}")
+        await nc.flush()
+        deadline = time.monotonic() + 5
+        while len(errors) < 3 and time.monotonic() < deadline:
+            await nc.flush()
+            time.sleep(0.1)
+    finally:
+        await nc.close()
+    assert any("subscription" in e and protocol.jobs_subject(other) in e for e in errors), errors
+    assert any("publish" in e and protocol.results_subject(other) in e for e in errors), errors
+    assert any("publish" in e and protocol.heartbeat_subject(other) in e for e in errors), errors
+    with pytest.raises(nats.errors.Error):
+        await nats.connect(
+            reg["nats_url"],
+            user=reg["nats_user"],
+            password="mrga_wrong",
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+        )
