@@ -1,71 +1,178 @@
-"""`make demo`: start a devcluster, publish the example chart to a local OCI registry, install it with
-helm and show its status. The cluster keeps running afterwards; `moorage devcluster down --name demo`
-stops it."""
+"""`make demo`: the whole local platform on one machine.
 
+1. a devcluster (etcd, kube-apiserver, controllers, kwok nodes);
+2. the test charts on a local Helm repository (HTTP) and an OCI registry; one chart installed with
+   plain helm from the OCI registry, to show that Moorage releases are ordinary Helm releases;
+3. `moorage server` (SQLite, embedded NATS) and `moorage agent` for the devcluster;
+4. examples/gitops-repo applied through the API, then a status table.
+
+It keeps running until Ctrl-C, which stops everything it started (the devcluster included)."""
+
+import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
 
 from moorage import devcluster
 from moorage.devcluster import binaries, chartsources
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "gitops-repo"
+CHARTS = ROOT / "tests" / "charts"
 NAME = "demo"
-CHART = ROOT / "tests" / "charts" / "webapp"
+console = Console()
 
 
 def step(text: str) -> None:
-    print(f"\n==> {text}", flush=True)
+    console.print(f"\n[bold]==> {text}[/bold]")
 
 
-def run(*argv: str, env: dict[str, str] | None = None) -> None:
-    print("$ " + " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)), flush=True)
-    subprocess.run(argv, check=True, env=env)
+def free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url} exited early; last lines of {log}:\n" + log.read_text()[-2000:])
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f}s (see {log})")
+
+
+def bundle(chart_repo_url: str) -> dict[str, Any]:
+    files = {
+        str(p.relative_to(EXAMPLE)): p.read_text().replace("http://127.0.0.1:8879", chart_repo_url)
+        for p in EXAMPLE.rglob("*")
+        if p.is_file()
+    }
+    return {"files": files, "root": "import-cluster.yaml"}
 
 
 def main() -> int:
-    step(f"devcluster {NAME!r}: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
+    stop = False
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    work = Path(tempfile.mkdtemp(prefix="moorage-demo-"))
+    processes: list[subprocess.Popen[bytes]] = []
+
+    step("devcluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
     started = time.monotonic()
-    try:
-        cluster = devcluster.find(NAME)
-        if not devcluster.status(cluster).healthy:
-            devcluster.down(NAME)
-            raise devcluster.DevclusterError("stale")
-        print(f"reusing the running devcluster {NAME!r}")
-    except devcluster.DevclusterError:
-        cluster = devcluster.up(NAME, nodes=3)
-        print(f"ready in {time.monotonic() - started:.1f}s")
+    if any(c.name == NAME for c in devcluster.list_clusters()):
+        devcluster.down(NAME)
+    cluster = devcluster.up(NAME, nodes=3)
+    console.print(f"ready in {time.monotonic() - started:.1f}s; kubeconfig {cluster.kubeconfig}")
     kubeconfig = str(cluster.kubeconfig)
-    helm, kubectl = str(binaries.find("helm")), str(binaries.find("kubectl"))
-
-    with tempfile.TemporaryDirectory(prefix="moorage-demo-") as tmp:
-        work = Path(tmp)
-        env = chartsources.helm_env(work / "helm")
-        step("local OCI registry (CNCF distribution) on loopback, loaded with the example chart")
-        with chartsources.run_registry(work / "registry") as registry:
-            archives = chartsources.package_charts([CHART], work / "charts", work / "helm")
+    helm_env = chartsources.helm_env(work / "helm")
+    try:
+        archives = chartsources.package_charts(
+            sorted(p for p in CHARTS.iterdir() if p.is_dir()), work / "repo", work / "helm"
+        )
+        with (
+            chartsources.serve_chart_repo(work / "repo") as repo,
+            chartsources.run_registry(work / "registry") as registry,
+        ):
+            chartsources.index_repo(work / "repo", repo.url, work / "helm")
             chartsources.push_charts(archives, registry, work / "helm")
-            print(f"pushed {archives[0].name} to {registry.url}/webapp")
+            step(f"charts: Helm repository {repo.url}, OCI registry {registry.url}")
+            helm = [str(binaries.find("helm")), "upgrade", "--install", "hello", f"{registry.url}/webapp"]
+            helm += ["--plain-http", "--namespace", "hello", "--create-namespace", "--wait"]
+            subprocess.run(
+                [*helm, f"--kubeconfig={kubeconfig}"], check=True, env=helm_env, stdout=subprocess.DEVNULL
+            )
+            console.print("helm installed release hello from the OCI registry")
 
-            step("helm upgrade --install from the OCI registry")
-            run(
-                helm, "upgrade", "--install", "webapp", f"{registry.url}/webapp", "--version", "1.0.0",
-                "--plain-http", "--namespace", "demo", "--create-namespace", "--wait", "--timeout", "120s",
-                f"--kubeconfig={kubeconfig}",
-                env=env,
-            )  # fmt: skip
+            step("moorage server (SQLite, embedded NATS with JetStream)")
+            token = "mrg_" + secrets.token_urlsafe(32)
+            port = free_port(8000)
+            server_url = f"http://127.0.0.1:{port}"
+            server_log = work / "server.log"
+            env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": token}
+            argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(port)]
+            argv += ["--data-dir", str(work / "server")]
+            server = subprocess.Popen(argv, stdout=server_log.open("ab"), stderr=subprocess.STDOUT, env=env)
+            processes.append(server)
+            wait_http(f"{server_url}/healthz", server, server_log)
+            api = httpx.Client(
+                base_url=f"{server_url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=300
+            )
+            agent_token = api.post("/clusters", json={"name": NAME}).raise_for_status().json()["agent_token"]
 
-        step("status")
-        run(helm, "status", "webapp", "--namespace", "demo", f"--kubeconfig={kubeconfig}", env=env)
-        run(helm, "list", "--namespace", "demo", f"--kubeconfig={kubeconfig}", env=env)
-        run(kubectl, f"--kubeconfig={kubeconfig}", "get", "deploy,svc,cm,pods", "-n", "demo", "-o", "wide")
+            step("moorage agent (outbound connections only)")
+            agent_log = work / "agent.log"
+            agent_env = {
+                **os.environ,
+                "MOORAGE_AGENT_TOKEN": agent_token,
+                "SOPS_AGE_KEY_FILE": str(EXAMPLE / "keys" / "test-only.agekey"),
+            }
+            health = free_port(8080)
+            argv = [sys.executable, "-m", "moorage.cli.main", "agent", "--server", server_url]
+            argv += ["--kubeconfig", kubeconfig, "--health-port", str(health)]
+            agent = subprocess.Popen(
+                argv, stdout=agent_log.open("ab"), stderr=subprocess.STDOUT, env=agent_env
+            )
+            processes.append(agent)
+            wait_http(f"http://127.0.0.1:{health}/readyz", agent, agent_log)
 
-    step("done")
-    print(f"kubeconfig: {kubeconfig}")
-    print(f"try: kubectl --kubeconfig {kubeconfig} get nodes")
-    print(f"stop it: .venv/bin/moorage devcluster down --name {NAME}")
+            step("examples/gitops-repo applied through the API")
+            operation = api.post(
+                f"/clusters/{NAME}/apply", params={"wait": 300}, json=bundle(repo.url)
+            ).json()
+            console.print(f"operation {operation['id']}: {operation['state']}")
+            addons = api.get(f"/clusters/{NAME}/addons").json()
+            table = Table(
+                "add-on", "result", "health", "message", title=f"cluster {NAME} ({addons.get('state')})"
+            )
+            for row in addons.get("result", []):
+                table.add_row(row["name"], row["status"], row.get("health") or "", row["message"])
+            console.print(table)
+
+            step("running")
+            console.print(f"API        {server_url}/api/v1   (OpenAPI: {server_url}/docs)")
+            console.print(f"token      export MOORAGE_TOKEN={token}")
+            console.print(f"kubeconfig {kubeconfig}")
+            console.print(f"logs       {work}")
+            console.print("Ctrl-C stops the agent, the server, the chart sources and the devcluster.")
+            while not stop:
+                time.sleep(0.5)
+    finally:
+        step("stopping")
+        for proc in reversed(processes):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        devcluster.down(NAME)
+        console.print("stopped")
     return 0
 
 

@@ -42,7 +42,21 @@ async def serve(settings: ServerSettings) -> None:
         await asyncio.to_thread(embedded.start, _agent_users(factory))
         nats_url, nats_user, nats_password = embedded.url, SERVER_USER, embedded.server_password
         log.info("embedded NATS with JetStream at %s", nats_url)
+    try:
+        await _run(settings, factory, embedded, nats_url, nats_user, nats_password)
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
 
+
+async def _run(
+    settings: ServerSettings,
+    factory: SessionFactory,
+    embedded: EmbeddedNats | None,
+    nats_url: str,
+    nats_user: str | None,
+    nats_password: str | None,
+) -> None:
     async def on_result(message: ResultMessage) -> None:
         def record() -> None:
             with transaction(factory) as session:
@@ -84,6 +98,9 @@ async def serve(settings: ServerSettings) -> None:
     try:
         await server.serve()
     finally:
-        await bus.close()
+        try:
+            await asyncio.wait_for(bus.close(), 10)
+        except Exception:
+            log.exception("closing the NATS connection failed")
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)

