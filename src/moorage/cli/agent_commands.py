@@ -33,6 +33,9 @@ def agent_command(
     sweep_interval: Annotated[
         float, typer.Option("--sweep-interval", help="Seconds between reconcile sweeps.")
     ] = 60.0,
+    heartbeat_interval: Annotated[
+        float, typer.Option("--heartbeat-interval", help="Seconds between heartbeats.")
+    ] = 15.0,
 ) -> None:
     """Run the agent of one cluster: connects out to the server and NATS, runs jobs, sweeps, heartbeats."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -48,6 +51,7 @@ def agent_command(
         write_workers=write_workers,
         health_port=health_port,
         sweep_interval=sweep_interval,
+        heartbeat_interval=heartbeat_interval,
     )
     try:
         asyncio.run(Agent(settings).run())

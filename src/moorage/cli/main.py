@@ -2,7 +2,14 @@
 
 import typer
 
-from moorage.cli import agent_commands, devcluster, engine_commands, server_commands, spec_commands
+from moorage.cli import (
+    agent_commands,
+    devcluster,
+    engine_commands,
+    remote_commands,
+    server_commands,
+    spec_commands,
+)
 
 app = typer.Typer(
     name="moorage",
@@ -15,6 +22,7 @@ spec_commands.register(app)
 engine_commands.register(app)
 agent_commands.register(app)
 server_commands.register(app)
+remote_commands.register(app)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from moorage.server import service
-from moorage.server.api import agent, clusters, errors, operations, system, tokens
+from moorage.server.api import agent, clusters, errors, operations, resources, system, tokens
 from moorage.server.api.deps import AppContext
 from moorage.server.db.models import utcnow
 from moorage.server.db.session import SessionFactory, transaction
@@ -71,7 +71,7 @@ def create_app(
     app.state.metrics_registry = make_registry(session_factory, clock)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     errors.install(app)
-    for module in (tokens, clusters, operations, agent):
+    for module in (tokens, clusters, operations, agent, resources):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(system.router)
     return app

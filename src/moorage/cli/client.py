@@ -1,0 +1,182 @@
+"""The HTTP client of `moorage server` used by the remote commands (`cluster`, `operations`, `addons`).
+
+The server's URL comes from `--server`, else $MOORAGE_SERVER, else http://127.0.0.1:8000; the API
+token from `--token`, else $MOORAGE_TOKEN. Errors answered by the server print its `detail` and exit 1;
+a server that cannot be reached exits 2 naming the URL. The token is sent only in the Authorization
+header and never printed: messages pass through `Remote.scrub` before they are shown."""
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+SERVER_ENV = "MOORAGE_SERVER"
+TOKEN_ENV = "MOORAGE_TOKEN"  # noqa: S105 (an environment variable name)
+API_PREFIX = "/api/v1"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+EXIT_ERROR = 1
+EXIT_UNREACHABLE = 2
+
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _default_transport() -> httpx.BaseTransport | None:
+    return None
+
+
+# Tests replace this with a transport that serves the app in-process (None: httpx's own transport).
+transport_factory: Callable[[], httpx.BaseTransport | None] = _default_transport
+
+
+class ApiError(Exception):
+    """The server answered with an error status; `detail` is its explanation, `body` the whole JSON."""
+
+    def __init__(self, status_code: int, detail: str, body: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.body: Mapping[str, Any] = body or {}
+
+
+class Unreachable(Exception):
+    """No HTTP answer at all: connection refused, DNS, TLS, timeout, a broken connection."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def _detail_of(response: httpx.Response) -> tuple[str, Mapping[str, Any] | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail, body
+        if detail is not None:
+            return str(detail), body
+    text = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+    return text, body if isinstance(body, dict) else None
+
+
+def normalize_server(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+@dataclass
+class Remote:
+    """One server and the caller's token (kept out of repr and of every message)."""
+
+    server: str
+    token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_options(cls, server: str | None, token: str | None) -> "Remote":
+        url = server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
+        secret = token or os.environ.get(TOKEN_ENV) or None
+        return cls(normalize_server(url), secret)
+
+    def scrub(self, text: str) -> str:
+        if self.token:
+            text = text.replace(self.token, "<token>")
+        return text
+
+    def _client(self, timeout: float) -> httpx.Client:
+        headers = {"Accept": "application/json", "User-Agent": "moorage-cli"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        transport = transport_factory()
+        return httpx.Client(
+            base_url=self.server + API_PREFIX,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | float] | None = None,
+        body: Any = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> tuple[int, Any]:
+        """(status code, decoded JSON) of a 2xx answer; ApiError or Unreachable otherwise."""
+        try:
+            with self._client(timeout) as client:
+                response = client.request(method, path, params=params, json=body)
+        except httpx.TransportError as e:
+            raise Unreachable(self.server, self.scrub(str(e) or type(e).__name__)) from None
+        except httpx.InvalidURL as e:
+            raise Unreachable(self.server, f"invalid URL: {self.scrub(str(e))}") from None
+        if not response.is_success:
+            detail, data = _detail_of(response)
+            raise ApiError(response.status_code, self.scrub(detail), data)
+        if not response.content:
+            return response.status_code, None
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            raise ApiError(
+                response.status_code, f"the server at {self.server} did not answer with JSON"
+            ) from None
+
+    def get(self, path: str, **params: str | int | float) -> Any:
+        return self.call("GET", path, params=params or None)[1]
+
+    def pages(
+        self, path: str, params: Mapping[str, str | int] | None = None, limit: int | None = None
+    ) -> Any:
+        """Every item of a paginated list (up to `limit`), as the first page's JSON with `result`
+        holding the items of all pages read."""
+        size = min(100, limit) if limit else 100
+        first: dict[str, Any] | None = None
+        items: list[Any] = []
+        page = 1
+        while True:
+            data = self.get(path, **{**(params or {}), "page": page, "page_size": size})
+            if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+                raise ApiError(200, f"unexpected answer from {self.server}{API_PREFIX}{path}")
+            first = first or data
+            items.extend(data["result"])
+            total_pages = int((data.get("pagination") or {}).get("total_pages") or 0)
+            if (limit and len(items) >= limit) or page >= total_pages or not data["result"]:
+                break
+            page += 1
+        assert first is not None
+        return {**first, "result": items[:limit] if limit else items}
+
+
+@contextlib.contextmanager
+def handled(remote: Remote) -> Iterator[None]:
+    """Turn ApiError into its detail and exit 1, Unreachable into the URL and exit 2."""
+    try:
+        yield
+    except ApiError as e:
+        message = f"error: {e.detail}"
+        if e.status_code == 401:
+            message += f" (pass an API token with --token or ${TOKEN_ENV})"
+        err.print(remote.scrub(message), style="red", markup=False)
+        raise typer.Exit(EXIT_ERROR) from None
+    except Unreachable as e:
+        err.print(
+            remote.scrub(
+                f"error: could not reach the Moorage server at {e.url} ({e.reason}); "
+                f"is `moorage server` running? (set --server or ${SERVER_ENV})"
+            ),
+            style="red",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_UNREACHABLE) from None

@@ -1,0 +1,562 @@
+"""Commands that talk to `moorage server` over HTTP: `moorage cluster …`, `moorage operations …`,
+`moorage addons list`. Tables by default; `-o json|yaml` prints the API's JSON as it came."""
+
+import json
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from moorage.cli.client import DEFAULT_TIMEOUT_SECONDS, SERVER_ENV, TOKEN_ENV, ApiError, Remote, handled
+from moorage.spec.loader import UsageError, find_root_file
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+MAX_FILE_BYTES = 1024 * 1024
+MAX_WAIT_SECONDS = 600
+SECRET_KEY_MARKERS = ("AGE-SECRET-KEY-", "-----BEGIN PGP PRIVATE KEY BLOCK-----")
+
+out = Console(highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help=f"The control plane's URL (default: ${SERVER_ENV}, else http://127.0.0.1:8000).",
+        show_default=False,
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", help=f"An API token (default: ${TOKEN_ENV}).", show_default=False),
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
+ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="The cluster's name.")]
+
+_STYLE = {
+    "online": "green",
+    "success": "green",
+    "applied": "green",
+    "unchanged": "dim",
+    "Healthy": "green",
+    "offline": "red",
+    "never_connected": "yellow",
+    "failed": "red",
+    "critical": "red",
+    "timeout": "red",
+    "Degraded": "red",
+    "Missing": "red",
+    "running": "cyan",
+    "stopping": "yellow",
+    "cleanup": "yellow",
+    "pending": "yellow",
+    "blocked": "yellow",
+    "cancelling": "yellow",
+    "cancelled": "dim",
+    "Progressing": "yellow",
+}
+FAILED_OPERATION_STATES = frozenset({"failed", "critical", "cancelled"})
+
+
+def _styled(value: Any) -> str:
+    text = "" if value is None else str(value)
+    style = _STYLE.get(text)
+    return f"[{style}]{_esc(text)}[/]" if style else _esc(text)
+
+
+def _esc(text: Any) -> str:
+    return "" if text is None else escape(str(text))
+
+
+def _when(value: Any) -> str:
+    """API timestamps (ISO 8601, UTC) shortened to 'YYYY-MM-DD HH:MM:SS'."""
+    if not isinstance(value, str) or not value:
+        return "-"
+    return value[:19].replace("T", " ")
+
+
+def _dump(data: Any, output: Output) -> None:
+    if output is Output.json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+
+
+def _path(*parts: str) -> str:
+    return "/" + "/".join(quote(p, safe="") for p in parts)
+
+
+# --------------------------------------------------------------------------- cluster
+
+cluster_app = typer.Typer(
+    name="cluster",
+    help="Clusters of a Moorage server: register, list, apply a definition.",
+    no_args_is_help=True,
+)
+
+
+def _agent_instructions(remote: Remote, name: str, token: str) -> None:
+    out.print(f"Agent token of cluster {_esc(name)} (shown only now; it cannot be read again):", style="bold")
+    out.print(token, markup=False, soft_wrap=True)
+    out.print("Run the agent with access to the cluster:")
+    out.print(f"  moorage agent --server {remote.server} --token {token}", markup=False, soft_wrap=True)
+
+
+@cluster_app.command("register")
+def cluster_register(
+    name: Annotated[str, typer.Argument(help="A name for the cluster (unique on the server).")],
+    description: Annotated[str, typer.Option("--description", "-d", help="Free text.")] = "",
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Register a cluster and print its agent token (shown once) and the agent command to run."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call("POST", "/clusters", body={"name": name, "description": description})
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    out.print(f"registered cluster [bold]{_esc(data['name'])}[/] (id {_esc(data['id'])})")
+    _agent_instructions(remote, data["name"], data["agent_token"])
+
+
+@cluster_app.command("list")
+def cluster_list(server: ServerOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table) -> None:
+    """Every cluster with its agent's state."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.pages("/clusters")
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    if not data["result"]:
+        out.print("no clusters yet; add one with `moorage cluster register NAME`")
+        return
+    table = Table("name", "state", "last heartbeat", "agent", "agent token", "description", "id")
+    for c in data["result"]:
+        table.add_row(
+            _esc(c["name"]),
+            _styled(c["state"]),
+            _when(c.get("last_heartbeat_at")),
+            _esc(c.get("agent_version") or "-"),
+            "[red]revoked[/]" if c.get("agent_token_revoked") else "active",
+            _esc(c.get("description")),
+            _esc(c["id"]),
+        )
+    out.print(table)
+
+
+@cluster_app.command("get")
+def cluster_get(
+    name: Annotated[str, typer.Argument(help="The cluster's name.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """One cluster: state, agent, last heartbeat."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.get(_path("clusters", name))
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    table = Table("field", "value", show_header=False)
+    table.add_row("name", _esc(data["name"]))
+    table.add_row("id", _esc(data["id"]))
+    table.add_row("state", _styled(data["state"]))
+    table.add_row("description", _esc(data.get("description")))
+    table.add_row("created", _when(data.get("created_at")))
+    table.add_row("last heartbeat", _when(data.get("last_heartbeat_at")))
+    table.add_row("agent version", _esc(data.get("agent_version") or "-"))
+    table.add_row("agent token", "[red]revoked[/]" if data.get("agent_token_revoked") else "active")
+    heartbeat = data.get("heartbeat")
+    if isinstance(heartbeat, dict):
+        for key, value in sorted(heartbeat.items()):
+            if not isinstance(value, dict | list):
+                table.add_row(f"heartbeat.{_esc(key)}", _esc(value))
+    out.print(table)
+
+
+@cluster_app.command("delete")
+def cluster_delete(
+    name: Annotated[str, typer.Argument(help="The cluster's name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Delete a cluster from the server (its agent is disconnected; nothing in the cluster is removed)."""
+    remote = Remote.from_options(server, token)
+    if not yes and not typer.confirm(f"Delete cluster {name!r} from {remote.server}?", default=False):
+        err.print("aborted; nothing was deleted")
+        raise typer.Exit(EXIT_FAILED)
+    with handled(remote):
+        _, data = remote.call("DELETE", _path("clusters", name))
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    out.print(f"deleted cluster {_esc(name)}")
+
+
+@cluster_app.command("revoke-agent-token")
+def cluster_revoke_agent_token(
+    name: Annotated[str, typer.Argument(help="The cluster's name.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Revoke the cluster's agent token: its agent is disconnected until it gets a new one."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call("POST", _path("clusters", name, "agent-token", "revoke"))
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    out.print(
+        f"revoked the agent token of cluster {_esc(name)}; its agent is disconnected. "
+        f"Issue a new one with `moorage cluster rotate-agent-token {_esc(name)}`."
+    )
+
+
+@cluster_app.command("rotate-agent-token")
+def cluster_rotate_agent_token(
+    name: Annotated[str, typer.Argument(help="The cluster's name.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Issue a new agent token (shown once); the previous one stops working."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call("POST", _path("clusters", name, "agent-token", "rotate"))
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    out.print(f"the previous agent token of cluster {_esc(name)} no longer works")
+    _agent_instructions(remote, data["cluster_name"], data["agent_token"])
+
+
+@dataclass
+class Bundle:
+    repo_root: Path
+    root: str
+    files: dict[str, str]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _is_hidden_dir(name: str) -> bool:
+    return name.startswith(".")
+
+
+def bundle_repository(path: Path) -> Bundle:
+    """The apply bundle of a repository folder or of a root definition file: every regular text
+    file under the repository root (the folder; for a file, the nearest parent holding .git),
+    except .git/ and other hidden folders, files over 1 MiB, binary files and private keys."""
+    repo_root, root_file = find_root_file(path)
+    repo_root = repo_root.resolve()
+    root_file = root_file.resolve()
+    try:
+        root = root_file.relative_to(repo_root).as_posix()
+    except ValueError:
+        raise UsageError(f"{root_file} is not inside the repository {repo_root}") from None
+    files: dict[str, str] = {}
+    skipped: list[str] = []
+    for directory, dirs, names in os.walk(repo_root):
+        dirs[:] = sorted(d for d in dirs if not _is_hidden_dir(d))
+        for name in sorted(names):
+            full = Path(directory) / name
+            rel = full.relative_to(repo_root).as_posix()
+            if full.is_symlink() or not full.is_file():
+                skipped.append(f"{rel} (not a regular file)")
+                continue
+            size = full.stat().st_size
+            if size > MAX_FILE_BYTES:
+                skipped.append(f"{rel} (larger than 1 MiB)")
+                continue
+            data = full.read_bytes()
+            try:
+                if b"\x00" in data:
+                    raise UnicodeDecodeError("utf-8", data, 0, 1, "NUL byte")
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                skipped.append(f"{rel} (binary)")
+                continue
+            if any(marker in text for marker in SECRET_KEY_MARKERS):
+                skipped.append(f"{rel} (holds a private key; the server needs none)")
+                continue
+            files[rel] = text
+    if root not in files:
+        raise UsageError(
+            f"the root file {root} was skipped: {', '.join(s for s in skipped if s.startswith(root))}"
+        )
+    return Bundle(repo_root, root, files, skipped)
+
+
+def _location(item: dict[str, Any], root: str) -> str:
+    file = item.get("file") or root
+    line = item.get("line") or 0
+    column = item.get("column") or 0
+    if line <= 0:
+        return str(file)
+    return f"{file}:{line}:{column}"
+
+
+def format_issue(item: dict[str, Any], root: str) -> str:
+    """One validation item the way compilers print them: `file:line:col: error: message (hint)`."""
+    text = f"{_location(item, root)}: {item.get('severity') or 'error'}: {item.get('message', '')}"
+    if item.get("path"):
+        text += f" [{item['path']}]"
+    if item.get("hint"):
+        text += f" ({item['hint']})"
+    return text
+
+
+def _print_validation(error: ApiError, root: str) -> None:
+    errors = [e for e in error.body.get("errors") or [] if isinstance(e, dict)]
+    warnings = [w for w in error.body.get("warnings") or [] if isinstance(w, dict)]
+    for item in errors:
+        err.print(format_issue({"severity": "error", **item}, root), markup=False)
+    for item in warnings:
+        err.print(format_issue({"severity": "warning", **item}, root), markup=False)
+    err.print(f"error: {error.detail}; nothing was applied", style="red", markup=False)
+
+
+@cluster_app.command("apply")
+def cluster_apply(
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", "-f", help="The repository folder, or its root ImportCluster file.", show_default=False
+        ),
+    ],
+    cluster: ClusterOpt,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            max=MAX_WAIT_SECONDS,
+            help="Seconds to wait for the operation to end (0: return once it is queued).",
+        ),
+    ] = 0,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Send a definition to the server: it is validated there and one sync job is queued for the agent."""
+    remote = Remote.from_options(server, token)
+    try:
+        bundle = bundle_repository(file)
+    except (UsageError, OSError) as e:
+        err.print(f"error: {e}", style="red", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    if output is Output.table:
+        err.print(
+            f"sending {len(bundle.files)} files from {bundle.repo_root} (root {bundle.root})", markup=False
+        )
+        for skipped in bundle.skipped:
+            err.print(f"  skipped {skipped}", style="dim", markup=False)
+    with handled(remote):
+        try:
+            status, data = remote.call(
+                "POST",
+                _path("clusters", cluster, "apply"),
+                params={"wait": wait} if wait else None,
+                body={"files": bundle.files, "root": bundle.root},
+                timeout=DEFAULT_TIMEOUT_SECONDS + wait,
+            )
+        except ApiError as e:
+            if e.status_code == 422 and e.body.get("errors"):
+                _print_validation(e, bundle.root)
+                raise typer.Exit(EXIT_FAILED) from None
+            raise
+    if output is not Output.table:
+        _dump(data, output)
+    else:
+        _show_operation(data)
+        if status == 202:
+            out.print(
+                f"the operation is {_styled(data['state'])}; follow it with "
+                f"`moorage operations show {_esc(data['id'])}`"
+            )
+    if data.get("state") in FAILED_OPERATION_STATES:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# --------------------------------------------------------------------------- operations
+
+operations_app = typer.Typer(
+    name="operations", help="Operations of a cluster and their jobs.", no_args_is_help=True
+)
+
+
+def _steps(op: dict[str, Any]) -> str:
+    s = op.get("step_summary") or {}
+    text = f"{s.get('succeeded', 0)}/{s.get('total', 0)}"
+    if s.get("failed"):
+        text += f" [red]{s['failed']} failed[/]"
+    return text
+
+
+def _message_text(message: Any) -> str:
+    if isinstance(message, str):
+        return message
+    if isinstance(message, dict):
+        text = message.get("message")
+        if isinstance(text, str):
+            return text
+    return json.dumps(message)
+
+
+def _show_operation(op: dict[str, Any]) -> None:
+    head = Table("field", "value", show_header=False, box=None)
+    head.add_row("operation", _esc(op["id"]))
+    head.add_row("kind", _esc(op.get("kind")))
+    head.add_row("state", _styled(op.get("state")))
+    head.add_row("cluster", _esc(op.get("cluster_id")))
+    head.add_row("created", f"{_when(op.get('created_at'))} by {_esc(op.get('created_by') or '-')}")
+    head.add_row("finished", _when(op.get("finished_at")))
+    head.add_row("steps", _steps(op))
+    out.print(head)
+    jobs = op.get("jobs") or []
+    if not jobs:
+        return
+    table = Table("job", "action", "kind", "state", "started", "finished", "messages")
+    for job in jobs:
+        table.add_row(
+            _esc(job["id"]),
+            _esc(job.get("action")),
+            _esc(job.get("kind")),
+            _styled(job.get("state")),
+            _when(job.get("started_at")),
+            _when(job.get("finished_at")),
+            _esc("\n".join(_message_text(m) for m in job.get("messages") or [])),
+        )
+    out.print(table)
+
+
+@operations_app.command("list")
+def operations_list(
+    cluster: ClusterOpt,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help="Only this state: running, stopping, success, cleanup, failed, critical or cancelled.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="At most this many, newest first.")
+    ] = 25,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """The cluster's operations, newest first."""
+    remote = Remote.from_options(server, token)
+    params = {"state": state} if state else None
+    with handled(remote):
+        data = remote.pages(_path("clusters", cluster, "operations"), params, limit=limit)
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    if not data["result"]:
+        out.print(f"no operations{f' in state {state}' if state else ''} for cluster {_esc(cluster)}")
+        return
+    table = Table("operation", "kind", "state", "steps", "created", "finished", "by")
+    for op in data["result"]:
+        table.add_row(
+            _esc(op["id"]),
+            _esc(op.get("kind")),
+            _styled(op.get("state")),
+            _steps(op),
+            _when(op.get("created_at")),
+            _when(op.get("finished_at")),
+            _esc(op.get("created_by") or "-"),
+        )
+    out.print(table)
+    total = (data.get("pagination") or {}).get("total_count")
+    if isinstance(total, int) and total > len(data["result"]):
+        out.print(f"showing {len(data['result'])} of {total}; use --limit to see more", style="dim")
+
+
+@operations_app.command("show")
+def operations_show(
+    operation_id: Annotated[str, typer.Argument(metavar="ID", help="The operation's id.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """One operation with its jobs, their states and messages."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.get(_path("operations", operation_id))
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    _show_operation(data)
+
+
+# --------------------------------------------------------------------------- addons
+
+addons_app = typer.Typer(
+    name="addons", help="Add-ons of a cluster, as its agent last synced them.", no_args_is_help=True
+)
+
+
+@addons_app.command("list")
+def addons_list(
+    cluster: ClusterOpt,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """The add-ons of the cluster's last successful sync, with status and health."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.get(_path("clusters", cluster, "addons"))
+    if output is not Output.table:
+        _dump(data, output)
+        return
+    out.print(
+        f"cluster {_esc(data['cluster'])} ({_styled(data['state'])}); "
+        f"last sync {_when(data.get('synced_at'))}"
+        + (f" by operation {_esc(data['operation_id'])}" if data.get("operation_id") else "")
+    )
+    if not data["result"]:
+        out.print("no successful sync yet; apply a definition with `moorage cluster apply`")
+        return
+    table = Table("add-on", "status", "health", "reason", "message")
+    for addon in data["result"]:
+        table.add_row(
+            _esc(addon["name"]),
+            _styled(addon.get("status")),
+            _styled(addon.get("health") or "-"),
+            _esc(addon.get("reason") or ""),
+            _esc(addon.get("message") or ""),
+        )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `cluster`, `operations` and `addons` to the main `moorage` app."""
+    app.add_typer(cluster_app, name="cluster")
+    app.add_typer(operations_app, name="operations")
+    app.add_typer(addons_app, name="addons")

@@ -1,0 +1,103 @@
+"""Browsing a cluster's resources through its agent: each request is a read job, answered by the
+agent over NATS (the server never reaches into a cluster)."""
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy.orm import Session
+
+from moorage.server import service
+from moorage.server.api.deps import Ctx, Reader
+from moorage.spec.protocol import JobAction, JobMessage
+
+router = APIRouter(tags=["resources"])
+
+READ_TIMEOUT_SECONDS = 30
+POLL_SECONDS = 0.02
+
+
+async def _read(ctx: Ctx, name: str, who: str, action: JobAction, payload: dict[str, Any]) -> dict[str, Any]:
+    def create(session: Session) -> tuple[str, JobMessage]:
+        cluster = service.get_cluster(session, name)
+        operation, message = service.create_operation_with_job(
+            session,
+            cluster,
+            action=action,
+            payload=payload,
+            timeout_seconds=READ_TIMEOUT_SECONDS,
+            operation_kind=f"read:{action.value}",
+            created_by=who,
+            now=ctx.clock(),
+        )
+        return operation.id, message
+
+    operation_id, message = await ctx.db(create)
+    await ctx.bus.publish_job(message)
+    await ctx.db(lambda s: service.mark_dispatched(s, message.job_id, ctx.clock()))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READ_TIMEOUT_SECONDS
+    while loop.time() < deadline:
+        job = await ctx.db(lambda s: _job_view(service.get_operation(s, operation_id)))
+        if job["state"] == "success":
+            result: dict[str, Any] = job["result"]
+            return result
+        if job["state"] in ("failed", "timeout", "cancelled"):
+            raise HTTPException(
+                404 if "not found" in " ".join(job["messages"]) else 502, detail="; ".join(job["messages"])
+            )
+        await asyncio.sleep(POLL_SECONDS)
+    raise HTTPException(
+        504, detail=f"the agent of cluster {name} did not answer within {READ_TIMEOUT_SECONDS}s"
+    )
+
+
+def _job_view(operation: Any) -> dict[str, Any]:
+    (job,) = operation.jobs
+    return {"state": job.state, "result": job.result or {}, "messages": list(job.messages or [])}
+
+
+@router.get("/clusters/{name}/kinds")
+async def list_kinds(name: str, ctx: Ctx, who: Reader) -> dict[str, Any]:
+    """Resource kinds the cluster serves (core, apps, batch, networking)."""
+    return await _read(ctx, name, who.name, JobAction.LIST_KINDS, {})
+
+
+@router.get("/clusters/{name}/resources")
+async def list_resources(
+    name: str,
+    ctx: Ctx,
+    who: Reader,
+    kind: Annotated[str, Query(min_length=1, max_length=63)],
+    api_version: Annotated[str, Query(max_length=253)] = "v1",
+    namespace: Annotated[str | None, Query(max_length=63)] = None,
+    label_selector: Annotated[str | None, Query(max_length=1024)] = None,
+    field_selector: Annotated[str | None, Query(max_length=1024)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Objects of one kind, with selectors and pagination; Secret values are masked by the agent."""
+    payload = {
+        "api_version": api_version,
+        "kind": kind,
+        "namespace": namespace,
+        "label_selector": label_selector,
+        "field_selector": field_selector,
+        "offset": offset,
+        "limit": limit,
+    }
+    return await _read(ctx, name, who.name, JobAction.LIST_RESOURCES, payload)
+
+
+@router.get("/clusters/{name}/resources/{kind}/{object_name}")
+async def get_resource(
+    name: str,
+    kind: str,
+    object_name: str,
+    ctx: Ctx,
+    who: Reader,
+    api_version: Annotated[str, Query(max_length=253)] = "v1",
+    namespace: Annotated[str | None, Query(max_length=63)] = None,
+) -> dict[str, Any]:
+    payload = {"api_version": api_version, "kind": kind, "name": object_name, "namespace": namespace}
+    return await _read(ctx, name, who.name, JobAction.GET_RESOURCE, payload)
