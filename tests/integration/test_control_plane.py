@@ -15,10 +15,11 @@ import httpx
 import nats
 import pytest
 
+from moorage import devcluster
 from moorage.devcluster import DevCluster
 from moorage.devcluster.chartsources import ChartRepo
 from moorage.spec import protocol
-from tests.integration.conftest import Helm
+from tests.integration.conftest import Helm, Kubectl
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops-repo"
 ADMIN = "mrg_" + "integration-test-bootstrap-token-000000000"
@@ -243,3 +244,51 @@ async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
             max_reconnect_attempts=0,
             allow_reconnect=False,
         )
+
+
+SMALL = """
+apiVersion: v1
+kind: ImportCluster
+metadata: {{name: {name}}}
+spec:
+  stacks:
+    - name: only
+      manifests:
+        - name: marker
+          manifest: |
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {{name: {name}-marker, namespace: default}}
+            data: {{cluster: {name}}}
+"""
+
+
+def test_each_agent_gets_only_its_own_clusters_jobs(
+    server: Server, agents: Agents, cluster: DevCluster, devcluster_home: Path
+) -> None:
+    second = devcluster.up(f"route-{os.getpid()}", nodes=1)
+    try:
+        clusters = {"route-a": cluster, "route-b": second}
+        for name, target in clusters.items():
+            agents.start(server, register(server, name), target.kubeconfig)
+        for name in clusters:
+            wait_state(server, name, "online")
+            body = {"files": {"import-cluster.yaml": SMALL.format(name=name)}, "root": "import-cluster.yaml"}
+            done = server.api("POST", f"/clusters/{name}/apply", params={"wait": 120}, json=body)
+            assert done.json()["state"] == "success", done.text
+        for name, target in clusters.items():
+            other = "route-b" if name == "route-a" else "route-a"
+            listed = server.api(
+                "GET", f"/clusters/{name}/resources", params={"kind": "ConfigMap", "namespace": "default"}
+            )
+            assert listed.status_code == 200, listed.text
+            names = {item["metadata"]["name"] for item in listed.json()["items"]}
+            assert f"{name}-marker" in names
+            assert f"{other}-marker" not in names
+            kubectl = Kubectl(target.kubeconfig)
+            assert (
+                kubectl.run("get", "configmap", f"{other}-marker", "-n", "default", check=False).returncode
+                != 0
+            )
+    finally:
+        devcluster.down(second.name)
