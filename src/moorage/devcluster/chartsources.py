@@ -59,12 +59,13 @@ def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
                 return
             etag = _etag(target)
             if etag in (t.strip() for t in self.headers.get("If-None-Match", "").split(",")):
+                log.add(path, HTTPStatus.NOT_MODIFIED)
                 self.send_response(HTTPStatus.NOT_MODIFIED)
                 self.send_header("ETag", etag)
                 self.end_headers()
-                log.add(path, HTTPStatus.NOT_MODIFIED)
                 return
             data = target.read_bytes()
+            log.add(path, HTTPStatus.OK)  # before answering: a client that got the answer sees it logged
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", _CONTENT_TYPES.get(target.suffix, "application/octet-stream"))
             self.send_header("Content-Length", str(len(data)))
@@ -72,13 +73,12 @@ def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if body:
                 self.wfile.write(data)
-            log.add(path, HTTPStatus.OK)
 
         def _status(self, path: str, status: HTTPStatus) -> None:
+            log.add(path, status)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            log.add(path, status)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

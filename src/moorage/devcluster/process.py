@@ -76,6 +76,22 @@ def stop(processes: Sequence[Started], grace_seconds: float = 10.0) -> None:
     while running and time.monotonic() < deadline:
         time.sleep(0.05)
         running = [p for p in running if alive(p)]
+    for p in processes:
+        _reap_exited_child(p.pid)
+
+
+def _reap_exited_child(pid: int) -> None:
+    """Wait for a child of ours that is exiting: /proc can stop answering for it a moment before it
+    becomes a zombie, and a non-blocking wait at that moment would leave the zombie behind."""
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # not our child, or already reaped
+        if done:
+            return
+        time.sleep(0.01)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

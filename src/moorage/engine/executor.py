@@ -64,7 +64,7 @@ async def sync(
     started = time.monotonic()
     stored, _ = await read_releases(ctx.kube)
     releases = latest(stored)
-    inventories = await inventory.read(ctx.kube)
+    inventories = await inventory.read(ctx.kube, cluster.name)
     outcomes: dict[str, EntryOutcome] = {}
     finished = {ref: asyncio.Event() for ref in plan.order}
     slots = asyncio.Semaphore(max(1, ctx.options.concurrency))
@@ -93,9 +93,11 @@ async def sync(
             removed = EntryOutcome(
                 f"manifest/{entry}", EntryStatus.APPLIED, "removed from the definition: pruned"
             )
-            await manifests.prune_items(ctx, entry, inventories[entry], set(), removed, entry_removed=True)
+            await manifests.prune_items(
+                ctx, cluster.name, entry, inventories[entry], set(), removed, entry_removed=True
+            )
             if not removed.kept:
-                await inventory.remove(ctx.kube, entry)
+                await inventory.remove(ctx.kube, cluster.name, entry)
             result.pruned_entries.append(entry)
             result.outcomes[removed.ref] = removed
             if progress:
@@ -115,7 +117,9 @@ async def _deploy(
         addon = cluster.addons[ref.name]
         return await addons.deploy(ctx, addon, current_release(releases, addon, cluster.name), cluster.name)
     if ref.kind == "manifest":
-        return await manifests.deploy(ctx, cluster.manifests[ref.name], inventories.get(ref.name))
+        return await manifests.deploy(
+            ctx, cluster.manifests[ref.name], inventories.get(ref.name), cluster.name
+        )
     return EntryOutcome(
         str(ref), EntryStatus.UNCHANGED, f"{ref.kind} entries are not deployed by the native engine"
     )

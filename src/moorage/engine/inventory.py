@@ -12,7 +12,7 @@ from moorage.kube.client import KubeClient
 
 NAMESPACE = "moorage-system"
 LABEL = "moorage.dev/inventory"
-OWNER_ANNOTATION = "moorage.dev/owner"  # on every object Moorage applies: "manifest/<entry name>"
+OWNER_ANNOTATION = "moorage.dev/owner"  # on every object Moorage applies: "<definition>/manifest/<entry>"
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,15 @@ class Item:
     uid: str
 
 
-def configmap_name(entry: str) -> str:
+def configmap_name(entry: str, cluster: str = "") -> str:
+    """One ConfigMap per (definition, entry): several definitions may share a Kubernetes cluster."""
     slug = re.sub(r"[^a-z0-9-]+", "-", entry.lower()).strip("-")[:40]
-    return f"inventory-{slug}-{hashlib.sha256(entry.encode()).hexdigest()[:8]}"
+    key = f"{cluster}/{entry}" if cluster else entry
+    return f"inventory-{slug}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
-def owner_value(entry: str) -> str:
-    return f"manifest/{entry}"
+def owner_value(entry: str, cluster: str = "") -> str:
+    return f"{cluster}/manifest/{entry}" if cluster else f"manifest/{entry}"
 
 
 def _encode(items: list[Item]) -> str:
@@ -50,25 +52,29 @@ async def ensure_namespace(kube: KubeClient, field_manager: str) -> None:
     await kube.apply(namespace, field_manager=field_manager)
 
 
-async def read(kube: KubeClient) -> dict[str, list[Item]]:
-    """Every stored inventory, by manifest entry name."""
+async def read(kube: KubeClient, cluster: str) -> dict[str, list[Item]]:
+    """Every inventory stored for definition `cluster`, by manifest entry name."""
     found: dict[str, list[Item]] = {}
     for cm in await kube.list("v1", "ConfigMap", NAMESPACE, label_selector=LABEL):
         data = cm.get("data") or {}
-        if "entry" in data and "objects" in data:
+        if "entry" in data and "objects" in data and data.get("cluster", "") == cluster:
             found[data["entry"]] = _decode(data["objects"])
     return found
 
 
-async def write(kube: KubeClient, entry: str, items: list[Item], field_manager: str) -> None:
+async def write(kube: KubeClient, cluster: str, entry: str, items: list[Item], field_manager: str) -> None:
     cm: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": configmap_name(entry), "namespace": NAMESPACE, "labels": {LABEL: "true"}},
-        "data": {"entry": entry, "objects": _encode(items)},
+        "metadata": {
+            "name": configmap_name(entry, cluster),
+            "namespace": NAMESPACE,
+            "labels": {LABEL: "true"},
+        },
+        "data": {"cluster": cluster, "entry": entry, "objects": _encode(items)},
     }
     await kube.apply(cm, field_manager=field_manager, force=True)
 
 
-async def remove(kube: KubeClient, entry: str) -> None:
-    await kube.delete("v1", "ConfigMap", configmap_name(entry), NAMESPACE)
+async def remove(kube: KubeClient, cluster: str, entry: str) -> None:
+    await kube.delete("v1", "ConfigMap", configmap_name(entry, cluster), NAMESPACE)

@@ -19,21 +19,23 @@ def _ordered(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(objs, key=lambda o: _FIRST.get((objects.key_of(o).group, str(o.get("kind"))), 2))
 
 
-def _owned(obj: Mapping[str, Any], entry: str) -> dict[str, Any]:
+def _owned(obj: Mapping[str, Any], entry: str, cluster: str) -> dict[str, Any]:
     copy = dict(obj)
     meta = dict(copy.get("metadata") or {})
     meta["annotations"] = {
         **(meta.get("annotations") or {}),
-        inventory.OWNER_ANNOTATION: inventory.owner_value(entry),
+        inventory.OWNER_ANNOTATION: inventory.owner_value(entry, cluster),
     }
     copy["metadata"] = meta
     return copy
 
 
-async def desired_objects(ctx: EngineContext, manifest: ResolvedManifest) -> list[dict[str, Any]]:
+async def desired_objects(
+    ctx: EngineContext, manifest: ResolvedManifest, cluster: str
+) -> list[dict[str, Any]]:
     raw = manifest.objects.reveal() or []
     with_ns = await objects.with_namespaces(ctx.kube, raw, manifest.namespace or ctx.kube.config.namespace)
-    return [_owned(o, manifest.name) for o in with_ns]
+    return [_owned(o, manifest.name, cluster) for o in with_ns]
 
 
 async def _ensure_namespaces(ctx: EngineContext, objs: list[dict[str, Any]]) -> None:
@@ -50,12 +52,12 @@ async def _ensure_namespaces(ctx: EngineContext, objs: list[dict[str, Any]]) -> 
 
 
 async def deploy(
-    ctx: EngineContext, manifest: ResolvedManifest, previous: list[inventory.Item] | None
+    ctx: EngineContext, manifest: ResolvedManifest, previous: list[inventory.Item] | None, cluster: str
 ) -> EntryOutcome:
     started = time.monotonic()
     ref = f"manifest/{manifest.name}"
     try:
-        desired = _ordered(await desired_objects(ctx, manifest))
+        desired = _ordered(await desired_objects(ctx, manifest, cluster))
     except errors.UnknownKind as e:
         # the kind may come from a CRD in this same entry: apply that first, then resolve again
         crds = [o for o in (manifest.objects.reveal() or []) if o.get("kind") == "CustomResourceDefinition"]
@@ -63,9 +65,9 @@ async def deploy(
             return EntryOutcome(ref, EntryStatus.FAILED, str(e), reason="unknown_kind")
         for crd in crds:
             await ctx.kube.apply(
-                _owned(crd, manifest.name), field_manager=ctx.field_manager, force=manifest.force
+                _owned(crd, manifest.name, cluster), field_manager=ctx.field_manager, force=manifest.force
             )
-        desired = _ordered(await desired_objects(ctx, manifest))
+        desired = _ordered(await desired_objects(ctx, manifest, cluster))
 
     live = await objects.fetch_live(ctx.kube, desired)
     changed = [o for o in desired if _differs(o, live.get(objects.key_of(o)))]
@@ -95,8 +97,8 @@ async def deploy(
     )
     await inventory.ensure_namespace(ctx.kube, ctx.field_manager)
     if previous and ctx.options.prune_manifests:
-        await prune_items(ctx, manifest.name, previous, {i.key for i in applied}, outcome)
-    await inventory.write(ctx.kube, manifest.name, applied, ctx.field_manager)
+        await prune_items(ctx, cluster, manifest.name, previous, {i.key for i in applied}, outcome)
+    await inventory.write(ctx.kube, cluster, manifest.name, applied, ctx.field_manager)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -120,6 +122,7 @@ def _differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool
 
 async def prune_items(
     ctx: EngineContext,
+    cluster: str,
     entry: str,
     previous: list[inventory.Item],
     desired: set[objects.ObjectKey],
@@ -134,7 +137,7 @@ async def prune_items(
     gone = [i for i in previous if i.key not in desired]
     if not gone:
         return
-    owner = {inventory.OWNER_ANNOTATION: inventory.owner_value(entry)}
+    owner = {inventory.OWNER_ANNOTATION: inventory.owner_value(entry, cluster)}
     candidates = [prune.Candidate(i.api_version, i.key, i.uid, owner) for i in gone]
     live = await objects.fetch_live(ctx.kube, [_stub(i) for i in gone])
     decisions = prune.decide(candidates, {_REMOVED_ENTRY} if entry_removed else desired, live)
