@@ -13,6 +13,7 @@ import pytest
 
 from moorage import devcluster
 from moorage.devcluster import binaries, chartsources
+from tests.integration.control_plane_support import Agents
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -147,3 +148,14 @@ def oci_registry(
     with chartsources.run_registry(tmp_path_factory.mktemp("oci-registry")) as registry:
         chartsources.push_charts(chart_archives, registry, helm_home)
         yield registry
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Agents]:
+    """Agents started by a test, stopped after it."""
+    started = Agents(tmp_path)
+    yield started
+    for proc in started.procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)

@@ -5,6 +5,7 @@ and serves /livez, /readyz and /metrics. It never listens for the control plane.
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from moorage.spec.content import ResolvedCluster
 from moorage.spec.protocol import HeartbeatMessage, JobKind, JobMessage, JobState, ResultMessage
 
 log = logging.getLogger("moorage.agent")
-IN_PROGRESS_EVERY = 15.0  # seconds; well inside the server's ack wait
+# seconds; well inside the server's ack wait (60 s by default)
+IN_PROGRESS_EVERY = float(os.environ.get("MOORAGE_AGENT_IN_PROGRESS_SECONDS", "15"))
 
 
 class RegistrationError(RuntimeError):

@@ -4,6 +4,7 @@ server restart loses none; jobs stay in the work queue until their agent acks th
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,8 +20,8 @@ from moorage.spec.protocol import HeartbeatMessage, JobMessage, ResultMessage
 log = logging.getLogger("moorage.server.bus")
 
 # A write job may run for minutes: the agent sends "in progress" acks; without them for this long
-# (agent killed), the job is delivered again.
-AGENT_ACK_WAIT_SECONDS = 60
+# (agent killed), the job is delivered again. Tests shorten it with $MOORAGE_AGENT_ACK_WAIT_SECONDS.
+AGENT_ACK_WAIT_SECONDS = float(os.environ.get("MOORAGE_AGENT_ACK_WAIT_SECONDS", "60"))
 RESULTS_MAX_AGE_SECONDS = 14 * 24 * 3600
 
 OnResult = Callable[[ResultMessage], Awaitable[None]]

@@ -1,0 +1,93 @@
+"""Running `moorage server` and `moorage agent` as real processes in tests."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops-repo"
+ADMIN = "mrg_" + "integration-test-bootstrap-token-000000000"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.data_dir / "server.log").open("ab")
+        env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": ADMIN}
+        argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [*argv, "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=env
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.proc.poll() is None, (self.data_dir / "server.log").read_text()[-2000:]
+            time.sleep(0.2)
+        raise AssertionError("server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def api(self, method: str, path: str, token: str = ADMIN, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=300, **kwargs)
+
+
+class Agents:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, server: Server, token: str, kubeconfig: Path) -> subprocess.Popen[bytes]:
+        log = (self.base / f"agent-{len(self.procs)}.log").open("ab")
+        env = {
+            **os.environ,
+            "MOORAGE_AGENT_TOKEN": token,
+            "SOPS_AGE_KEY_FILE": str(EXAMPLE / "keys" / "test-only.agekey"),
+        }
+        argv = [sys.executable, "-m", "moorage.cli.main", "agent", "--server", server.url]
+        argv += ["--kubeconfig", str(kubeconfig), "--health-port", str(free_port())]
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
+        self.procs.append(proc)
+        return proc
+
+
+def register(server: Server, name: str) -> str:
+    response = server.api("POST", "/clusters", json={"name": name})
+    assert response.status_code == 201, response.text
+    token: str = response.json()["agent_token"]
+    return token
+
+
+def wait_state(server: Server, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cluster: dict[str, Any] = server.api("GET", f"/clusters/{name}").json()
+        if cluster["state"] == state:
+            return cluster
+        time.sleep(0.3)
+    raise AssertionError(f"cluster {name} never became {state}")

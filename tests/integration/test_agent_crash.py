@@ -1,0 +1,109 @@
+"""An agent killed in the middle of a write job: after it restarts, the job is delivered again and
+completes; what was already applied is not applied again, and the history is intact."""
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from moorage.devcluster import DevCluster
+from moorage.devcluster.chartsources import ChartRepo
+from tests.integration.conftest import Helm
+from tests.integration.control_plane_support import Agents, Server, free_port, register, wait_state
+
+CHAIN = """
+apiVersion: v1
+kind: ImportCluster
+metadata: {{name: crash}}
+spec:
+  helm_registries:
+    - {{name: repo, url: "{url}"}}
+  stacks:
+    - name: chain
+      addons:
+{addons}
+"""
+
+
+def chain(url: str, count: int) -> str:
+    addons = []
+    for i in range(count):
+        entry = [
+            f"        - name: link-{i}",
+            "          chart_name: webapp",
+            '          chart_version: "1.0.0"',
+            "          registry_name: repo",
+            "          namespace: crash",
+            "          configuration: {values: {replicaCount: 1}}",
+        ]
+        if i:
+            entry += ["          parents:", f"            - addon: link-{i - 1}"]
+        addons += entry
+    return CHAIN.format(url=url, addons="\n".join(addons))
+
+
+@pytest.fixture(scope="module")
+def quick_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose agents' jobs come back 3 s after their agent stops acknowledging them."""
+    previous = os.environ.get("MOORAGE_AGENT_ACK_WAIT_SECONDS")
+    os.environ["MOORAGE_AGENT_ACK_WAIT_SECONDS"] = "3"
+    os.environ["MOORAGE_AGENT_IN_PROGRESS_SECONDS"] = "1"
+    port = free_port()
+    srv = Server(f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("quick-server"), port)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+        os.environ.pop("MOORAGE_AGENT_IN_PROGRESS_SECONDS", None)
+        if previous is None:
+            os.environ.pop("MOORAGE_AGENT_ACK_WAIT_SECONDS", None)
+        else:
+            os.environ["MOORAGE_AGENT_ACK_WAIT_SECONDS"] = previous
+
+
+def test_agent_killed_mid_job_finishes_it_after_restart(
+    quick_server: Server,
+    agents: Agents,
+    cluster: DevCluster,
+    helm: Helm,
+    chart_repo: ChartRepo,
+    tmp_path: Path,
+) -> None:
+    token = register(quick_server, "crash")
+    first = agents.start(quick_server, token, cluster.kubeconfig)
+    wait_state(quick_server, "crash", "online")
+    body = {"files": {"import-cluster.yaml": chain(chart_repo.url, 5)}, "root": "import-cluster.yaml"}
+    operation = quick_server.api("POST", "/clusters/crash/apply", json=body).json()["id"]
+
+    deadline = time.monotonic() + 120
+    while "link-1" not in helm.releases("crash") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "link-1" in helm.releases("crash"), "the job never started"
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    done_before = set(helm.releases("crash"))
+    assert len(done_before) < 5, "the job finished before the agent was killed"
+
+    agents.start(quick_server, token, cluster.kubeconfig)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        op = quick_server.api("GET", f"/operations/{operation}").json()
+        if op["state"] not in ("running", "pending"):
+            break
+        time.sleep(0.5)
+    assert op["state"] == "success", op
+    releases = helm.releases("crash")
+    assert {f"link-{i}" for i in range(5)} == set(releases)
+    assert all(r["status"] == "deployed" for r in releases.values())
+    # the releases finished before the crash were not upgraded again on redelivery
+    assert all(
+        releases[name]["revision"] == "1" for name in done_before if releases[name]["status"] == "deployed"
+    )
+    (job,) = op["jobs"]
+    assert any(": unchanged: " in m for m in job["messages"]), job["messages"]
+    history = quick_server.api("GET", "/clusters/crash/operations").json()["result"]
+    assert [o["id"] for o in history] == [operation]
