@@ -3,6 +3,7 @@ completes; what was already applied is not applied again, and the history is int
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,3 +108,46 @@ def test_agent_killed_mid_job_finishes_it_after_restart(
     assert any(": unchanged: " in m for m in job["messages"]), job["messages"]
     history = quick_server.api("GET", "/clusters/crash/operations").json()["result"]
     assert [o["id"] for o in history] == [operation]
+
+
+def nats_server_of(server: Server) -> int:
+    assert server.proc is not None
+    out = subprocess.run(
+        ["ps", "-o", "pid=,comm=", "--ppid", str(server.proc.pid)], capture_output=True, text=True
+    )
+    pids = [int(line.split()[0]) for line in out.stdout.splitlines() if "nats-server" in line]
+    assert pids, out.stdout
+    return pids[0]
+
+
+def test_nats_killed_during_a_job_loses_nothing(
+    quick_server: Server, agents: Agents, cluster: DevCluster, helm: Helm, chart_repo: ChartRepo
+) -> None:
+    token = register(quick_server, "natskill")
+    agents.start(quick_server, token, cluster.kubeconfig)
+    wait_state(quick_server, "natskill", "online")
+    definition = chain(chart_repo.url, 4).replace("crash", "natskill")
+    body = {"files": {"import-cluster.yaml": definition}, "root": "import-cluster.yaml"}
+    operation = quick_server.api("POST", "/clusters/natskill/apply", json=body).json()["id"]
+    deadline = time.monotonic() + 120
+    while "link-0" not in helm.releases("natskill") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(nats_server_of(quick_server), signal.SIGKILL)
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        op = quick_server.api("GET", f"/operations/{operation}").json()
+        if op["state"] not in ("running", "pending"):
+            break
+        time.sleep(0.5)
+    assert op["state"] == "success", op
+    assert {f"link-{i}" for i in range(4)} == set(helm.releases("natskill"))
+    # heartbeats flow again over the restarted NATS
+    first = quick_server.api("GET", "/clusters/natskill").json()["last_heartbeat_at"]
+    deadline = time.monotonic() + 40  # the agent beats every 15 s
+    while time.monotonic() < deadline:
+        if quick_server.api("GET", "/clusters/natskill").json()["last_heartbeat_at"] != first:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("no heartbeat arrived after NATS came back")

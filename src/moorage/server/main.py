@@ -95,12 +95,29 @@ async def _run(
     await bus.start()
     app = create_app(settings, factory, bus, agent_nats_url=settings.agent_nats_url or nats_url)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info"))
+    watchdog = asyncio.create_task(_restart_nats_when_it_dies(embedded, factory)) if embedded else None
     try:
         await server.serve()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         try:
             await asyncio.wait_for(bus.close(), 10)
         except Exception:
             log.exception("closing the NATS connection failed")
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+async def _restart_nats_when_it_dies(embedded: EmbeddedNats, factory: SessionFactory) -> None:
+    """The embedded NATS is ours to keep alive: JetStream state is on disk and the port is the same,
+    so the server's and the agents' connections come back by themselves."""
+    while True:
+        await asyncio.sleep(1)
+        if embedded.running():
+            continue
+        log.warning("embedded nats-server exited; starting it again")
+        try:
+            await asyncio.to_thread(embedded.start, _agent_users(factory))
+        except Exception:
+            log.exception("restarting nats-server failed; trying again")

@@ -152,6 +152,9 @@ class EmbeddedNats:
         self.stop()
         raise NatsStartError(f"nats-server not ready after {timeout:.0f}s: {self._tail()}")
 
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def reload(self, agents: Iterable[AgentUser]) -> None:
         """New users/permissions take effect at once; removed users are disconnected by nats-server."""
         self.write_config(agents)
