@@ -32,6 +32,7 @@ from moorage.spec.protocol import (
 HEARTBEAT_INTERVAL_SECONDS = 60
 OFFLINE_AFTER = timedelta(seconds=3 * HEARTBEAT_INTERVAL_SECONDS)
 # a running job gets this long beyond its timeout for its result to travel back before it expires
+PENDING_MAX_AGE = timedelta(days=1)
 EXPIRY_GRACE = timedelta(seconds=30)
 # last_used_at is written at most this often per token (not on every request)
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -382,16 +383,23 @@ def record_result(session: Session, message: ResultMessage, now: datetime | None
 
 
 def expire_jobs(session: Session, now: datetime | None = None) -> list[str]:
-    """Mark unfinished jobs past their deadline as timeout; returns their ids. The deadline counts
-    from the start (or from creation while still pending) plus the job's timeout and a grace."""
+    """Mark unfinished jobs past their deadline as timeout; returns their ids.
+
+    A started job's deadline is its start plus its timeout and a grace. A job still pending waits in
+    the durable queue for its agent (an offline agent runs it when it reconnects), so it expires only
+    after PENDING_MAX_AGE."""
     now = now or utcnow()
     open_states = [s.value for s in JobState if s not in FINAL_JOB_STATES]
     expired: list[str] = []
     for job in session.scalars(select(Job).where(Job.state.in_(open_states))):
-        since = job.started_at or job.created_at
-        if now > since + timedelta(seconds=job.timeout_seconds) + EXPIRY_GRACE:
+        if job.started_at is not None:
+            deadline = job.started_at + timedelta(seconds=job.timeout_seconds) + EXPIRY_GRACE
+        else:
+            deadline = job.created_at + PENDING_MAX_AGE
+        if now > deadline:
             _apply_report(job, Report(JobState.TIMEOUT, SOURCE_SERVER, now), now)
-            job.messages = [*job.messages, f"timed out after {job.timeout_seconds} s (server)"]
+            waited = "never started" if job.started_at is None else f"timed out after {job.timeout_seconds} s"
+            job.messages = [*job.messages, f"{waited} (server)"]
             expired.append(job.id)
     return expired
 

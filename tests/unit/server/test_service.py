@@ -177,15 +177,16 @@ def test_naive_timestamps_from_an_agent_are_utc(factory: SessionFactory) -> None
 
 
 def test_expire_jobs_and_a_late_agent_result(factory: SessionFactory) -> None:
-    cluster_id, op_id, job_id = _new_job(factory, "c1")  # timeout 60 s, created at T0
+    cluster_id, op_id, job_id = _new_job(factory, "c1")  # timeout 60 s, created at T0, never started
     with transaction(factory) as s:
-        assert service.expire_jobs(s, T0 + timedelta(seconds=60)) == []
-        assert service.expire_jobs(s, T0 + timedelta(seconds=91)) == [job_id]
-        assert service.expire_jobs(s, T0 + timedelta(seconds=200)) == []  # already final
+        # a pending job waits for its (offline) agent: it runs when the agent reconnects
+        assert service.expire_jobs(s, T0 + timedelta(hours=23)) == []
+        assert service.expire_jobs(s, T0 + service.PENDING_MAX_AGE + timedelta(seconds=1)) == [job_id]
+        assert service.expire_jobs(s, T0 + timedelta(days=3)) == []  # already final
     with transaction(factory) as s:
         op = service.get_operation(s, op_id)
         assert (op.state, op.jobs[0].state) == ("failed", "timeout")
-        assert "timed out after 60 s" in op.jobs[0].messages[-1]
+        assert op.jobs[0].messages[-1] == "never started (server)"
         # the agent did finish after all: its word beats the server's guess
         service.record_result(
             s,
