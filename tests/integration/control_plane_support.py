@@ -28,11 +28,14 @@ class Server:
     data_dir: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    database_url: str | None = None
 
     def start(self) -> None:
         log = (self.data_dir / "server.log").open("ab")
         env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": ADMIN}
         argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(self.port)]
+        if self.database_url:
+            argv += ["--database-url", self.database_url]
         self.proc = subprocess.Popen(
             [*argv, "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=env
         )

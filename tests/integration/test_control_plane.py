@@ -17,6 +17,7 @@ from moorage import devcluster
 from moorage.devcluster import DevCluster
 from moorage.devcluster.chartsources import ChartRepo
 from moorage.spec import protocol
+from tests import postgres
 from tests.integration.conftest import Helm, Kubectl
 from tests.integration.control_plane_support import EXAMPLE, Agents, Server, free_port, register, wait_state
 
@@ -200,3 +201,31 @@ def test_each_agent_gets_only_its_own_clusters_jobs(
             )
     finally:
         devcluster.down(second.name)
+
+
+@pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
+def test_on_postgresql_results_and_history_survive_a_restart(
+    tmp_path: Path, agents: Agents, cluster: DevCluster
+) -> None:
+    with postgres.running_postgres() as url:
+        port = free_port()
+        srv = Server(f"http://127.0.0.1:{port}", tmp_path, port, database_url=url)
+        srv.start()
+        try:
+            agents.start(srv, register(srv, "on-pg"), cluster.kubeconfig)
+            wait_state(srv, "on-pg", "online")
+            body = {
+                "files": {"import-cluster.yaml": SMALL.format(name="on-pg")},
+                "root": "import-cluster.yaml",
+            }
+            done = srv.api("POST", "/clusters/on-pg/apply", params={"wait": 120}, json=body).json()
+            assert done["state"] == "success", done
+            srv.stop()
+            srv.start()
+            history = srv.api("GET", "/clusters/on-pg/operations").json()["result"]
+            assert [(o["id"], o["state"]) for o in history] == [(done["id"], "success")]
+            (job,) = srv.api("GET", f"/operations/{done['id']}").json()["jobs"]
+            assert job["state"] == "success"
+            assert any("manifest/marker" in m for m in job["messages"])
+        finally:
+            srv.stop()
