@@ -68,6 +68,21 @@ def test_example_applied_through_the_api_is_deployed_by_the_agent(
     addons = server.api("GET", "/clusters/example/addons").json()
     assert {a["name"]: a["health"] for a in addons["result"]}["stateful"] == "Healthy"
 
+    # browsing through the agent: the add-on's resource map and an object's events
+    tree = server.api("GET", "/clusters/example/addons/webapp/map", params={"namespace": "apps"}).json()
+    nodes = {(n["kind"], n["name"]): n for n in tree["resources"]}
+    deployment = nodes[("Deployment", "webapp")]
+    (replicaset,) = deployment["children"]
+    assert replicaset["kind"] == "ReplicaSet"
+    assert {c["kind"] for c in replicaset["children"]} == {"Pod"}
+    assert len(replicaset["children"]) == 2
+    assert deployment["health"] == "Healthy"
+    assert {c["kind"] for c in nodes[("Service", "webapp")]["children"]} == {"EndpointSlice"}
+    events = server.api(
+        "GET", "/clusters/example/resources/Deployment/webapp/events", params={"namespace": "apps"}
+    ).json()["events"]
+    assert any(e["reason"] == "ScalingReplicaSet" for e in events), events
+
     # the same definition again: nothing to do, and it says so
     again = server.api("POST", "/clusters/example/apply", params={"wait": 120}, json=bundle(chart_repo))
     assert again.status_code == 200, again.text

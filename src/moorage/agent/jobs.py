@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from moorage.agent import browse
 from moorage.engine.context import EngineContext
 from moorage.engine.executor import sync
 from moorage.engine.sweep import sweep
@@ -83,8 +84,19 @@ async def run_read(ctx: EngineContext, job: JobMessage) -> Outcome:
             for res in await kube.kinds(str(api_version)):
                 kinds.append({"api_version": res.api_version, "kind": res.kind, "namespaced": res.namespaced})
         return JobState.SUCCESS, [], {"kinds": kinds}
+    if job.action is JobAction.RESOURCE_MAP:
+        tree = await browse.resource_map(kube, str(p.get("release", "")), str(p.get("namespace", "")))
+        if tree["release"] is None:
+            return JobState.FAILED, [f"release {p.get('namespace')}/{p.get('release')} not found"], {}
+        return JobState.SUCCESS, [], tree
     api_version, kind = str(p.get("api_version", "v1")), str(p.get("kind", ""))
     namespace = p.get("namespace") or None
+    if job.action is JobAction.EVENTS:
+        return (
+            JobState.SUCCESS,
+            [],
+            {"events": await browse.events(kube, kind, str(p.get("name", "")), namespace)},
+        )
     if job.action is JobAction.GET_RESOURCE:
         obj = await kube.get(api_version, kind, str(p.get("name", "")), namespace)
         if obj is None:

@@ -73,6 +73,8 @@ class JobAction(StrEnum):
     LIST_KINDS = "list_kinds"  # read
     LIST_RESOURCES = "list_resources"  # read
     GET_RESOURCE = "get_resource"  # read
+    EVENTS = "events"  # read: the events of one object
+    RESOURCE_MAP = "resource_map"  # read: an add-on's objects with their owned children
 
 
 WRITE_ACTIONS = frozenset({JobAction.SYNC, JobAction.DELETE, JobAction.SWEEP})

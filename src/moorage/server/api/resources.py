@@ -101,3 +101,32 @@ async def get_resource(
 ) -> dict[str, Any]:
     payload = {"api_version": api_version, "kind": kind, "name": object_name, "namespace": namespace}
     return await _read(ctx, name, who.name, JobAction.GET_RESOURCE, payload)
+
+
+@router.get("/clusters/{name}/resources/{kind}/{object_name}/events")
+async def resource_events(
+    name: str,
+    kind: str,
+    object_name: str,
+    ctx: Ctx,
+    who: Reader,
+    namespace: Annotated[str | None, Query(max_length=63)] = None,
+) -> dict[str, Any]:
+    """The events of one object, oldest first."""
+    payload = {"kind": kind, "name": object_name, "namespace": namespace}
+    return await _read(ctx, name, who.name, JobAction.EVENTS, payload)
+
+
+@router.get("/clusters/{name}/addons/{addon}/map")
+async def addon_map(
+    name: str,
+    addon: str,
+    ctx: Ctx,
+    who: Reader,
+    namespace: Annotated[str, Query(min_length=1, max_length=63)],
+) -> dict[str, Any]:
+    """The add-on's release objects with what they own (Deployment → ReplicaSet → Pod, Service →
+    EndpointSlice), each with its health."""
+    return await _read(
+        ctx, name, who.name, JobAction.RESOURCE_MAP, {"release": addon, "namespace": namespace}
+    )
