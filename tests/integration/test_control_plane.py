@@ -19,7 +19,15 @@ from moorage.devcluster.chartsources import ChartRepo
 from moorage.spec import protocol
 from tests import postgres
 from tests.integration.conftest import Helm, Kubectl
-from tests.integration.control_plane_support import EXAMPLE, Agents, Server, free_port, register, wait_state
+from tests.integration.control_plane_support import (
+    ADMIN,
+    EXAMPLE,
+    Agents,
+    Server,
+    free_port,
+    register,
+    wait_state,
+)
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +222,13 @@ def test_each_agent_gets_only_its_own_clusters_jobs(
                 kubectl.run("get", "configmap", f"{other}-marker", "-n", "default", check=False).returncode
                 != 0
             )
+        # the same through the CLI
+        argv = [sys.executable, "-m", "moorage.cli.main", "resources", "get", "ConfigMap", "-n", "default"]
+        argv += ["-c", "route-a", "--server", server.url, "-o", "json"]
+        env = {**os.environ, "MOORAGE_TOKEN": ADMIN}
+        cli = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        assert cli.returncode == 0, cli.stderr
+        assert "route-a-marker" in {i["metadata"]["name"] for i in json.loads(cli.stdout)["items"]}
     finally:
         devcluster.down(second.name)
 

@@ -555,8 +555,51 @@ def addons_list(
     out.print(table)
 
 
+resources_app = typer.Typer(
+    name="resources", help="Browse a cluster's resources through its agent.", no_args_is_help=True
+)
+
+
+@resources_app.command("get")
+def resources_get(
+    kind: Annotated[str, typer.Argument(help="Kind, e.g. Deployment, ConfigMap, Pod.")],
+    cluster: ClusterOpt,
+    name: Annotated[str | None, typer.Argument(help="One object's name (default: list them).")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
+    api_version: Annotated[str, typer.Option("--api-version", help="e.g. apps/v1")] = "v1",
+    selector: Annotated[str | None, typer.Option("--selector", "-l", help="Label selector.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List objects of a kind, or get one by name (e.g. `moorage resources get Deployment -n apps -c dev`)."""
+    remote = Remote.from_options(server, token)
+    params: dict[str, str | int | float] = {"api_version": api_version}
+    if namespace:
+        params["namespace"] = namespace
+    with handled(remote):
+        if name:
+            data = remote.get(_path("clusters", cluster, "resources", kind, name), **params)
+        else:
+            if selector:
+                params["label_selector"] = selector
+            data = remote.get(_path("clusters", cluster, "resources"), kind=kind, **params)
+    if output is not Output.table or name:
+        _dump(data.get("object", data) if name else data, Output.yaml if output is Output.table else output)
+        return
+    table = Table("namespace", "name", "created")
+    for item in data["items"]:
+        meta = item.get("metadata") or {}
+        table.add_row(
+            _esc(meta.get("namespace", "")), _esc(meta.get("name", "")), _when(meta.get("creationTimestamp"))
+        )
+    out.print(table)
+    out.print(f"{len(data['items'])} of {data['total']}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add `cluster`, `operations` and `addons` to the main `moorage` app."""
+    """Add `cluster`, `operations`, `addons` and `resources` to the main `moorage` app."""
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(operations_app, name="operations")
     app.add_typer(addons_app, name="addons")
+    app.add_typer(resources_app, name="resources")
