@@ -91,6 +91,16 @@ def test_example_applied_through_the_api_is_deployed_by_the_agent(
     ).json()["events"]
     assert any(e["reason"] == "ScalingReplicaSet" for e in events), events
 
+    # a pod's log, served by kwok, streamed by the agent, as server-sent events
+    pod = replicaset["children"][0]["name"]
+    argv = [sys.executable, "-m", "moorage.cli.main", "logs", pod, "-n", "apps", "-c", "example"]
+    argv += ["--server", server.url, "--tail", "2"]
+    logs = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "MOORAGE_TOKEN": ADMIN}, check=False
+    )
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == [f"devcluster {cluster.name}: log line {i}" for i in (2, 3)]
+
     # the same definition again: nothing to do, and it says so
     again = server.api("POST", "/clusters/example/apply", params={"wait": 120}, json=bundle(chart_repo))
     assert again.status_code == 200, again.text

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import nats
@@ -26,6 +28,7 @@ from moorage.engine.outcome import Heartbeat
 from moorage.helm.cli import Helm
 from moorage.kube import config as kube_config
 from moorage.kube.client import KubeClient
+from moorage.kube.errors import KubeError
 from moorage.spec import protocol
 from moorage.spec.content import ResolvedCluster
 from moorage.spec.protocol import HeartbeatMessage, JobKind, JobMessage, JobState, ResultMessage
@@ -33,6 +36,10 @@ from moorage.spec.protocol import HeartbeatMessage, JobKind, JobMessage, JobStat
 log = logging.getLogger("moorage.agent")
 # seconds; well inside the server's ack wait (60 s by default)
 IN_PROGRESS_EVERY = float(os.environ.get("MOORAGE_AGENT_IN_PROGRESS_SECONDS", "15"))
+
+
+_STREAM_ID = re.compile(r"^[a-z0-9]{1,32}$")
+_MAX_LINE = 16 << 10
 
 
 class RegistrationError(RuntimeError):
@@ -267,6 +274,8 @@ class Agent:
 
     async def _execute(self, job: JobMessage, kind: JobKind) -> jobs.Outcome:
         assert self._ctx is not None
+        if job.action is protocol.JobAction.LOGS:
+            return await self._stream_logs(job)
         if kind is JobKind.READ:
             return await jobs.run_read(self._ctx, job)
         async with self._write_lock:
@@ -278,6 +287,38 @@ class Agent:
             if job.action is protocol.JobAction.SWEEP:
                 return await jobs.run_sweep(self._ctx, self._cluster)
         return JobState.FAILED, [f"action {job.action} is not supported by this agent"], {}
+
+    async def _stream_logs(self, job: JobMessage) -> jobs.Outcome:
+        """Publish a pod's log lines on the stream's subject as they come, then an end marker."""
+        assert self._ctx is not None
+        assert self._nc is not None
+        assert self.reg is not None
+        p = job.payload
+        stream_id = str(p.get("stream_id", ""))
+        if not _STREAM_ID.match(stream_id):
+            return JobState.FAILED, ["invalid log stream id"], {}
+        subject = protocol.logs_subject(self.reg.cluster_id, stream_id)
+        namespace, pod = str(p.get("namespace", "")), str(p.get("pod", ""))
+        params = {"follow": "true" if p.get("follow") else "false"}
+        if p.get("container"):
+            params["container"] = str(p["container"])
+        if p.get("tail_lines") is not None:
+            params["tailLines"] = str(int(p["tail_lines"]))
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
+        count = 0
+        error = None
+        try:
+            async for line in self._ctx.kube.stream_lines(
+                path, params, what=f"logs of pod {namespace}/{pod}"
+            ):
+                count += 1
+                await self._nc.publish(subject, protocol.encode(protocol.LogChunk(lines=[line[:_MAX_LINE]])))
+        except KubeError as e:
+            error = str(e)
+        await self._nc.publish(subject, protocol.encode(protocol.LogChunk(end=True, error=error)))
+        if error:
+            return JobState.FAILED, [error], {"lines": count}
+        return JobState.SUCCESS, [], {"lines": count}
 
     async def _in_progress(self, msg: Msg) -> None:
         while True:

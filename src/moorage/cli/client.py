@@ -92,7 +92,7 @@ class Remote:
             text = text.replace(self.token, "<token>")
         return text
 
-    def _client(self, timeout: float) -> httpx.Client:
+    def _client(self, timeout: float | None) -> httpx.Client:
         headers = {"Accept": "application/json", "User-Agent": "moorage-cli"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -132,6 +132,24 @@ class Remote:
             raise ApiError(
                 response.status_code, f"the server at {self.server} did not answer with JSON"
             ) from None
+
+    def events(self, path: str, params: Mapping[str, str | int | float]) -> Iterator[tuple[str, str]]:
+        """(event, data) of a server-sent events stream, until the server ends it."""
+        try:
+            with self._client(timeout=None) as client, client.stream("GET", path, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    detail, data = _detail_of(response)
+                    raise ApiError(response.status_code, self.scrub(detail), data)
+                event = "message"
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        yield event, line[6:]
+                        event = "message"
+        except httpx.TransportError as e:
+            raise Unreachable(self.server, self.scrub(str(e) or type(e).__name__)) from None
 
     def get(self, path: str, **params: str | int | float) -> Any:
         return self.call("GET", path, params=params or None)[1]

@@ -597,8 +597,38 @@ def resources_get(
     out.print(f"{len(data['items'])} of {data['total']}")
 
 
+def logs_command(
+    pod: Annotated[str, typer.Argument(help="The pod's name.")],
+    cluster: ClusterOpt,
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    container: Annotated[str | None, typer.Option("--container")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming new lines.")] = False,
+    tail: Annotated[int | None, typer.Option("--tail", min=0, help="Only the last N lines.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """A pod's log, streamed from the cluster by its agent (server-sent events)."""
+    remote = Remote.from_options(server, token)
+    params: dict[str, str | int | float] = {"follow": "true" if follow else "false"}
+    if container:
+        params["container"] = container
+    if tail is not None:
+        params["tail"] = tail
+    failed = False
+    with handled(remote):
+        for event, data in remote.events(_path("clusters", cluster, "logs", namespace, pod), params):
+            if event == "error":
+                err.print(f"error: {data}", style="red", markup=False)
+                failed = True
+            elif event == "message":
+                print(data, flush=True)
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `cluster`, `operations`, `addons` and `resources` to the main `moorage` app."""
+    """Add `cluster`, `operations`, `addons`, `resources` and `logs` to the main `moorage` app."""
+    app.command("logs")(logs_command)
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(operations_app, name="operations")
     app.add_typer(addons_app, name="addons")

@@ -141,6 +141,28 @@ def _kubeconfig(cluster: DevCluster, who: str) -> dict[str, Any]:
     }
 
 
+def pod_log(cluster: "DevCluster") -> Path:
+    """What every container of the devcluster "logs" (kwok serves this file; append to it to log)."""
+    return cluster.dir / "logs" / "pods.log"
+
+
+def _write_pod_logs(cluster: "DevCluster") -> None:
+    log = pod_log(cluster)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    # CRI log format, which kwok parses: "<RFC 3339 time> <stream> <F(ull)|P(artial)> <text>"
+    log.write_text(
+        "".join(f"{stamp} stdout F devcluster {cluster.name}: log line {i}\n" for i in range(1, 4))
+    )
+    logs = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterLogs",
+        "metadata": {"name": "all-containers"},
+        "spec": {"selector": {}, "logs": [{"logsFile": str(log), "follow": True}]},
+    }
+    (cluster.dir / "kwok-logs.json").write_text(json.dumps(logs))
+
+
 def _write_private(path: Path, content: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -307,11 +329,16 @@ def _argv(cluster: DevCluster, advertise: str) -> dict[str, list[str]]:
             str(binaries.find("kwok")),
             *(f"--config={stage}" for stage in binaries.kwok_stages()),
             f"--kubeconfig={d / 'kwok.kubeconfig'}",
+            f"--config={d / 'kwok-logs.json'}",
             "--manage-all-nodes=true",
             "--cidr=10.244.0.1/16",
-            "--node-ip=10.200.0.1",
-            "--node-lease-duration-seconds=40",
+            # nodes point the API server at kwok's kubelet-like server, so `kubectl logs` works
+            "--node-ip=127.0.0.1",
+            f"--node-port={ports.kwok}",
             f"--server-address=127.0.0.1:{ports.kwok}",
+            f"--tls-cert-file={p.crt('kwok')}",
+            f"--tls-private-key-file={p.key('kwok')}",
+            "--node-lease-duration-seconds=40",
         ],
     }
 
@@ -344,6 +371,7 @@ def up(name: str, nodes: int = 3, timeout: float = 90.0, ports: Ports | None = N
         argv = _argv(cluster, network.advertise_address())
         pki.create(directory / "pki")
         _write_private(cluster.kubeconfig, json.dumps(_kubeconfig(cluster, "admin"), indent=2))
+        _write_pod_logs(cluster)
         _write_private(directory / "kwok.kubeconfig", json.dumps(_kubeconfig(cluster, "admin")))
         for who in ("kube-controller-manager", "kube-scheduler"):
             _write_private(directory / f"{who}.kubeconfig", json.dumps(_kubeconfig(cluster, who)))

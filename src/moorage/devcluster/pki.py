@@ -49,6 +49,8 @@ _CERTS: dict[str, tuple[str, str, str | None]] = {
     "admin": ("/O=system:masters/CN=moorage-admin", "clientAuth", None),
     "kube-controller-manager": ("/CN=system:kube-controller-manager", "clientAuth", None),
     "kube-scheduler": ("/CN=system:kube-scheduler", "clientAuth", None),
+    # kwok's kubelet-like server (pod logs), reached by the API server on loopback
+    "kwok": ("/CN=kwok", "serverAuth", "DNS:localhost,IP:127.0.0.1"),
 }
 
 

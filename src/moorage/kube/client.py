@@ -3,7 +3,7 @@ get / list / server-side apply / delete. The only module that sends requests to 
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -138,6 +138,29 @@ class KubeClient:
                 )
             self._discovered[api_version] = kinds
             return kinds
+
+    async def stream_lines(
+        self, path: str, params: Mapping[str, str], *, what: str, timeout: float | None = None
+    ) -> AsyncIterator[str]:
+        """Lines of a streaming response (pod logs with follow), until the server ends it."""
+        headers = {}
+        if token := self.config.bearer():
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            async with self._http.stream(
+                "GET", path, params=params, headers=headers, timeout=httpx.Timeout(10.0, read=timeout)
+            ) as response:
+                if response.status_code >= 400:
+                    body = await response.aread()
+                    try:
+                        payload = json.loads(body)
+                    except ValueError:
+                        payload = None
+                    raise errors.from_status(response.status_code, payload, what)
+                async for line in response.aiter_lines():
+                    yield line
+        except httpx.TransportError as e:
+            raise errors.Unavailable(f"{what}: {e}") from None
 
     async def kinds(self, api_version: str) -> list[ApiResource]:
         """Every resource kind served in `api_version` (empty when the group-version is not served)."""

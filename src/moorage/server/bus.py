@@ -3,9 +3,10 @@ and consuming results and heartbeats. Results are acked only after they are in t
 server restart loses none; jobs stay in the work queue until their agent acks them."""
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import nats
@@ -15,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from nats.js.errors import NotFoundError
 
 from moorage.spec import protocol
-from moorage.spec.protocol import HeartbeatMessage, JobMessage, ResultMessage
+from moorage.spec.protocol import HeartbeatMessage, JobMessage, LogChunk, ResultMessage
 
 log = logging.getLogger("moorage.server.bus")
 
@@ -113,6 +114,33 @@ class NatsBus:
         await self._nc.jetstream().publish(
             protocol.jobs_subject(job.cluster_id), protocol.encode(job), headers={"Nats-Msg-Id": job.job_id}
         )
+
+    @contextlib.asynccontextmanager
+    async def log_stream(self, cluster_id: str, stream_id: str) -> AsyncIterator[AsyncIterator[LogChunk]]:
+        assert self._nc is not None
+        queue: asyncio.Queue[LogChunk] = asyncio.Queue(maxsize=10_000)
+
+        async def received(msg: Msg) -> None:
+            try:
+                chunk = protocol.decode(msg.data, LogChunk)
+            except protocol.ProtocolError:
+                chunk = LogChunk(end=True, error="a malformed log message was dropped")
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(chunk)
+
+        sub = await self._nc.subscribe(protocol.logs_subject(cluster_id, stream_id), cb=received)
+
+        async def chunks() -> AsyncIterator[LogChunk]:
+            while True:
+                chunk = await queue.get()
+                yield chunk
+                if chunk.end:
+                    return
+
+        try:
+            yield chunks()
+        finally:
+            await sub.unsubscribe()
 
     async def agents_changed(self) -> None:
         if self._on_agents_changed is not None:

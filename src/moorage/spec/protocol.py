@@ -33,6 +33,11 @@ def heartbeat_subject(cluster_id: str) -> str:
     return f"agent.heartbeat.native_reconcile.{cluster_id}"
 
 
+def logs_subject(cluster_id: str, stream_id: str) -> str:
+    """Core NATS (not persisted): the lines of one log stream, then a LogChunk with end=True."""
+    return f"moorage.logs.{cluster_id}.{stream_id}"
+
+
 def agent_consumer(cluster_id: str) -> str:
     return f"agent-{cluster_id}"
 
@@ -51,6 +56,7 @@ def agent_permissions(cluster_id: str) -> dict[str, dict[str, list[str]]]:
                 results_subject(cluster_id),
                 events_subject(cluster_id),
                 heartbeat_subject(cluster_id),
+                logs_subject(cluster_id, "*"),
                 f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer}",
                 f"$JS.API.CONSUMER.INFO.{JOBS_STREAM}.{consumer}",
                 f"$JS.ACK.{JOBS_STREAM}.{consumer}.>",
@@ -75,6 +81,7 @@ class JobAction(StrEnum):
     GET_RESOURCE = "get_resource"  # read
     EVENTS = "events"  # read: the events of one object
     RESOURCE_MAP = "resource_map"  # read: an add-on's objects with their owned children
+    LOGS = "logs"  # read: a pod's log, streamed on logs_subject (payload: stream_id, namespace, pod, …)
 
 
 WRITE_ACTIONS = frozenset({JobAction.SYNC, JobAction.DELETE, JobAction.SWEEP})
@@ -135,6 +142,12 @@ class HeartbeatMessage(_Message):
 
 
 M = TypeVar("M", bound=_Message)
+
+
+class LogChunk(_Message):
+    lines: list[str] = Field(default_factory=list, max_length=1000)
+    end: bool = False
+    error: str | None = None
 
 
 class ProtocolError(ValueError):

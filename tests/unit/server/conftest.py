@@ -1,8 +1,9 @@
 """Fixtures for the control plane: a migrated SQLite database per test (copied from one migrated
 once per session), a recording fake bus, a controllable clock, and a TestClient with an admin token."""
 
+import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy import Engine
 from moorage.server.app import create_app
 from moorage.server.db import SessionFactory, make_engine, make_session_factory, migrate
 from moorage.server.settings import ServerSettings
-from moorage.spec.protocol import JobMessage
+from moorage.spec.protocol import JobMessage, LogChunk
 
 ADMIN_TOKEN = "test-bootstrap-admin-token-0123456789"
 EXAMPLE_REPO = Path(__file__).resolve().parents[3] / "examples" / "gitops-repo"
@@ -25,6 +26,8 @@ class FakeBus:
         self.jobs: list[JobMessage] = []
         self.agents_changed_calls = 0
         self.fail_publish = False
+        self.log_chunks: list[LogChunk] = []
+        self.log_streams: list[tuple[str, str]] = []
 
     async def publish_job(self, job: JobMessage) -> None:
         if self.fail_publish:
@@ -33,6 +36,17 @@ class FakeBus:
 
     async def agents_changed(self) -> None:
         self.agents_changed_calls += 1
+
+    @contextlib.asynccontextmanager
+    async def log_stream(self, cluster_id: str, stream_id: str) -> AsyncIterator[AsyncIterator[LogChunk]]:
+        """Replays `self.log_chunks` (what an agent would publish)."""
+
+        async def chunks() -> AsyncIterator[LogChunk]:
+            for chunk in self.log_chunks:
+                yield chunk
+
+        self.log_streams.append((cluster_id, stream_id))
+        yield chunks()
 
 
 class Clock:

@@ -2,9 +2,12 @@
 agent over NATS (the server never reaches into a cluster)."""
 
 import asyncio
+import secrets
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from moorage.server import service
@@ -130,3 +133,67 @@ async def addon_map(
     return await _read(
         ctx, name, who.name, JobAction.RESOURCE_MAP, {"release": addon, "namespace": namespace}
     )
+
+
+LOG_STREAM_MAX_SECONDS = 600
+
+
+@router.get("/clusters/{name}/logs/{namespace}/{pod}")
+async def pod_logs(
+    name: str,
+    namespace: str,
+    pod: str,
+    ctx: Ctx,
+    who: Reader,
+    container: Annotated[str | None, Query(max_length=63)] = None,
+    follow: bool = False,
+    tail: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+) -> StreamingResponse:
+    """A pod's log as server-sent events (`data: <line>`), streamed by the agent; `event: end` closes it."""
+    stream_id = secrets.token_hex(8)
+    payload = {
+        "stream_id": stream_id,
+        "namespace": namespace,
+        "pod": pod,
+        "container": container,
+        "follow": follow,
+        "tail_lines": tail,
+    }
+
+    def create(session: Session) -> tuple[str, JobMessage]:
+        cluster = service.get_cluster(session, name)
+        _, message = service.create_operation_with_job(
+            session,
+            cluster,
+            action=JobAction.LOGS,
+            payload=payload,
+            timeout_seconds=LOG_STREAM_MAX_SECONDS,
+            operation_kind="read:logs",
+            created_by=who.name,
+            now=ctx.clock(),
+        )
+        return cluster.id, message
+
+    cluster_id, message = await ctx.db(create)
+    stream = ctx.bus.log_stream(cluster_id, stream_id)
+    chunks = await stream.__aenter__()  # subscribed before the job is queued: no line is missed
+    try:
+        await ctx.bus.publish_job(message)
+    except BaseException:
+        await stream.__aexit__(None, None, None)
+        raise
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                for line in chunk.lines:
+                    yield f"data: {line}\n\n".encode()
+                if chunk.end:
+                    if chunk.error:
+                        yield f"event: error\ndata: {chunk.error}\n\n".encode()
+                    yield b"event: end\ndata: \n\n"
+                    return
+        finally:
+            await stream.__aexit__(None, None, None)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
