@@ -151,3 +151,31 @@ def test_nats_killed_during_a_job_loses_nothing(
         time.sleep(1)
     else:
         raise AssertionError("no heartbeat arrived after NATS came back")
+
+
+def test_cancel_stops_a_running_job(
+    quick_server: Server, agents: Agents, cluster: DevCluster, helm: Helm, chart_repo: ChartRepo
+) -> None:
+    token = register(quick_server, "cancel")
+    agents.start(quick_server, token, cluster.kubeconfig)
+    wait_state(quick_server, "cancel", "online")
+    definition = chain(chart_repo.url, 6).replace("crash", "cancelled")
+    body = {"files": {"import-cluster.yaml": definition}, "root": "import-cluster.yaml"}
+    operation = quick_server.api("POST", "/clusters/cancel/apply", json=body).json()["id"]
+    deadline = time.monotonic() + 120
+    while "link-0" not in helm.releases("cancelled") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cancelling = quick_server.api("POST", f"/operations/{operation}/cancel").json()
+    assert cancelling["jobs"][0]["state"] in ("cancelling", "cancelled")
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        op = quick_server.api("GET", f"/operations/{operation}").json()
+        if op["jobs"][0]["state"] == "cancelled":
+            break
+        time.sleep(0.3)
+    assert op["jobs"][0]["state"] == "cancelled", op
+    assert op["state"] == "cancelled"
+    installed = len(helm.releases("cancelled"))
+    time.sleep(3)
+    assert len(helm.releases("cancelled")) == installed < 6  # nothing more happens after the cancel

@@ -126,6 +126,7 @@ class Agent:
         }
         self._write_lock = asyncio.Lock()  # one write at a time: syncs and sweeps must not interleave
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: dict[str, None] = {}  # job ids the server cancelled (insertion-ordered, bounded)
         self._cluster: ResolvedCluster | None = None
         self._last_beat: Heartbeat | None = None
         self._ready = False
@@ -144,6 +145,8 @@ class Agent:
             self._kube = KubeClient(kube_config.load(self.settings.kubeconfig))
             self._ctx = EngineContext(self._kube, Helm(kubeconfig=self.settings.kubeconfig), Options())
             await self._connect()
+            assert self._nc is not None
+            await self._nc.subscribe(protocol.control_subject(self.reg.cluster_id), cb=self._control)
             self._ready = True
             log.info("agent of cluster %s connected to %s", self.reg.cluster_name, self.reg.nats_url)
             await asyncio.gather(self._consume(), self._heartbeats(), self._sweeps())
@@ -239,6 +242,10 @@ class Agent:
             log.warning("job %s is for cluster %s, not this one: rejected", job.job_id, job.cluster_id)
             await msg.term()
             return
+        if job.job_id in self._cancelled:
+            await self._publish_result(job, JobState.CANCELLED, ["cancelled before it started"], {})
+            await msg.ack()
+            return
         task = asyncio.create_task(self._run_job(job, msg), name=f"job-{job.job_id}")
         self._running[job.job_id] = task
         task.add_done_callback(lambda _: self._running.pop(job.job_id, None))
@@ -259,6 +266,10 @@ class Agent:
             except asyncio.CancelledError:
                 keepalive.cancel()
                 self.metrics.running.labels(kind).dec()
+                if job.job_id in self._cancelled:  # the server cancelled it: it ends here, for good
+                    await self._publish_result(job, JobState.CANCELLED, ["cancelled while running"], {})
+                    await msg.ack()
+                    return
                 with contextlib.suppress(Exception):
                     await msg.nak()  # shutting down: hand the job back for the next agent start
                 raise
@@ -319,6 +330,22 @@ class Agent:
         if error:
             return JobState.FAILED, [error], {"lines": count}
         return JobState.SUCCESS, [], {"lines": count}
+
+    async def _control(self, msg: Msg) -> None:
+        assert self.reg is not None
+        try:
+            cancel = protocol.decode(msg.data, protocol.CancelMessage)
+        except protocol.ProtocolError as e:
+            log.warning("control message rejected: %s", e)
+            return
+        if cancel.cluster_id != self.reg.cluster_id:
+            return
+        for job_id in cancel.job_ids:
+            self._cancelled[job_id] = None
+            if task := self._running.get(job_id):
+                task.cancel()
+        while len(self._cancelled) > 10_000:
+            self._cancelled.pop(next(iter(self._cancelled)))
 
     async def _in_progress(self, msg: Msg) -> None:
         while True:

@@ -115,6 +115,11 @@ class NatsBus:
             protocol.jobs_subject(job.cluster_id), protocol.encode(job), headers={"Nats-Msg-Id": job.job_id}
         )
 
+    async def cancel_jobs(self, cluster_id: str, job_ids: list[str]) -> None:
+        assert self._nc is not None
+        message = protocol.CancelMessage(cluster_id=cluster_id, job_ids=job_ids)
+        await self._nc.publish(protocol.control_subject(cluster_id), protocol.encode(message))
+
     @contextlib.asynccontextmanager
     async def log_stream(self, cluster_id: str, stream_id: str) -> AsyncIterator[AsyncIterator[LogChunk]]:
         assert self._nc is not None

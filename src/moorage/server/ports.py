@@ -17,5 +17,8 @@ class Bus(Protocol):
     ) -> AbstractAsyncContextManager[AsyncIterator[LogChunk]]:
         """Subscribe to one log stream (before the job that feeds it is queued); yields its chunks."""
 
+    async def cancel_jobs(self, cluster_id: str, job_ids: list[str]) -> None:
+        """Tell the cluster's agent, if connected, to stop these jobs (they end as cancelled)."""
+
     async def agents_changed(self) -> None:
         """Agents were added, revoked, rotated or deleted: regenerate NATS users and consumers."""

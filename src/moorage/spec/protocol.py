@@ -38,6 +38,11 @@ def logs_subject(cluster_id: str, stream_id: str) -> str:
     return f"moorage.logs.{cluster_id}.{stream_id}"
 
 
+def control_subject(cluster_id: str) -> str:
+    """Core NATS: the server tells a connected agent to cancel a job."""
+    return f"moorage.control.{cluster_id}"
+
+
 def agent_consumer(cluster_id: str) -> str:
     return f"agent-{cluster_id}"
 
@@ -63,7 +68,7 @@ def agent_permissions(cluster_id: str) -> dict[str, dict[str, list[str]]]:
                 "$JS.API.INFO",
             ]
         },
-        "subscribe": {"allow": [f"{agent_inbox(cluster_id)}.>"]},
+        "subscribe": {"allow": [f"{agent_inbox(cluster_id)}.>", control_subject(cluster_id)]},
     }
 
 
@@ -148,6 +153,11 @@ class LogChunk(_Message):
     lines: list[str] = Field(default_factory=list, max_length=1000)
     end: bool = False
     error: str | None = None
+
+
+class CancelMessage(_Message):
+    cluster_id: str = Field(min_length=1, max_length=64)
+    job_ids: list[str] = Field(max_length=1000)
 
 
 class ProtocolError(ValueError):

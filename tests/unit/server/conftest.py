@@ -27,6 +27,7 @@ class FakeBus:
         self.agents_changed_calls = 0
         self.fail_publish = False
         self.log_chunks: list[LogChunk] = []
+        self.cancelled: list[tuple[str, list[str]]] = []
         self.log_streams: list[tuple[str, str]] = []
 
     async def publish_job(self, job: JobMessage) -> None:
@@ -36,6 +37,9 @@ class FakeBus:
 
     async def agents_changed(self) -> None:
         self.agents_changed_calls += 1
+
+    async def cancel_jobs(self, cluster_id: str, job_ids: list[str]) -> None:
+        self.cancelled.append((cluster_id, job_ids))
 
     @contextlib.asynccontextmanager
     async def log_stream(self, cluster_id: str, stream_id: str) -> AsyncIterator[AsyncIterator[LogChunk]]:

@@ -116,4 +116,13 @@ async def get_operation(operation_id: str, ctx: Ctx, _who: Reader) -> OperationO
 
 @router.post("/operations/{operation_id}/cancel")
 async def cancel_operation(operation_id: str, ctx: Ctx, _who: Writer) -> OperationOut:
-    return await ctx.db(lambda s: OperationOut.of(service.cancel_operation(s, operation_id, ctx.clock())))
+    """Pending jobs end as cancelled; running ones are told to stop (cancelling until the agent answers)."""
+    out = await ctx.db(lambda s: OperationOut.of(service.cancel_operation(s, operation_id, ctx.clock())))
+    stopping = [job.id for job in out.jobs if job.state == "cancelling"]
+    queued = [job.id for job in out.jobs if job.state == "cancelled"]
+    if stopping or queued:
+        try:
+            await ctx.bus.cancel_jobs(out.cluster_id, stopping + queued)
+        except Exception as e:  # the agent may be offline: it skips cancelled jobs it is handed later
+            log.warning("telling the agent to cancel failed: %s", e)
+    return out
