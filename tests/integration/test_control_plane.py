@@ -1,5 +1,6 @@
 """Server, embedded NATS and agents as real processes against the devcluster."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -165,6 +166,13 @@ async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
         error_cb=on_error,
     )
     try:
+        # malformed and oversized messages on its own subjects are dropped; the server keeps going
+        js = nc.jetstream()
+        await js.publish(protocol.results_subject(reg["cluster_id"]), b"not json")
+        await js.publish(protocol.results_subject(reg["cluster_id"]), b'{"job_id": "x"}')
+        await nc.publish(
+            protocol.heartbeat_subject(reg["cluster_id"]), b"x" * (protocol.MAX_MESSAGE_BYTES + 1)
+        )
         await nc.subscribe(protocol.jobs_subject(other))
         await nc.publish(protocol.results_subject(other), b"{}")
         await nc.publish(protocol.heartbeat_subject(other), b"{}")
@@ -178,6 +186,8 @@ async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
     assert any("subscription" in e and protocol.jobs_subject(other) in e for e in errors), errors
     assert any("publish" in e and protocol.results_subject(other) in e for e in errors), errors
     assert any("publish" in e and protocol.heartbeat_subject(other) in e for e in errors), errors
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert server.api("GET", "/clusters/iso-a").json()["state"] == "never_connected"  # no bogus heartbeat
     with pytest.raises(nats.errors.Error):
         await nats.connect(
             reg["nats_url"],
@@ -269,3 +279,28 @@ def test_on_postgresql_results_and_history_survive_a_restart(
             assert any("manifest/marker" in m for m in job["messages"])
         finally:
             srv.stop()
+
+
+async def test_a_revoked_agent_is_disconnected_from_nats(server: Server) -> None:
+    token = register(server, "disc")
+    reg = server.api("POST", "/agent/register", token=token).json()
+    disconnected = asyncio.Event()
+
+    async def on_disconnect() -> None:
+        disconnected.set()
+
+    nc = await nats.connect(
+        reg["nats_url"],
+        user=reg["nats_user"],
+        password=token,
+        inbox_prefix=reg["inbox_prefix"].encode(),
+        disconnected_cb=on_disconnect,
+        max_reconnect_attempts=2,
+        reconnect_time_wait=0.2,
+    )
+    try:
+        assert nc.is_connected
+        assert server.api("POST", "/clusters/disc/agent-token/revoke").status_code in (200, 204)
+        await asyncio.wait_for(disconnected.wait(), 10)
+    finally:
+        await nc.close()
