@@ -94,3 +94,13 @@ def wait_state(server: Server, name: str, state: str, timeout: float = 60) -> di
             return cluster
         time.sleep(0.3)
     raise AssertionError(f"cluster {name} never became {state}")
+
+
+def wait_operation(server: Server, operation: str, timeout: float = 180) -> dict[str, Any]:
+    """The operation once it is no longer pending or running (or as it is when `timeout` runs out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        op: dict[str, Any] = server.api("GET", f"/operations/{operation}").json()
+        if op["state"] not in ("running", "pending") or time.monotonic() > deadline:
+            return op
+        time.sleep(0.3)

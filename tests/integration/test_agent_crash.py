@@ -13,7 +13,14 @@ import pytest
 from moorage.devcluster import DevCluster
 from moorage.devcluster.chartsources import ChartRepo
 from tests.integration.conftest import Helm
-from tests.integration.control_plane_support import Agents, Server, free_port, register, wait_state
+from tests.integration.control_plane_support import (
+    Agents,
+    Server,
+    free_port,
+    register,
+    wait_operation,
+    wait_state,
+)
 
 CHAIN = """
 apiVersion: v1
@@ -90,12 +97,7 @@ def test_agent_killed_mid_job_finishes_it_after_restart(
     assert len(done_before) < 5, "the job finished before the agent was killed"
 
     agents.start(quick_server, token, cluster.kubeconfig)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        op = quick_server.api("GET", f"/operations/{operation}").json()
-        if op["state"] not in ("running", "pending"):
-            break
-        time.sleep(0.5)
+    op = wait_operation(quick_server, operation)
     assert op["state"] == "success", op
     releases = helm.releases("crash")
     assert {f"link-{i}" for i in range(5)} == set(releases)
@@ -134,12 +136,7 @@ def test_nats_killed_during_a_job_loses_nothing(
         time.sleep(0.1)
     os.kill(nats_server_of(quick_server), signal.SIGKILL)
 
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        op = quick_server.api("GET", f"/operations/{operation}").json()
-        if op["state"] not in ("running", "pending"):
-            break
-        time.sleep(0.5)
+    op = wait_operation(quick_server, operation)
     assert op["state"] == "success", op
     assert {f"link-{i}" for i in range(4)} == set(helm.releases("natskill"))
     # heartbeats flow again over the restarted NATS

@@ -27,6 +27,7 @@ from tests.integration.control_plane_support import (
     Server,
     free_port,
     register,
+    wait_operation,
     wait_state,
 )
 
@@ -60,12 +61,7 @@ def test_example_applied_through_the_api_is_deployed_by_the_agent(
 
     agents.start(server, token, cluster.kubeconfig)
     wait_state(server, "example", "online")
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        op = server.api("GET", f"/operations/{operation}").json()
-        if op["state"] not in ("running", "pending"):
-            break
-        time.sleep(1)
+    op = wait_operation(server, operation, timeout=240)
     assert op["state"] == "success", json.dumps(op, indent=2)[-3000:]
     for namespace, name in (
         ("apps", "webapp"),
