@@ -158,4 +158,9 @@ def agents(tmp_path: Path) -> Iterator[Agents]:
     for proc in started.procs:
         if proc.poll() is None:
             proc.terminate()
-            proc.wait(30)
+            try:
+                proc.wait(40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise AssertionError("an agent did not stop within 40 s of SIGTERM") from None

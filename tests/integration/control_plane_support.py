@@ -104,3 +104,34 @@ def wait_operation(server: Server, operation: str, timeout: float = 180) -> dict
         if op["state"] not in ("running", "pending") or time.monotonic() > deadline:
             return op
         time.sleep(0.3)
+
+
+CHAIN = """
+apiVersion: v1
+kind: ImportCluster
+metadata: {{name: crash}}
+spec:
+  helm_registries:
+    - {{name: repo, url: "{url}"}}
+  stacks:
+    - name: chain
+      addons:
+{addons}
+"""
+
+
+def chain(url: str, count: int) -> str:
+    addons = []
+    for i in range(count):
+        entry = [
+            f"        - name: link-{i}",
+            "          chart_name: webapp",
+            '          chart_version: "1.0.0"',
+            "          registry_name: repo",
+            "          namespace: crash",
+            "          configuration: {values: {replicaCount: 1}}",
+        ]
+        if i:
+            entry += ["          parents:", f"            - addon: link-{i - 1}"]
+        addons += entry
+    return CHAIN.format(url=url, addons="\n".join(addons))

@@ -16,41 +16,12 @@ from tests.integration.conftest import Helm
 from tests.integration.control_plane_support import (
     Agents,
     Server,
+    chain,
     free_port,
     register,
     wait_operation,
     wait_state,
 )
-
-CHAIN = """
-apiVersion: v1
-kind: ImportCluster
-metadata: {{name: crash}}
-spec:
-  helm_registries:
-    - {{name: repo, url: "{url}"}}
-  stacks:
-    - name: chain
-      addons:
-{addons}
-"""
-
-
-def chain(url: str, count: int) -> str:
-    addons = []
-    for i in range(count):
-        entry = [
-            f"        - name: link-{i}",
-            "          chart_name: webapp",
-            '          chart_version: "1.0.0"',
-            "          registry_name: repo",
-            "          namespace: crash",
-            "          configuration: {values: {replicaCount: 1}}",
-        ]
-        if i:
-            entry += ["          parents:", f"            - addon: link-{i - 1}"]
-        addons += entry
-    return CHAIN.format(url=url, addons="\n".join(addons))
 
 
 @pytest.fixture(scope="module")

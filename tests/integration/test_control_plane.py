@@ -25,6 +25,7 @@ from tests.integration.control_plane_support import (
     EXAMPLE,
     Agents,
     Server,
+    chain,
     free_port,
     register,
     wait_operation,
@@ -249,32 +250,47 @@ def test_each_agent_gets_only_its_own_clusters_jobs(
         devcluster.down(second.name)
 
 
-@pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
-def test_on_postgresql_results_and_history_survive_a_restart(
-    tmp_path: Path, agents: Agents, cluster: DevCluster
-) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    if reason := postgres.available():
+        pytest.skip(reason)
     with postgres.running_postgres() as url:
-        port = free_port()
-        srv = Server(f"http://127.0.0.1:{port}", tmp_path, port, database_url=url)
+        yield url
+
+
+def test_a_server_restart_during_a_job_loses_nothing(
+    tmp_path: Path,
+    agents: Agents,
+    cluster: DevCluster,
+    helm: Helm,
+    chart_repo: ChartRepo,
+    database_url: str | None,
+) -> None:
+    port = free_port()
+    srv = Server(f"http://127.0.0.1:{port}", tmp_path, port, database_url=database_url)
+    srv.start()
+    namespace = f"restart-{'pg' if database_url else 'lite'}"
+    try:
+        agents.start(srv, register(srv, "restart"), cluster.kubeconfig)
+        wait_state(srv, "restart", "online")
+        body = {"files": {"import-cluster.yaml": chain(chart_repo.url, 4).replace("crash", namespace)}}
+        operation = srv.api("POST", "/clusters/restart/apply", json=body).json()["id"]
+        deadline = time.monotonic() + 120
+        while "link-0" not in helm.releases(namespace) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        srv.stop()  # results the agent publishes meanwhile wait in JetStream
         srv.start()
-        try:
-            agents.start(srv, register(srv, "on-pg"), cluster.kubeconfig)
-            wait_state(srv, "on-pg", "online")
-            body = {
-                "files": {"import-cluster.yaml": SMALL.format(name="on-pg")},
-                "root": "import-cluster.yaml",
-            }
-            done = srv.api("POST", "/clusters/on-pg/apply", params={"wait": 120}, json=body).json()
-            assert done["state"] == "success", done
-            srv.stop()
-            srv.start()
-            history = srv.api("GET", "/clusters/on-pg/operations").json()["result"]
-            assert [(o["id"], o["state"]) for o in history] == [(done["id"], "success")]
-            (job,) = srv.api("GET", f"/operations/{done['id']}").json()["jobs"]
-            assert job["state"] == "success"
-            assert any("manifest/marker" in m for m in job["messages"])
-        finally:
-            srv.stop()
+        op = wait_operation(srv, operation)
+        assert op["state"] == "success", op
+        (job,) = op["jobs"]
+        assert sum(m.startswith("addon/link-") for m in job["messages"]) == 4
+        history = srv.api("GET", "/clusters/restart/operations").json()["result"]
+        assert [(o["id"], o["state"]) for o in history] == [(operation, "success")]
+    finally:
+        srv.stop()
 
 
 async def test_a_revoked_agent_is_disconnected_from_nats(server: Server) -> None:

@@ -61,6 +61,8 @@ def _die_with_parent() -> None:
 
 def _free_port(preferred: int | None = None) -> int:
     with socket.socket() as s:
+        # as nats-server binds: a port whose old connections linger in TIME_WAIT is still free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", preferred or 0))
         except OSError:
