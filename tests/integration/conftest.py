@@ -4,6 +4,7 @@ charts served from a Helm HTTP repository and an OCI registry, all on loopback."
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,13 @@ class Helm:
         if check and result.returncode != 0:
             raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
+
+    def wait_for_release(self, namespace: str, name: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while name not in self.releases(namespace):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"release {namespace}/{name} never appeared")
+            time.sleep(0.1)
 
     def releases(self, namespace: str) -> dict[str, dict[str, Any]]:
         listed = json.loads(self.run("list", "-n", namespace, "-o", "json").stdout)

@@ -58,10 +58,7 @@ def test_agent_killed_mid_job_finishes_it_after_restart(
     body = {"files": {"import-cluster.yaml": chain(chart_repo.url, 5)}, "root": "import-cluster.yaml"}
     operation = quick_server.api("POST", "/clusters/crash/apply", json=body).json()["id"]
 
-    deadline = time.monotonic() + 120
-    while "link-1" not in helm.releases("crash") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "link-1" in helm.releases("crash"), "the job never started"
+    helm.wait_for_release("crash", "link-1")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     done_before = set(helm.releases("crash"))
@@ -102,9 +99,7 @@ def test_nats_killed_during_a_job_loses_nothing(
     definition = chain(chart_repo.url, 4).replace("crash", "natskill")
     body = {"files": {"import-cluster.yaml": definition}, "root": "import-cluster.yaml"}
     operation = quick_server.api("POST", "/clusters/natskill/apply", json=body).json()["id"]
-    deadline = time.monotonic() + 120
-    while "link-0" not in helm.releases("natskill") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    helm.wait_for_release("natskill", "link-0")
     os.kill(nats_server_of(quick_server), signal.SIGKILL)
 
     op = wait_operation(quick_server, operation)
@@ -130,9 +125,7 @@ def test_cancel_stops_a_running_job(
     definition = chain(chart_repo.url, 6).replace("crash", "cancelled")
     body = {"files": {"import-cluster.yaml": definition}, "root": "import-cluster.yaml"}
     operation = quick_server.api("POST", "/clusters/cancel/apply", json=body).json()["id"]
-    deadline = time.monotonic() + 120
-    while "link-0" not in helm.releases("cancelled") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    helm.wait_for_release("cancelled", "link-0")
     cancelling = quick_server.api("POST", f"/operations/{operation}/cancel").json()
     assert cancelling["jobs"][0]["state"] in ("cancelling", "cancelled")
 

@@ -278,9 +278,7 @@ def test_a_server_restart_during_a_job_loses_nothing(
         wait_state(srv, "restart", "online")
         body = {"files": {"import-cluster.yaml": chain(chart_repo.url, 4).replace("crash", namespace)}}
         operation = srv.api("POST", "/clusters/restart/apply", json=body).json()["id"]
-        deadline = time.monotonic() + 120
-        while "link-0" not in helm.releases(namespace) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        helm.wait_for_release(namespace, "link-0")
         srv.stop()  # results the agent publishes meanwhile wait in JetStream
         srv.start()
         op = wait_operation(srv, operation)
