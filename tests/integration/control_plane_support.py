@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,11 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     database_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         log = (self.data_dir / "server.log").open("ab")
-        env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": ADMIN}
+        env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": ADMIN, **self.env}
         argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(self.port)]
         if self.database_url:
             argv += ["--database-url", self.database_url]

@@ -341,3 +341,106 @@ async def test_namespace_move_installs_anew_and_keeps_pvcs(
     assert name not in helm.releases(old)
     assert kubectl.run("get", "statefulset", name, "-n", old, check=False).returncode != 0
     assert kubectl.run("get", "pvc", f"data-{name}-0", "-n", old, check=False).returncode == 0
+
+
+REMOVABLE = """
+apiVersion: v1
+kind: ImportCluster
+metadata:
+  name: removed-SFX
+spec:
+  helm_registries:
+    - name: http-repo
+      url: {http}
+  stacks:
+    - name: apps
+      manifests:
+        - name: raw-SFX
+          namespace: removed-SFX
+          manifest: |
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {{name: stays}}
+      addons:
+{addons}
+"""
+REMOVABLE_ADDONS = """
+        - name: gone-SFX
+          chart_name: webapp
+          chart_version: "1.0.0"
+          registry_name: http-repo
+          namespace: removed-SFX
+          configuration:
+            values: {replicaCount: 1}
+        - name: kept-SFX
+          chart_name: webapp
+          chart_version: "1.0.0"
+          registry_name: http-repo
+          namespace: removed-SFX
+          configuration:
+            values: {replicaCount: 1}
+          settings:
+            sync_policy: {auto_prune: false}
+"""
+
+
+async def test_addons_removed_from_the_definition_are_uninstalled_only_with_auto_prune(
+    cluster: DevCluster, helm_home: Path, helm: Helm, kubectl: Kubectl, chart_repo: ChartRepo, tmp_path: Path
+) -> None:
+    d = new_definition(tmp_path)
+    ns, gone, kept, manual = d.ns("removed"), d.ns("gone"), d.ns("kept"), d.ns("manual")
+    d.write(REMOVABLE.format(http=chart_repo.url, addons=REMOVABLE_ADDONS))
+    async with Engine(cluster.kubeconfig, helm_home) as ctx:
+        resolved, plan = d.load()
+        first = await sync(ctx, resolved, plan)
+        assert first.ok, {r: o.message for r, o in first.outcomes.items()}
+
+        def prune_label(name: str) -> str | None:
+            (secret,) = kubectl.get("secret", "-n", ns, "-l", f"owner=helm,name={name}")["items"]
+            labels: dict[str, str] = secret["metadata"]["labels"]
+            return labels.get("moorage.dev/auto-prune")
+
+        assert (prune_label(gone), prune_label(kept)) == ("true", "false")
+        # a release installed by hand in the same namespace: not this definition's, never removed
+        helm.run("install", manual, "webapp", "--repo", chart_repo.url, "-n", ns, "--set", "replicaCount=1")
+
+        d.write(REMOVABLE.format(http=chart_repo.url, addons="        []"))
+        resolved, plan = d.load()
+        assert resolved.addons == {}
+        result = await sync(ctx, resolved, plan)
+        again = await sync(ctx, resolved, plan)
+
+    assert result.ok, {r: o.message for r, o in result.outcomes.items()}
+    uninstalled = result.outcomes[f"addon/{gone}"]
+    assert uninstalled.status is EntryStatus.APPLIED, uninstalled.message
+    assert uninstalled.message.startswith("removed from the definition: uninstalled")
+    assert result.pruned_addons == [gone]
+    left = result.outcomes[f"addon/{kept}"]
+    assert left.status is EntryStatus.UNCHANGED, left.message
+    assert left.reason == "auto_prune_off"
+    assert "kept because auto_prune was off" in left.message
+    assert any("auto_prune was off" in k for k in left.kept), left.kept
+    assert f"addon/{manual}" not in result.outcomes
+
+    releases = helm.releases(ns)
+    assert gone not in releases
+    assert kubectl.get("secret", "-n", ns, "-l", f"owner=helm,name={gone}")["items"] == []
+    assert releases[kept]["status"] == "deployed"
+    assert releases[manual]["status"] == "deployed"
+
+    def deployment_exists(name: str) -> bool:
+        return kubectl.run("get", "deployment", name, "-n", ns, check=False).returncode == 0
+
+    for _ in range(50):  # helm deletes with background propagation
+        if not deployment_exists(gone):
+            break
+        await asyncio.sleep(0.1)
+    assert not deployment_exists(gone)
+    assert deployment_exists(kept)
+    assert deployment_exists(manual)
+
+    # the next sync has nothing left to uninstall and says again why the other release stays
+    assert again.ok
+    assert f"addon/{gone}" not in again.outcomes
+    assert again.pruned_addons == []
+    assert again.outcomes[f"addon/{kept}"].reason == "auto_prune_off"

@@ -100,7 +100,11 @@ def sync_command(
     """Deploy a definition to a cluster: waves, parents, Helm add-ons and manifests."""
     cluster, plan = _definition(path, var, no_decrypt)
     options = Options(
-        concurrency=concurrency, dry_run=dry_run, prune_manifests=not no_prune, timeout_seconds=timeout
+        concurrency=concurrency,
+        dry_run=dry_run,
+        prune_manifests=not no_prune,
+        prune_addons=not no_prune,
+        timeout_seconds=timeout,
     )
 
     async def body(ctx: EngineContext) -> list[EntryOutcome]:

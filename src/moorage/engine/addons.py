@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moorage.engine import objects, pruneguard, windows
-from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext
+from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, PRUNE_LABEL, EngineContext
 from moorage.engine.health import AddonHealth, addon_health, assess
 from moorage.engine.moves import clean_up_old_release
 from moorage.engine.outcome import EntryOutcome, EntryStatus
@@ -61,6 +61,25 @@ def chart_ref(addon: ResolvedAddon) -> ChartRef:
     return ChartRef(addon.chart_name, addon.chart_version, addon.registry_url)
 
 
+def prune_label(addon: ResolvedAddon) -> str:
+    """The PRUNE_LABEL value for the add-on's settings: "true" when a removal may uninstall it."""
+    policy = addon.settings.sync_policy
+    return "true" if policy.automated and policy.auto_prune else "false"
+
+
+def release_labels(addon: ResolvedAddon, cluster: str) -> dict[str, str]:
+    """The labels every release Moorage installs or upgrades carries (see engine/context.py)."""
+    return {CLUSTER_LABEL: cluster, ADDON_LABEL: addon.name, PRUNE_LABEL: prune_label(addon)}
+
+
+def _prune_label_stale(release: Release, addon: ResolvedAddon) -> bool:
+    # A release recorded with the other auto_prune setting must be upgraded, or a later removal
+    # would follow the old setting. A release without the label (deployed before it existed) is not
+    # upgraded for it alone: a removal keeps it, on doubt.
+    recorded = release.labels.get(PRUNE_LABEL)
+    return recorded is not None and recorded != prune_label(addon)
+
+
 def in_sync(release: Release | None, desired: Desired) -> bool:
     return (
         release is not None
@@ -69,6 +88,7 @@ def in_sync(release: Release | None, desired: Desired) -> bool:
         and release.chart_name == desired.addon.chart_name
         and release.chart_version == desired.addon.chart_version
         and values_digest(release.values) == desired.digest
+        and not _prune_label_stale(release, desired.addon)
     )
 
 
@@ -143,7 +163,7 @@ async def deploy(
                 wait="watcher" if settings.strict_health_check else "hookOnly",
                 timeout_seconds=timeout,
                 description=f"moorage: {what}",
-                labels={CLUSTER_LABEL: cluster, ADDON_LABEL: addon.name},
+                labels=release_labels(addon, cluster),
             )
         except HelmError as e:
             # Existing objects nobody owns can be adopted; objects of another release never are.
@@ -209,4 +229,6 @@ def _change_summary(current: Release | None, desired: Desired) -> str:
         return f"upgrade {chart} (release was {current.status})"
     if (current.chart_name, current.chart_version) != (addon.chart_name, addon.chart_version):
         return f"upgrade {current.chart_name} {current.chart_version} → {addon.chart_version}"
+    if values_digest(current.values) == desired.digest and _prune_label_stale(current, addon):
+        return f"upgrade {chart} (auto_prune is now {'on' if prune_label(addon) == 'true' else 'off'})"
     return f"upgrade {chart} (values changed)"

@@ -13,6 +13,10 @@ FIELD_MANAGER = "moorage"
 # Release labels (stored on Helm's release Secrets) that mark a release as deployed by Moorage.
 CLUSTER_LABEL = "moorage.dev/cluster"
 ADDON_LABEL = "moorage.dev/addon"
+# "true" or "false": whether the add-on's settings allowed pruning (automated and auto_prune) when the
+# release was deployed. Once an add-on is removed from the definition its settings are gone with it,
+# so this label is what decides whether its release may be uninstalled (engine/removed.py).
+PRUNE_LABEL = "moorage.dev/auto-prune"
 
 
 def utcnow() -> datetime:
@@ -24,6 +28,7 @@ class Options:
     concurrency: int = 5  # entries deployed at once
     dry_run: bool = False
     prune_manifests: bool = True  # raw manifests: delete objects dropped from an entry, and removed entries
+    prune_addons: bool = True  # add-ons removed from the definition: uninstall their releases (PRUNE_LABEL)
     stuck_after_seconds: float = 600.0  # a release pending longer than this is recovered
     timeout_seconds: int | None = None  # overrides job_configuration timeouts (tests, CLI)
 

@@ -6,33 +6,16 @@ import time
 from collections.abc import Callable, Mapping
 
 from moorage.engine import addons, inventory, manifests
-from moorage.engine.context import CLUSTER_LABEL, EngineContext
+from moorage.engine import removed as removed_addons
+from moorage.engine.context import EngineContext
 from moorage.engine.outcome import EntryOutcome, EntryStatus, SyncResult
+from moorage.engine.removed import current_release as current_release  # moved; still imported from here
+from moorage.helm.cli import HelmError
 from moorage.helm.storage import Release, latest, read_releases
-from moorage.spec.content import ResolvedAddon, ResolvedCluster
+from moorage.spec.content import ResolvedCluster
 from moorage.spec.graph import Plan, ResourceRef
 
 Progress = Callable[[EntryOutcome], None]
-
-
-def current_release(
-    releases: Mapping[tuple[str, str], Release], addon: ResolvedAddon, cluster: str
-) -> Release | None:
-    """The add-on's release: in its namespace if there is one, else one this definition deployed
-    under the same name in another namespace (a namespace move). Releases Moorage did not deploy
-    for this definition are never taken for a move."""
-    if (addon.namespace, addon.name) in releases:
-        return releases[(addon.namespace, addon.name)]
-    elsewhere = [
-        r
-        for (_, name), r in releases.items()
-        if name == addon.name and r.labels.get(CLUSTER_LABEL) == cluster
-    ]
-    return max(
-        elsewhere,
-        key=lambda r: (r.last_deployed.timestamp() if r.last_deployed else 0.0, r.revision),
-        default=None,
-    )
 
 
 def _blocked(ref: ResourceRef, plan: Plan, outcomes: Mapping[str, EntryOutcome]) -> EntryOutcome | None:
@@ -102,8 +85,78 @@ async def sync(
             result.outcomes[removed.ref] = removed
             if progress:
                 progress(removed)
+    if ctx.options.prune_addons and not ctx.options.dry_run:
+        for decision in removed_addons.decide(releases, cluster):
+            try:
+                outcome = await _remove_addon(ctx, cluster, decision)
+            except Exception as e:  # one release's unexpected failure must not stop the others
+                release = decision.release
+                outcome = EntryOutcome(
+                    f"addon/{release.name}",
+                    EntryStatus.FAILED,
+                    f"removed from the definition: {type(e).__name__}: {e}",
+                    reason="internal_error",
+                )
+            if outcome.ref in result.outcomes:  # the same name in two namespaces
+                outcome.ref = f"addon/{decision.release.namespace}/{decision.release.name}"
+            if decision.uninstall and outcome.status is EntryStatus.APPLIED:
+                result.pruned_addons.append(decision.release.name)
+            result.outcomes[outcome.ref] = outcome
+            if progress:
+                progress(outcome)
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _remove_addon(
+    ctx: EngineContext, cluster: ResolvedCluster, decision: removed_addons.Decision
+) -> EntryOutcome:
+    """Apply one decision of engine/removed.py: uninstall the release, or say why it stays."""
+    started = time.monotonic()
+    release = decision.release
+    ref, where = f"addon/{release.name}", f"release {release.namespace}/{release.name}"
+    if decision.uninstall:
+        # decided on the storage read when the sync began: decide again on the release as it is now
+        stored, _ = await read_releases(ctx.kube, release.namespace, release.name)
+        fresh = latest(stored).get((release.namespace, release.name))
+        if fresh is None:
+            return EntryOutcome(ref, EntryStatus.UNCHANGED, f"removed from the definition: {where} is gone")
+        again = removed_addons.decide({(fresh.namespace, fresh.name): fresh}, cluster)
+        if not again:
+            return EntryOutcome(
+                ref,
+                EntryStatus.UNCHANGED,
+                f"removed from the definition: {where} no longer belongs to this definition",
+            )
+        decision = again[0]
+    if not decision.uninstall:
+        return EntryOutcome(
+            ref,
+            EntryStatus.UNCHANGED,
+            f"removed from the definition: {where} {decision.reason}",
+            reason=decision.code,
+            kept=[f"{where}: {decision.reason}"],
+        )
+    try:
+        await ctx.helm.uninstall(
+            release.name, release.namespace, timeout_seconds=ctx.options.timeout_seconds or 300
+        )
+    except HelmError as e:
+        return EntryOutcome(
+            ref,
+            EntryStatus.FAILED,
+            f"removed from the definition: uninstalling {where} failed: {e}",
+            reason="uninstall_failed",
+            seconds=time.monotonic() - started,
+        )
+    return EntryOutcome(
+        ref,
+        EntryStatus.APPLIED,
+        f"removed from the definition: uninstalled {where}",
+        reason=decision.code,
+        pruned=[where],
+        seconds=time.monotonic() - started,
+    )
 
 
 async def _deploy(

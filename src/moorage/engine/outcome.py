@@ -53,7 +53,8 @@ class EntryOutcome:
 @dataclass
 class SyncResult:
     outcomes: dict[str, EntryOutcome] = field(default_factory=dict)
-    pruned_entries: list[str] = field(default_factory=list)
+    pruned_entries: list[str] = field(default_factory=list)  # manifest entries removed from the definition
+    pruned_addons: list[str] = field(default_factory=list)  # add-ons removed from it, releases uninstalled
     seconds: float = 0.0
 
     @property

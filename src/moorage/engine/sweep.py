@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moorage.engine import addons, heal, objects, prune, windows
-from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext
+from moorage.engine.context import EngineContext
 from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource, resource_key
 from moorage.engine.diffing.ignore import ignored_paths, matching_rules
-from moorage.engine.executor import current_release
 from moorage.engine.outcome import Heartbeat
+from moorage.engine.removed import current_release
 from moorage.helm.cli import HelmError
 from moorage.helm.storage import Release, latest, mark_failed, read_releases
 from moorage.kube import errors as kube_errors
@@ -127,7 +127,7 @@ async def _heal(ctx: EngineContext, cluster: str, addon: ResolvedAddon, report: 
             force_conflicts=True,
             timeout_seconds=ctx.options.timeout_seconds or addon.job_configuration.update_job_timeout,
             description="moorage: self-heal of drift",
-            labels={CLUSTER_LABEL: cluster, ADDON_LABEL: addon.name},
+            labels=addons.release_labels(addon, cluster),
         )
     except HelmError as e:
         report.errors.append(f"self-heal failed: {e}")

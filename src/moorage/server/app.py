@@ -10,13 +10,28 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from moorage.server import service
-from moorage.server.api import agent, clusters, errors, operations, resources, system, tokens
+from moorage.server.api import (
+    agent,
+    clusters,
+    credentials,
+    errors,
+    gitops,
+    operations,
+    resources,
+    system,
+    tokens,
+    webhooks,
+)
 from moorage.server.api.deps import AppContext
 from moorage.server.db.models import utcnow
 from moorage.server.db.session import SessionFactory, transaction
+from moorage.server.gitops.controller import GitOpsController
+from moorage.server.gitops.git import Git
+from moorage.server.gitops.runner import Deps
 from moorage.server.metrics import make_registry
 from moorage.server.middleware import BodyLimitMiddleware
 from moorage.server.ports import Bus
+from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
 
 log = logging.getLogger("moorage.server")
@@ -32,30 +47,44 @@ def create_app(
     agent_nats_url: str | None = None,
     clock: Callable[[], datetime] = utcnow,
     expire_jobs: bool = True,
+    run_gitops: bool = True,
 ) -> FastAPI:
     """The app, on an already migrated database. `agent_nats_url` is what agents are told at
     registration (default: settings.agent_nats_url, then settings.nats_url). With `expire_jobs`,
-    a background task marks overdue jobs as timeout while the app runs."""
+    a background task marks overdue jobs as timeout while the app runs; with `run_gitops`, the
+    GitOps loop (polling, retries, syncs) runs too."""
     if settings.bootstrap_token:
         with transaction(session_factory) as session:
             if service.ensure_bootstrap_token(session, settings.bootstrap_token):
                 log.info("created the bootstrap admin token")
+    box = SecretBox.load_or_create(settings.data_dir, settings.secret_key)
+    git = Git(
+        settings.data_dir / "git",
+        allow_file=settings.git_allow_file,
+        timeout_seconds=settings.git_timeout_seconds,
+    )
+    controller = GitOpsController(Deps(session_factory, bus, git, box, settings, clock))
     ctx = AppContext(
         settings=settings,
         session_factory=session_factory,
         bus=bus,
         agent_nats_url=agent_nats_url or settings.agent_nats_url or settings.nats_url,
         clock=clock,
+        box=box,
+        gitops=controller,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_expiry_loop(ctx)) if expire_jobs else None
+        tasks = [asyncio.create_task(_expiry_loop(ctx))] if expire_jobs else []
+        if run_gitops:
+            tasks.append(asyncio.create_task(controller.run()))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
@@ -71,7 +100,7 @@ def create_app(
     app.state.metrics_registry = make_registry(session_factory, clock)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     errors.install(app)
-    for module in (tokens, clusters, operations, agent, resources):
+    for module in (tokens, clusters, operations, agent, resources, credentials, gitops, webhooks):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(system.router)
     return app

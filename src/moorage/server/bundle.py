@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from moorage.spec.digest import entry_digests
 from moorage.spec.loader import LoadOptions, UsageError, load
 from moorage.spec.protocol import MAX_MESSAGE_BYTES
 
@@ -33,6 +34,9 @@ class BundleCheck:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
     addons: list[str] = field(default_factory=list)
+    # the repo-relative files the definition is made of, and a digest per entry (when valid)
+    files: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -84,14 +88,22 @@ def validate_bundle(files: dict[str, str], root: str) -> BundleCheck:
                 target.write_text(content, encoding="utf-8")
             except (OSError, UnicodeEncodeError):
                 raise BundleError(f"file path {rel!r} clashes with another file of the bundle") from None
-        try:
-            result = load(base / root, LoadOptions(decrypt=False), repo_root=base)
-        except UsageError as e:
-            raise BundleError(str(e).replace(f"{base}/", "")) from None
+        return validate_tree(base, root)
+
+
+def validate_tree(base: Path, root: str) -> BundleCheck:
+    """Validate the definition whose root file is `base/root`, confined to `base`."""
+    try:
+        result = load(base / root, LoadOptions(decrypt=False), repo_root=base)
+    except UsageError as e:
+        raise BundleError(str(e).replace(f"{base}/", "")) from None
     check = BundleCheck(
         errors=[i.to_dict() for i in result.report.errors],
         warnings=[i.to_dict() for i in result.report.warnings],
+        files=list(result.files),
     )
+    if result.resolved is not None and check.ok:
+        check.digests = entry_digests(result.resolved)
     if result.resolved is not None and result.resolved.addons:
         check.addons = sorted(result.resolved.addons)
         check.timeout_seconds = max(

@@ -29,6 +29,18 @@ class ServerSettings(BaseModel):
     bootstrap_token: str | None = Field(default=None, repr=False)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     expire_interval_seconds: float = Field(default=15.0, gt=0)
+    # the age key that seals stored secrets (Git credentials, webhook secrets); None = a key file
+    # created in data_dir on first start
+    secret_key: str | None = Field(default=None, repr=False)
+    # GitOps: default poll interval per repository (webhooks make syncs immediate; polling is the
+    # fallback), backoff of retried syncs, and whether file:// repository URLs are accepted
+    git_poll_seconds: int = Field(default=180, ge=5, le=86_400)
+    git_retry_base_seconds: float = Field(default=5.0, gt=0)
+    git_retry_max_seconds: float = Field(default=300.0, gt=0)
+    git_allow_file: bool = False
+    git_timeout_seconds: float = Field(default=60.0, gt=0)
+    # at most this many repositories are fetched and validated at once
+    git_concurrency: int = Field(default=4, ge=1, le=64)
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> "ServerSettings":
@@ -39,13 +51,19 @@ class ServerSettings(BaseModel):
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerSettings":
         """Environment variables MOORAGE_DATABASE_URL, MOORAGE_NATS_URL, MOORAGE_AGENT_NATS_URL,
-        MOORAGE_PUBLIC_URL, MOORAGE_BOOTSTRAP_TOKEN; explicit overrides (CLI flags) win."""
+        MOORAGE_PUBLIC_URL, MOORAGE_BOOTSTRAP_TOKEN, MOORAGE_SECRET_KEY, MOORAGE_GIT_POLL_SECONDS,
+        MOORAGE_GIT_ALLOW_FILE; explicit overrides (CLI flags) win."""
         env = {
             "database_url": os.environ.get("MOORAGE_DATABASE_URL"),
             "nats_url": os.environ.get("MOORAGE_NATS_URL"),
             "agent_nats_url": os.environ.get("MOORAGE_AGENT_NATS_URL"),
             "public_url": os.environ.get("MOORAGE_PUBLIC_URL"),
             "bootstrap_token": os.environ.get("MOORAGE_BOOTSTRAP_TOKEN"),
+            "secret_key": os.environ.get("MOORAGE_SECRET_KEY"),
+            "git_poll_seconds": os.environ.get("MOORAGE_GIT_POLL_SECONDS"),
+            "git_allow_file": os.environ.get("MOORAGE_GIT_ALLOW_FILE"),
+            "git_retry_base_seconds": os.environ.get("MOORAGE_GIT_RETRY_BASE_SECONDS"),
+            "git_retry_max_seconds": os.environ.get("MOORAGE_GIT_RETRY_MAX_SECONDS"),
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v}
         values.update({k: v for k, v in overrides.items() if v is not None})

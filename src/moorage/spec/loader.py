@@ -339,6 +339,8 @@ class LoadResult:
     cluster: ImportCluster | None = None
     resolved: ResolvedCluster | None = None
     plan: Plan | None = None
+    # the repo-relative files the definition is made of (root, includes, values and manifest files)
+    files: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -364,6 +366,7 @@ def load(
     asm, ctx = assemble(fs, root_rel, report, opts.limits)
     result = LoadResult(report=report, root_file=root_rel, repo_root=root)
     if asm.raw is None:
+        result.files = tuple(fs.read_paths())
         return result
     rules.check(asm, ctx)
     resolver = Resolver(
@@ -380,6 +383,7 @@ def load(
     result.resolved = resolve_all(asm, ctx, resolver)
     result.plan = build_plan(asm, ctx)
     result.cluster = asm.cluster()
+    result.files = tuple(fs.read_paths())
     return result
 
 

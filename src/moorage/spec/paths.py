@@ -151,5 +151,9 @@ class RepoFS:
         self._cache[rel] = data
         return data
 
+    def read_paths(self) -> list[str]:
+        """Every file read so far (repo-relative): what a copy of the definition must carry."""
+        return sorted(self._cache)
+
     def read_text(self, rel: str, location: Location | None = None) -> str:
         return decode_text(self.read_bytes(rel, location), rel, self.limits)

@@ -10,7 +10,16 @@ from moorage.server import service
 from moorage.server.db import Base, make_engine, make_session_factory, migrate, transaction
 from tests import postgres
 
-TABLES = {"alembic_version", "api_tokens", "clusters", "operations", "jobs"}
+TABLES = {
+    "alembic_version",
+    "api_tokens",
+    "clusters",
+    "operations",
+    "jobs",
+    "git_credentials",
+    "git_repositories",
+    "git_syncs",
+}
 
 
 def _check_schema_and_roundtrip(url: str) -> None:

@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from moorage.server.auth import Principal, require
 from moorage.server.db.session import SessionFactory, transaction
+from moorage.server.gitops.controller import GitOpsController
 from moorage.server.ports import Bus
+from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
 from moorage.server.tokens import Scope
 
@@ -25,6 +27,8 @@ class AppContext:
     bus: Bus
     agent_nats_url: str | None
     clock: Callable[[], datetime]
+    box: SecretBox
+    gitops: GitOpsController | None = None
 
     async def db(self, work: Callable[[Session], R]) -> R:
         """Run `work` in one transaction on a worker thread (database drivers block)."""

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from moorage.server.bundle import BundleError
+from moorage.server.secretbox import SecretBoxError
 from moorage.server.service import Conflict, Invalid, NotFound, ServiceError
 
 _STATUS: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409, Invalid: 422}
@@ -25,6 +26,10 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _bundle_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BundleError)
     return JSONResponse({"detail": exc.message}, status_code=413 if exc.too_large else 422)
+
+
+async def _secretbox_error(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=500)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -45,4 +50,5 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(BundleError, _bundle_error)
+    app.add_exception_handler(SecretBoxError, _secretbox_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -20,7 +20,9 @@ READ_TIMEOUT_SECONDS = 30
 POLL_SECONDS = 0.02
 
 
-async def _read(ctx: Ctx, name: str, who: str, action: JobAction, payload: dict[str, Any]) -> dict[str, Any]:
+async def read_through_agent(
+    ctx: Ctx, name: str, who: str, action: JobAction, payload: dict[str, Any]
+) -> dict[str, Any]:
     def create(session: Session) -> tuple[str, JobMessage]:
         cluster = service.get_cluster(session, name)
         operation, message = service.create_operation_with_job(
@@ -63,7 +65,7 @@ def _job_view(operation: Any) -> dict[str, Any]:
 @router.get("/clusters/{name}/kinds")
 async def list_kinds(name: str, ctx: Ctx, who: Reader) -> dict[str, Any]:
     """Resource kinds the cluster serves (core, apps, batch, networking)."""
-    return await _read(ctx, name, who.name, JobAction.LIST_KINDS, {})
+    return await read_through_agent(ctx, name, who.name, JobAction.LIST_KINDS, {})
 
 
 @router.get("/clusters/{name}/resources")
@@ -89,7 +91,7 @@ async def list_resources(
         "offset": offset,
         "limit": limit,
     }
-    return await _read(ctx, name, who.name, JobAction.LIST_RESOURCES, payload)
+    return await read_through_agent(ctx, name, who.name, JobAction.LIST_RESOURCES, payload)
 
 
 @router.get("/clusters/{name}/resources/{kind}/{object_name}")
@@ -103,7 +105,7 @@ async def get_resource(
     namespace: Annotated[str | None, Query(max_length=63)] = None,
 ) -> dict[str, Any]:
     payload = {"api_version": api_version, "kind": kind, "name": object_name, "namespace": namespace}
-    return await _read(ctx, name, who.name, JobAction.GET_RESOURCE, payload)
+    return await read_through_agent(ctx, name, who.name, JobAction.GET_RESOURCE, payload)
 
 
 @router.get("/clusters/{name}/resources/{kind}/{object_name}/events")
@@ -117,7 +119,7 @@ async def resource_events(
 ) -> dict[str, Any]:
     """The events of one object, oldest first."""
     payload = {"kind": kind, "name": object_name, "namespace": namespace}
-    return await _read(ctx, name, who.name, JobAction.EVENTS, payload)
+    return await read_through_agent(ctx, name, who.name, JobAction.EVENTS, payload)
 
 
 @router.get("/clusters/{name}/addons/{addon}/map")
@@ -130,7 +132,7 @@ async def addon_map(
 ) -> dict[str, Any]:
     """The add-on's release objects with what they own (Deployment → ReplicaSet → Pod, Service →
     EndpointSlice), each with its health."""
-    return await _read(
+    return await read_through_agent(
         ctx, name, who.name, JobAction.RESOURCE_MAP, {"release": addon, "namespace": namespace}
     )
 

@@ -1,6 +1,15 @@
 """Database: tables, sessions, migrations."""
 
-from moorage.server.db.models import ApiToken, Base, Cluster, Job, Operation
+from moorage.server.db.models import (
+    ApiToken,
+    Base,
+    Cluster,
+    GitCredential,
+    GitRepository,
+    GitSync,
+    Job,
+    Operation,
+)
 from moorage.server.db.session import (
     SessionFactory,
     make_engine,
@@ -13,6 +22,9 @@ __all__ = [
     "ApiToken",
     "Base",
     "Cluster",
+    "GitCredential",
+    "GitRepository",
+    "GitSync",
     "Job",
     "Operation",
     "SessionFactory",

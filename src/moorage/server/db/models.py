@@ -138,3 +138,103 @@ class Job(Base):
     state_at: Mapped[datetime | None] = mapped_column(default=None)
 
     operation: Mapped[Operation] = relationship(back_populates="jobs")
+
+
+class GitCredential(Base):
+    """A Git credential, referenced by name. The secret is sealed (see moorage.server.secretbox)."""
+
+    __tablename__ = "git_credentials"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # token | ssh_key
+    username: Mapped[str | None] = mapped_column(String(200), default=None)
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GitRepository(Base):
+    """The one Git source of a cluster (ankra-spec §6.5), with its sync state and pending request.
+
+    A sync request is a set of `requested_*` fields, not a queue: a burst of pushes overwrites it,
+    so it coalesces into one sync that fetches the newest commit."""
+
+    __tablename__ = "git_repositories"
+    __table_args__ = (Index("ix_git_repositories_identity", "owner", "repo_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    branch: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(512))
+    credential_id: Mapped[str | None] = mapped_column(
+        ForeignKey("git_credentials.id", ondelete="RESTRICT"), default=None
+    )
+    webhook_secret_sealed: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255), default="")  # webhook matching, lowercased
+    repo_name: Mapped[str] = mapped_column(String(255), default="")
+    workspace: Mapped[str | None] = mapped_column(String(255), default=None)
+    repo_slug: Mapped[str | None] = mapped_column(String(255), default=None)
+    project_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    instance_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    poll_interval_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    sync_status: Mapped[str] = mapped_column(String(16), default="syncing")
+    sync_phase: Mapped[str | None] = mapped_column(String(16), default=None)
+    sync_progress_message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    applied_with_failed_members: Mapped[bool] = mapped_column(default=False)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_synced_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_synced_from: Mapped[str | None] = mapped_column(String(16), default=None)
+    last_commit_sha: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_commit_timestamp: Mapped[datetime | None] = mapped_column(default=None)
+    pending_commit_sha: Mapped[str | None] = mapped_column(String(64), default=None)
+    # what the last successful sync read ({url, branch, path}) and each entry's digest then
+    observed_source: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    applied_digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the branch tip last seen (poll, webhook or fetch): polling syncs only when it moves
+    last_seen_head: Mapped[str | None] = mapped_column(String(64), default=None)
+    next_poll_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    requested_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    requested_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    requested_revision: Mapped[str | None] = mapped_column(String(64), default=None)
+    requested_retry: Mapped[int] = mapped_column(Integer, default=0)
+
+    cluster: Mapped[Cluster] = relationship()
+    credential: Mapped[GitCredential | None] = relationship()
+
+
+class GitSync(Base):
+    """One sync run: a row of the sync history."""
+
+    __tablename__ = "git_syncs"
+    __table_args__ = (Index("ix_git_syncs_cluster_started", "cluster_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # running | success | failed
+    source: Mapped[str] = mapped_column(String(16))  # webhook | manual | poll
+    triggered_by: Mapped[str] = mapped_column(String(200))
+    phase: Mapped[str] = mapped_column(String(16))  # fetching | validating | applying | completed
+    message: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str] = mapped_column(String(2048))
+    branch: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(512))
+    revision: Mapped[str | None] = mapped_column(String(64), default=None)  # asked for (--revision)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), default=None)
+    commit_timestamp: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    operation_id: Mapped[str | None] = mapped_column(String(32), default=None)

@@ -1,0 +1,1 @@
+"""GitOps: repositories, credentials, webhooks, polling and the sync runner."""

@@ -1,0 +1,139 @@
+"""The GitOps loop of the control plane: turns due retries and moved branch tips (polling) into sync
+requests, and runs requested syncs, one at a time per cluster.
+
+Requests live in the database (GitRepository.requested_*), so a webhook only writes a row and wakes
+this loop; a burst of requests for one cluster coalesces, and a server restart loses none. Polling
+asks each distinct (URL, branch, credential) once per round with `git ls-remote`, however many
+clusters share it."""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+from sqlalchemy.orm import Session
+
+from moorage.server.db.models import GitRepository
+from moorage.server.gitops import runner, store
+from moorage.server.gitops.git import GitAuth, GitError
+
+log = logging.getLogger("moorage.server.gitops")
+
+TICK_SECONDS = 1.0
+
+
+class GitOpsController:
+    def __init__(self, deps: runner.Deps, *, tick_seconds: float = TICK_SECONDS) -> None:
+        self.deps = deps
+        self.tick_seconds = tick_seconds
+        self.running: set[str] = set()
+        self.polls = 0  # ls-remote calls made (for benchmarks and metrics)
+        self._wake = asyncio.Event()
+        self._fetch_slots = asyncio.Semaphore(deps.settings.git_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._polling: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Something was requested: look now instead of at the next tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        interrupted = await self.deps.db(lambda s: store.interrupted_syncs(s, self.deps.clock()))
+        if interrupted:
+            log.warning("%d GitOps sync(s) were interrupted by a restart; each runs again", interrupted)
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("the GitOps loop failed a round; trying again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+                self._wake.clear()
+        finally:
+            for task in [*self._tasks, *([self._polling] if self._polling else [])]:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def tick(self) -> None:
+        now = self.deps.clock()
+
+        def retries(session: Session) -> None:
+            for repo in store.due_retries(session, now):
+                runner.retry_request(session, repo, now)
+
+        await self.deps.db(retries)
+        if self._polling is None or self._polling.done():
+            self._polling = asyncio.create_task(self.poll_round())
+        busy = sorted(self.running)
+        wanted = await self.deps.db(lambda s: [r.cluster_id for r in store.requested(s, busy)])
+        for cluster_id in wanted:
+            if cluster_id not in self.running:
+                self._start(cluster_id)
+
+    def _start(self, cluster_id: str) -> None:
+        self.running.add(cluster_id)
+
+        async def one() -> None:
+            try:
+                run = await runner.claim(self.deps, cluster_id)
+                if run is not None:
+                    await runner.execute(self.deps, run, self._fetch_slots)
+            except Exception:
+                log.exception("GitOps sync of cluster %s could not start", cluster_id)
+            finally:
+                self.running.discard(cluster_id)
+                self.wake()  # a request that came in meanwhile runs now
+
+        task = asyncio.create_task(one())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def poll_round(self) -> None:
+        """ls-remote every due repository once per distinct source; request syncs where the tip moved."""
+        now = self.deps.clock()
+
+        def due(session: Session) -> dict[tuple[str, str, str | None], list[tuple[str, GitAuth | None]]]:
+            groups: dict[tuple[str, str, str | None], list[tuple[str, GitAuth | None]]] = defaultdict(list)
+            for repo in store.due_polls(session, now):
+                repo.next_poll_at = store.next_poll(repo, now)
+                key = (repo.url, repo.branch, repo.credential_id)
+                groups[key].append((repo.cluster_id, store.auth_of(self.deps.box, repo.credential)))
+            return groups
+
+        groups = await self.deps.db(due)
+        if not groups:
+            return
+
+        async def ask(key: tuple[str, str, str | None], auth: GitAuth | None) -> tuple[str | None, str]:
+            async with self._fetch_slots:
+                self.polls += 1
+                try:
+                    return await self.deps.git.ls_remote(key[0], key[1], auth), ""
+                except GitError as e:
+                    return None, e.message
+
+        keys = list(groups)
+        answers = await asyncio.gather(*(ask(k, groups[k][0][1]) for k in keys))
+
+        def record(session: Session) -> int:
+            requested = 0
+            for key, (head, problem) in zip(keys, answers, strict=True):
+                for cluster_id, _ in groups[key]:
+                    repo = session.query(GitRepository).filter_by(cluster_id=cluster_id).one_or_none()
+                    if repo is None or repo.requested_at is not None or cluster_id in self.running:
+                        continue
+                    if head is None:
+                        # let a sync report it (history, status, backoff), unless one already did
+                        if repo.sync_status != store.ERROR:
+                            store.request_sync(session, repo, "poll", f"poll: {problem[:150]}", now=now)
+                            requested += 1
+                    elif head != repo.last_seen_head:
+                        store.request_sync(
+                            session, repo, "poll", f"poll: new commit {head[:12]}", pending_sha=head, now=now
+                        )
+                        requested += 1
+            return requested
+
+        if await self.deps.db(record):
+            self.wake()

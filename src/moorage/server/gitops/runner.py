@@ -1,0 +1,365 @@
+"""One GitOps sync of one cluster: Fetching → Validating → Applying → Completed.
+
+Each phase is written to the database as it starts, so the status endpoint shows progress. A
+failure ends the run in Error with a history row saying why; failures of the Git server (down,
+refused credentials) are retried with backoff, while a bad commit waits for the next one. Nothing
+reaches the cluster unless the whole definition at that commit validated."""
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from moorage.server import service
+from moorage.server.bundle import MAX_BUNDLE_BYTES, BundleCheck, BundleError, validate_tree
+from moorage.server.db.models import GitRepository
+from moorage.server.db.session import SessionFactory, transaction
+from moorage.server.gitops import store
+from moorage.server.gitops.git import Git, GitAuth, GitError
+from moorage.server.ports import Bus
+from moorage.server.secretbox import SecretBox
+from moorage.server.settings import ServerSettings
+from moorage.spec.digest import Changes, compare
+from moorage.spec.protocol import JobAction, JobMessage, JobState
+
+log = logging.getLogger("moorage.server.gitops")
+
+R = TypeVar("R")
+WAIT_POLL_SECONDS = 0.25
+
+
+@dataclass
+class Deps:
+    session_factory: SessionFactory
+    bus: Bus
+    git: Git
+    box: SecretBox
+    settings: ServerSettings
+    clock: Callable[[], datetime]
+
+    async def db(self, work: Callable[[Session], R]) -> R:
+        def run() -> R:
+            with transaction(self.session_factory) as session:
+                return work(session)
+
+        return await asyncio.to_thread(run)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run needs, copied out of the database session."""
+
+    sync_id: str
+    cluster_id: str
+    cluster_name: str
+    url: str
+    branch: str
+    path: str
+    revision: str | None
+    source: str
+    triggered_by: str
+    retry_count: int
+    auth: GitAuth | None
+    applied_digests: dict[str, str]
+    observed_source: dict[str, Any] | None
+    clean: bool  # the last sync succeeded fully: unchanged entries need no job
+
+    @property
+    def source_key(self) -> dict[str, str]:
+        return {"url": self.url, "branch": self.branch, "path": self.path}
+
+
+class SyncFailed(Exception):
+    def __init__(
+        self, error: dict[str, Any], *, retry: bool, applied_with_failed_members: bool = False
+    ) -> None:
+        super().__init__(error.get("message", ""))
+        self.error = error
+        self.retry = retry
+        self.applied_with_failed_members = applied_with_failed_members
+
+
+def _repo(session: Session, cluster_id: str) -> GitRepository:
+    repo = session.query(GitRepository).filter_by(cluster_id=cluster_id).one_or_none()
+    if repo is None:
+        raise service.NotFound("the cluster was disconnected from Git during the sync")
+    return repo
+
+
+async def claim(deps: Deps, cluster_id: str) -> Run | None:
+    """Start the cluster's requested sync (None if there is no request any more)."""
+
+    def work(session: Session) -> Run | None:
+        repo = session.query(GitRepository).filter_by(cluster_id=cluster_id).one_or_none()
+        if repo is None or repo.requested_at is None:
+            return None
+        row = store.start_sync(session, repo, deps.clock())
+        return Run(
+            sync_id=row.id,
+            cluster_id=repo.cluster_id,
+            cluster_name=repo.cluster.name,
+            url=repo.url,
+            branch=repo.branch,
+            path=repo.path,
+            revision=row.revision,
+            source=row.source,
+            triggered_by=row.triggered_by,
+            retry_count=row.retry_count,
+            auth=store.auth_of(deps.box, repo.credential),
+            applied_digests=dict(repo.applied_digests or {}),
+            observed_source=repo.observed_source,
+            clean=repo.last_commit_sha is not None
+            and repo.error is None
+            and not repo.applied_with_failed_members,
+        )
+
+    return await deps.db(work)
+
+
+async def _phase(deps: Deps, run: Run, phase: str, message: str, **row_fields: Any) -> None:
+    def work(session: Session) -> None:
+        repo = _repo(session, run.cluster_id)
+        repo.sync_phase = phase
+        repo.sync_progress_message = message
+        row = store.get_sync(session, run.sync_id)
+        row.phase = phase
+        row.message = message
+        for key, value in row_fields.items():
+            setattr(row, key, value)
+
+    await deps.db(work)
+
+
+async def execute(deps: Deps, run: Run, fetch_slots: asyncio.Semaphore) -> None:
+    """Run the sync to its end; never raises (every outcome is recorded)."""
+    try:
+        async with fetch_slots:
+            sha = await _fetch(deps, run)
+            check, files = await _validate(deps, run, sha)
+        await _apply(deps, run, sha, check, files)
+    except SyncFailed as failure:
+        await _fail(deps, run, failure)
+    except Exception as e:  # a bug must not wedge the cluster in "syncing"
+        log.exception("GitOps sync of %s failed unexpectedly", run.cluster_name)
+        await _fail(
+            deps, run, SyncFailed(store.general_error(f"internal error: {type(e).__name__}: {e}"), retry=True)
+        )
+
+
+async def _fetch(deps: Deps, run: Run) -> str:
+    try:
+        head = await deps.git.fetch(run.url, run.branch, run.auth)
+        sha = await deps.git.resolve(run.url, run.revision, run.branch) if run.revision else head
+        when = await deps.git.commit_time(run.url, sha)
+    except GitError as e:
+        raise SyncFailed(store.general_error(e.message), retry=e.temporary) from None
+
+    def seen(session: Session) -> None:
+        repo = _repo(session, run.cluster_id)
+        repo.last_seen_head = head
+
+    await deps.db(seen)
+    await _phase(
+        deps,
+        run,
+        store.VALIDATING,
+        f"validating {run.path} at {sha[:12]}",
+        commit_sha=sha,
+        commit_timestamp=when,
+    )
+    return sha
+
+
+async def _validate(deps: Deps, run: Run, sha: str) -> tuple[BundleCheck, dict[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="moorage-git-") as tmp:
+        base = Path(tmp)
+        try:
+            tree = await deps.git.tree(run.url, sha, base)
+        except GitError as e:
+            raise SyncFailed(store.general_error(e.message), retry=e.temporary) from None
+        if run.path not in tree.files:
+            skipped = [s for s in tree.skipped if s.startswith(run.path)]
+            why = f" ({skipped[0]})" if skipped else ""
+            # G6: a missing definition never means "delete everything"
+            raise SyncFailed(
+                store.general_error(
+                    f"the definition file {run.path} is not in commit {sha[:12]} of branch "
+                    f"{run.branch}{why}; nothing was applied. Fix the path with "
+                    "`moorage cluster connect … --path` or restore the file"
+                ),
+                retry=False,
+            )
+        try:
+            check = await asyncio.to_thread(validate_tree, base, run.path)
+        except BundleError as e:
+            raise SyncFailed(store.general_error(e.message), retry=False) from None
+        if not check.ok:
+            raise SyncFailed(store.validation_error(check.errors, check.warnings), retry=False)
+        files = {rel: (base / rel).read_text(encoding="utf-8") for rel in check.files}
+    size = sum(len(k) + len(v.encode()) for k, v in files.items())
+    if size > MAX_BUNDLE_BYTES:
+        raise SyncFailed(
+            store.general_error(
+                f"the definition's files add up to {size} bytes; one sync carries at most {MAX_BUNDLE_BYTES}"
+            ),
+            retry=False,
+        )
+    return check, files
+
+
+async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict[str, str]) -> None:
+    changes = compare(run.applied_digests, check.digests)
+    same_source = run.observed_source == run.source_key
+    if changes.empty and same_source and run.clean:
+        await _complete(deps, run, sha, check, changes, "no changes: every entry is as last applied")
+        return
+    await _phase(deps, run, store.APPLYING, f"applying {changes.summary()}", changes=changes.to_dict())
+
+    def create(session: Session) -> tuple[str, JobMessage]:
+        cluster = service.get_cluster_by_id(session, run.cluster_id)
+        if cluster is None:
+            raise service.NotFound("the cluster was deleted during the sync")
+        operation, message = service.create_operation_with_job(
+            session,
+            cluster,
+            action=JobAction.SYNC,
+            payload={"files": files, "root": run.path, "commit": sha},
+            timeout_seconds=check.timeout_seconds,
+            operation_kind="gitops_sync",
+            created_by=f"gitops {run.source}: {run.triggered_by}"[:200],
+            now=deps.clock(),
+        )
+        store.get_sync(session, run.sync_id).operation_id = operation.id
+        return operation.id, message
+
+    operation_id, message = await deps.db(create)
+    try:
+        await deps.bus.publish_job(message)
+    except Exception as e:
+        reason = f"the sync job could not be queued for the agent: {e}"
+        await deps.db(lambda s: service.fail_job(s, message.job_id, reason, deps.clock()))
+        raise SyncFailed(store.general_error(reason), retry=True) from None
+    await deps.db(lambda s: service.mark_dispatched(s, message.job_id, deps.clock()))
+    state, messages, result = await _wait(deps, run, operation_id)
+    if state != service.OP_SUCCESS:
+        outcomes = result.get("outcomes") if isinstance(result.get("outcomes"), dict) else {}
+        failed = sorted(
+            f"{ref}: {o.get('message', '')}"
+            for ref, o in (outcomes or {}).items()
+            if isinstance(o, dict) and o.get("status") in ("failed", "blocked")
+        )
+        detail = failed or [str(m) for m in messages[-10:]] or [f"the operation ended {state}"]
+        raise SyncFailed(
+            {
+                "error_type": "general",
+                "message": f"applying commit {sha[:12]} {state}: " + "; ".join(detail)[:4000],
+                "operation_id": operation_id,
+            },
+            retry=False,
+            applied_with_failed_members=bool(outcomes),
+        )
+    await _complete(deps, run, sha, check, changes, f"applied {changes.summary()}")
+
+
+async def _wait(deps: Deps, run: Run, operation_id: str) -> tuple[str, list[Any], dict[str, Any]]:
+    """Wait for the sync's operation to end. A queued job waits for its agent (the job expiry of
+    the control plane decides when it gives up), so this only reports what it is waiting for."""
+    shown = ""
+    while True:
+
+        def view(session: Session) -> tuple[str, str, list[Any], dict[str, Any]]:
+            operation = service.get_operation(session, operation_id)
+            (job,) = operation.jobs
+            return operation.state, job.state, list(job.messages or []), dict(job.result or {})
+
+        op_state, job_state, messages, result = await deps.db(view)
+        if op_state in service.FINAL_OPERATION_STATES:
+            return op_state, messages, result
+        message = (
+            "applying: waiting for the agent to take the job"
+            if job_state == JobState.PENDING.value
+            else f"applying: the agent is running the job ({len(messages)} entries done)"
+        )
+        if message != shown:
+            await _phase(deps, run, store.APPLYING, message)
+            shown = message
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+
+
+async def _complete(
+    deps: Deps, run: Run, sha: str, check: BundleCheck, changes: Changes, message: str
+) -> None:
+    def work(session: Session) -> None:
+        now = deps.clock()
+        repo = _repo(session, run.cluster_id)
+        row = store.get_sync(session, run.sync_id)
+        store.finish(row, now, status="success", message=message)
+        row.changes = changes.to_dict()
+        repo.sync_status = store.SYNCED
+        repo.sync_phase = store.COMPLETED
+        repo.sync_progress_message = message
+        repo.error = None
+        repo.applied_with_failed_members = False
+        repo.retry_count = 0
+        repo.next_retry_at = None
+        repo.last_synced_at = now
+        repo.last_synced_from = run.source
+        repo.last_commit_sha = sha
+        repo.last_commit_timestamp = row.commit_timestamp
+        if repo.pending_commit_sha == sha:
+            repo.pending_commit_sha = None
+        repo.observed_source = run.source_key
+        repo.applied_digests = dict(check.digests)
+
+    await deps.db(work)
+    log.info("GitOps sync of %s at %s: %s", run.cluster_name, sha[:12], message)
+
+
+async def _fail(deps: Deps, run: Run, failure: SyncFailed) -> None:
+    def work(session: Session) -> None:
+        now = deps.clock()
+        row = store.get_sync(session, run.sync_id)
+        store.finish(row, now, status="failed", error=failure.error, message=failure.error.get("message", ""))
+        repo = session.query(GitRepository).filter_by(cluster_id=run.cluster_id).one_or_none()
+        if repo is None:
+            return
+        repo.sync_status = store.ERROR
+        repo.sync_progress_message = failure.error.get("message", "")
+        repo.error = failure.error
+        repo.applied_with_failed_members = failure.applied_with_failed_members
+        if failure.retry and repo.requested_at is None:  # a newer request runs anyway: no retry
+            repo.retry_count = run.retry_count + 1
+            delay = store.backoff_seconds(
+                repo.retry_count, deps.settings.git_retry_base_seconds, deps.settings.git_retry_max_seconds
+            )
+            repo.next_retry_at = now + timedelta(seconds=delay)
+            repo.requested_source = run.source
+            repo.requested_by = run.triggered_by
+            repo.requested_revision = run.revision
+            row.message = f"{row.message} (attempt {repo.retry_count + 1} in {delay:.0f} s)"
+        else:
+            repo.retry_count = 0
+            repo.next_retry_at = None
+
+    await deps.db(work)
+    log.warning("GitOps sync of %s failed: %s", run.cluster_name, failure.error.get("message", ""))
+
+
+def retry_request(session: Session, repo: GitRepository, now: datetime) -> None:
+    """A backoff ran out: request the same sync again, counting the attempt."""
+    store.request_sync(
+        session,
+        repo,
+        repo.requested_source or "manual",
+        repo.requested_by or "retry",
+        revision=repo.requested_revision,
+        retry=repo.retry_count,
+        now=now,
+    )
+    repo.next_retry_at = None

@@ -1,0 +1,480 @@
+"""GitOps records over a database Session: credentials, each cluster's repository, sync requests,
+status and history. No I/O besides the database; callers own the transaction (db.transaction)."""
+
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from moorage.server.db.models import Cluster, GitCredential, GitRepository, GitSync, new_id, utcnow
+from moorage.server.gitops import repourl
+from moorage.server.gitops.git import GitAuth
+from moorage.server.secretbox import SecretBox
+from moorage.server.service import Conflict, Invalid, NotFound
+
+CREDENTIAL_KINDS = ("token", "ssh_key")
+SOURCES = ("webhook", "manual", "poll")
+MAX_SECRET_CHARS = 16 * 1024
+# sync_status values (ankra-spec §6.3)
+SYNCED, SYNCING, ERROR, NOT_CONFIGURED = "synced", "syncing", "error", "not_configured"
+# sync phases
+FETCHING, VALIDATING, APPLYING, COMPLETED = "fetching", "validating", "applying", "completed"
+HISTORY_COLUMNS = {
+    "status": GitSync.status,
+    "source": GitSync.source,
+    "commit_sha": GitSync.commit_sha,
+    "started_at": GitSync.started_at,
+    "duration_ms": GitSync.duration_ms,
+    "triggered_by": GitSync.triggered_by,
+    "retry_count": GitSync.retry_count,
+}
+POLL_JITTER = 0.1  # ±10 % of the interval, so that many repositories do not poll in step
+
+
+def default_path(cluster_name: str) -> str:
+    """Where a cluster's ImportCluster file lives unless told otherwise (docs/spec.md)."""
+    return f"clusters/{cluster_name}/import-cluster.yaml"
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def _credential_purpose(row: GitCredential) -> str:
+    return f"git-credential:{row.id}"
+
+
+def _check_secret(kind: str, secret: str) -> None:
+    if kind not in CREDENTIAL_KINDS:
+        raise Invalid(f"unknown credential kind {kind!r}; use token or ssh_key")
+    if not secret.strip() or len(secret) > MAX_SECRET_CHARS:
+        raise Invalid(f"the secret must have 1 to {MAX_SECRET_CHARS} characters")
+    if kind == "ssh_key" and "PRIVATE KEY-----" not in secret:
+        raise Invalid("an ssh_key credential needs a private key in OpenSSH or PEM format")
+    if kind == "token" and any(c.isspace() for c in secret.strip()):
+        raise Invalid("a token must not contain whitespace")
+
+
+def create_credential(
+    session: Session, box: SecretBox, name: str, kind: str, secret: str, username: str | None = None
+) -> GitCredential:
+    _check_secret(kind, secret)
+    if session.scalar(select(GitCredential.id).where(GitCredential.name == name)) is not None:
+        raise Conflict(f"a credential named {name!r} already exists; rotate it instead")
+    now = utcnow()
+    row = GitCredential(id=new_id(), name=name, kind=kind, username=username, created_at=now, updated_at=now)
+    row.secret_sealed = box.seal(secret.strip() if kind == "token" else secret, _credential_purpose(row))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_credential(session: Session, name: str) -> GitCredential:
+    row = session.scalar(select(GitCredential).where(GitCredential.name == name))
+    if row is None:
+        raise NotFound(f"no Git credential named {name!r}; create it with `moorage credentials create`")
+    return row
+
+
+def rotate_credential(
+    session: Session, box: SecretBox, name: str, secret: str, username: str | None = None
+) -> GitCredential:
+    row = get_credential(session, name)
+    _check_secret(row.kind, secret)
+    row.secret_sealed = box.seal(secret.strip() if row.kind == "token" else secret, _credential_purpose(row))
+    if username is not None:
+        row.username = username
+    row.updated_at = utcnow()
+    # a repository waiting out a backoff because of refused credentials should try again now
+    for repo in session.scalars(select(GitRepository).where(GitRepository.credential_id == row.id)):
+        if repo.sync_status == ERROR and repo.next_retry_at is not None:
+            repo.next_retry_at = row.updated_at
+    return row
+
+
+def list_credentials(session: Session) -> list[tuple[GitCredential, int]]:
+    """Each credential with the number of clusters using it."""
+    used = dict(
+        session.execute(
+            select(GitRepository.credential_id, func.count()).group_by(GitRepository.credential_id)
+        ).all()
+    )
+    rows = session.scalars(select(GitCredential).order_by(GitCredential.name))
+    return [(row, int(used.get(row.id, 0))) for row in rows]
+
+
+def delete_credential(session: Session, name: str) -> GitCredential:
+    row = get_credential(session, name)
+    users = session.scalars(
+        select(Cluster.name)
+        .join(GitRepository, GitRepository.cluster_id == Cluster.id)
+        .where(GitRepository.credential_id == row.id)
+    ).all()
+    if users:
+        raise Conflict(f"credential {name!r} is used by cluster(s) {', '.join(sorted(users))}")
+    session.delete(row)
+    session.flush()
+    return row
+
+
+def auth_of(box: SecretBox, row: GitCredential | None) -> GitAuth | None:
+    if row is None:
+        return None
+    return GitAuth(
+        kind=row.kind,
+        secret=box.open(row.secret_sealed, _credential_purpose(row)),
+        username=row.username,
+        name=row.name,
+    )
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a cluster is connected to, checked."""
+
+    provider: repourl.Provider
+    url: str
+    branch: str
+    path: str
+    credential_name: str | None = None
+    poll_interval_seconds: int | None = None
+    workspace: str | None = None
+    repo_slug: str | None = None
+    project_key: str | None = None
+    instance_url: str | None = None
+    repository: str | None = None
+
+    def identity(self) -> repourl.RepoIdentity | None:
+        explicit = repourl.identity_from_fields(
+            self.provider,
+            repository=self.repository,
+            workspace=self.workspace,
+            repo_slug=self.repo_slug,
+            project_key=self.project_key,
+        )
+        return explicit or repourl.identity_of(self.url)
+
+
+def checked_source(
+    *,
+    provider: str,
+    url: str,
+    branch: str,
+    path: str,
+    allow_file: bool,
+    credential_name: str | None = None,
+    poll_interval_seconds: int | None = None,
+    workspace: str | None = None,
+    repo_slug: str | None = None,
+    project_key: str | None = None,
+    instance_url: str | None = None,
+    repository: str | None = None,
+) -> Source:
+    if provider not in repourl.PROVIDERS:
+        raise Invalid(f"unknown provider {provider!r}; use one of {', '.join(repourl.PROVIDERS)}")
+    try:
+        source = Source(
+            provider=provider,
+            url=repourl.check_url(url, allow_file=allow_file),
+            branch=repourl.check_branch(branch),
+            path=repourl.check_repo_path(path),
+            credential_name=credential_name,
+            poll_interval_seconds=poll_interval_seconds,
+            workspace=workspace,
+            repo_slug=repo_slug,
+            project_key=project_key,
+            instance_url=repourl.check_url(instance_url) if instance_url else None,
+            repository=repository,
+        )
+        source.identity()
+    except repourl.RepoInputError as e:
+        raise Invalid(e.message) from None
+    return source
+
+
+def get_repository(session: Session, cluster: Cluster) -> GitRepository | None:
+    return session.scalar(select(GitRepository).where(GitRepository.cluster_id == cluster.id))
+
+
+def repoint_of(repo: GitRepository | None, source: Source) -> list[str]:
+    """What a connect would change about where the cluster's definition comes from (empty: nothing)."""
+    if repo is None or (repo.observed_source is None and repo.last_commit_sha is None):
+        return []  # never synced: nothing deployed from the old source can be lost
+    changes = []
+    for field_name in ("url", "branch", "path"):
+        old, new = getattr(repo, field_name), getattr(source, field_name)
+        if old != new:
+            changes.append(f"{field_name} {old!r} → {new!r}")
+    return changes
+
+
+def _webhook_purpose(repo: GitRepository) -> str:
+    return f"webhook-secret:{repo.id}"
+
+
+def connect(
+    session: Session,
+    box: SecretBox,
+    cluster: Cluster,
+    source: Source,
+    *,
+    default_poll_seconds: int,
+    webhook_secret: str | None = None,
+    now: datetime | None = None,
+) -> tuple[GitRepository, str | None]:
+    """Create or update the cluster's repository and request a first sync. Returns the row and the
+    webhook secret when one was generated (shown once). Repoint checks are the caller's."""
+    now = now or utcnow()
+    credential = get_credential(session, source.credential_name) if source.credential_name else None
+    identity = source.identity()
+    repo = get_repository(session, cluster)
+    generated: str | None = None
+    if repo is None:
+        repo = GitRepository(
+            id=new_id(),
+            cluster_id=cluster.id,
+            created_at=now,
+            webhook_secret_sealed="",
+            sync_status=SYNCING,
+            sync_progress_message="",
+            applied_digests={},
+            retry_count=0,
+            requested_retry=0,
+            applied_with_failed_members=False,
+        )
+        session.add(repo)
+        if webhook_secret is None:
+            generated = webhook_secret = secrets.token_urlsafe(32)
+    if webhook_secret is not None:
+        repo.webhook_secret_sealed = box.seal(webhook_secret, _webhook_purpose(repo))
+    repo.provider = source.provider
+    repo.url = source.url
+    repo.branch = source.branch
+    repo.path = source.path
+    repo.credential_id = credential.id if credential else None
+    repo.owner = identity.owner if identity else ""
+    repo.repo_name = identity.name if identity else ""
+    repo.workspace, repo.repo_slug = source.workspace, source.repo_slug
+    repo.project_key, repo.instance_url = source.project_key, source.instance_url
+    repo.poll_interval_seconds = source.poll_interval_seconds or default_poll_seconds
+    repo.updated_at = now
+    repo.next_poll_at = now + timedelta(seconds=repo.poll_interval_seconds)
+    repo.last_seen_head = None
+    repo.next_retry_at = None
+    request_sync(session, repo, "manual", "connect", now=now)
+    return repo, generated
+
+
+def webhook_secret(box: SecretBox, repo: GitRepository) -> bytes:
+    return box.open(repo.webhook_secret_sealed, _webhook_purpose(repo)).reveal().encode()
+
+
+def rotate_webhook_secret(session: Session, box: SecretBox, repo: GitRepository) -> str:
+    secret = secrets.token_urlsafe(32)
+    repo.webhook_secret_sealed = box.seal(secret, _webhook_purpose(repo))
+    repo.updated_at = utcnow()
+    session.flush()
+    return secret
+
+
+def disconnect(session: Session, cluster: Cluster) -> GitRepository:
+    """Stop syncing from Git. Nothing in the cluster changes; the history stays."""
+    repo = get_repository(session, cluster)
+    if repo is None:
+        raise NotFound(f"cluster {cluster.name!r} is not connected to a Git repository")
+    session.delete(repo)
+    session.flush()
+    return repo
+
+
+# --------------------------------------------------------------------------- sync requests
+
+
+def request_sync(
+    session: Session,
+    repo: GitRepository,
+    source: str,
+    triggered_by: str,
+    *,
+    revision: str | None = None,
+    pending_sha: str | None = None,
+    retry: int = 0,
+    now: datetime | None = None,
+) -> None:
+    """Ask for a sync; a later request replaces an earlier one not yet started (coalescing)."""
+    repo.requested_at = now or utcnow()
+    repo.requested_source = source
+    repo.requested_by = triggered_by[:200]
+    repo.requested_revision = revision
+    repo.requested_retry = retry
+    if retry == 0:
+        repo.next_retry_at = None
+    if pending_sha is not None:
+        repo.pending_commit_sha = pending_sha
+    session.flush()
+
+
+def webhook_candidates(
+    session: Session, identity: repourl.RepoIdentity, provider: str
+) -> list[GitRepository]:
+    return list(
+        session.scalars(
+            select(GitRepository).where(
+                GitRepository.owner == identity.owner,
+                GitRepository.repo_name == identity.name,
+                GitRepository.provider == provider,
+            )
+        )
+    )
+
+
+def requested(session: Session, busy: Sequence[str]) -> list[GitRepository]:
+    """Repositories with a sync request, whose cluster has no sync running."""
+    query = select(GitRepository).where(GitRepository.requested_at.is_not(None))
+    if busy:
+        query = query.where(GitRepository.cluster_id.not_in(list(busy)))
+    return list(session.scalars(query.order_by(GitRepository.requested_at)))
+
+
+def due_retries(session: Session, now: datetime) -> list[GitRepository]:
+    return list(
+        session.scalars(
+            select(GitRepository).where(
+                GitRepository.next_retry_at.is_not(None),
+                GitRepository.next_retry_at <= now,
+                GitRepository.requested_at.is_(None),
+            )
+        )
+    )
+
+
+def due_polls(session: Session, now: datetime) -> list[GitRepository]:
+    return list(
+        session.scalars(
+            select(GitRepository).where(
+                GitRepository.next_poll_at.is_not(None), GitRepository.next_poll_at <= now
+            )
+        )
+    )
+
+
+def next_poll(repo: GitRepository, now: datetime, rng: random.Random | None = None) -> datetime:
+    jitter = 1 + (rng or random).uniform(-POLL_JITTER, POLL_JITTER)
+    return now + timedelta(seconds=repo.poll_interval_seconds * jitter)
+
+
+def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with ±20 % jitter: base, 2·base, 4·base, … up to cap."""
+    raw = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return raw * (1 + (rng or random).uniform(-0.2, 0.2))
+
+
+# --------------------------------------------------------------------------- sync runs
+
+
+def start_sync(session: Session, repo: GitRepository, now: datetime) -> GitSync:
+    """Turn the pending request into a running history row."""
+    row = GitSync(
+        cluster_id=repo.cluster_id,
+        status="running",
+        source=repo.requested_source or "manual",
+        triggered_by=repo.requested_by or "",
+        phase=FETCHING,
+        message="fetching",
+        url=repo.url,
+        branch=repo.branch,
+        path=repo.path,
+        revision=repo.requested_revision,
+        started_at=now,
+        retry_count=repo.requested_retry,
+    )
+    session.add(row)
+    repo.requested_at = None
+    repo.sync_status = SYNCING
+    repo.sync_phase = FETCHING
+    repo.sync_progress_message = f"fetching branch {repo.branch}"
+    session.flush()
+    return row
+
+
+def interrupted_syncs(session: Session, now: datetime) -> int:
+    """Syncs left running by a stopped server: marked failed, and each cluster gets a new request."""
+    count = 0
+    for row in session.scalars(select(GitSync).where(GitSync.status == "running")):
+        finish(
+            row, now, status="failed", error=general_error("interrupted: the server stopped during this sync")
+        )
+        repo = session.scalar(select(GitRepository).where(GitRepository.cluster_id == row.cluster_id))
+        if repo is not None and repo.requested_at is None:
+            request_sync(session, repo, row.source, row.triggered_by, revision=row.revision, now=now)
+        count += 1
+    return count
+
+
+def finish(
+    row: GitSync, now: datetime, *, status: str, error: dict[str, Any] | None = None, message: str = ""
+) -> None:
+    row.status = status
+    row.finished_at = now
+    row.duration_ms = max(0, int((now - row.started_at).total_seconds() * 1000))
+    row.error = error
+    if status == "success":
+        row.phase = COMPLETED
+    if message:
+        row.message = message
+
+
+def general_error(message: str) -> dict[str, Any]:
+    return {"error_type": "general", "message": message}
+
+
+def validation_error(
+    errors: Sequence[dict[str, Any]], warnings: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    n = len(errors)
+    return {
+        "error_type": "multiple_validation_errors",
+        "message": f"the definition has {n} error{'s' if n != 1 else ''}; nothing was applied",
+        "errors": list(errors),
+        "warnings": list(warnings),
+    }
+
+
+def history(
+    session: Session,
+    cluster: Cluster,
+    *,
+    page: int = 1,
+    page_size: int = 10,
+    sort: str = "started_at",
+    order: Literal["asc", "desc"] = "desc",
+) -> tuple[list[GitSync], int]:
+    if sort not in HISTORY_COLUMNS:
+        raise Invalid(f"cannot sort by {sort!r}; use one of {', '.join(HISTORY_COLUMNS)}")
+    column = HISTORY_COLUMNS[sort]
+    where = GitSync.cluster_id == cluster.id
+    total = session.scalar(select(func.count()).select_from(GitSync).where(where)) or 0
+    primary = column.asc() if order == "asc" else column.desc()
+    # ties (same status, same source…) keep a stable, newest-first order across pages
+    rows = session.scalars(
+        select(GitSync)
+        .where(where)
+        .order_by(primary, GitSync.started_at.desc(), GitSync.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows), total
+
+
+def get_sync(session: Session, sync_id: str) -> GitSync:
+    row = session.get(GitSync, sync_id)
+    if row is None:
+        raise NotFound(f"no sync with id {sync_id}")
+    return row
