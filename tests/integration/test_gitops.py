@@ -178,7 +178,7 @@ def test_a_push_webhook_syncs_the_cluster_and_history_shows_the_commit(
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "MOORAGE_TOKEN": ADMIN},
+        env={**os.environ, "MOORAGE_TOKEN": ADMIN, "COLUMNS": "200"},
         check=False,
     )
     assert cli.returncode == 0, cli.stderr
@@ -236,7 +236,7 @@ def test_a_bad_commit_ends_in_error_with_field_level_messages_and_the_cluster_is
             {root: text.replace(old.format(ns=namespace), new.format(ns=namespace))}, what
         )
         response = server.api("POST", "/clusters/gitops-bad/gitops/sync", params={"wait": 60})
-        assert response.status_code == 202, response.text
+        assert response.status_code == 200, response.text
         row = response.json()["sync"]
         assert row is not None, what
         assert row["status"] == "failed", (what, row)
@@ -393,7 +393,7 @@ def test_a_revert_commit_syncs_back_and_a_revision_can_be_synced(
         [sys.executable, "-m", "moorage.cli.main", *argv],
         capture_output=True,
         text=True,
-        env={**os.environ, "MOORAGE_TOKEN": ADMIN},
+        env={**os.environ, "MOORAGE_TOKEN": ADMIN, "COLUMNS": "200"},
         check=False,
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
@@ -412,7 +412,7 @@ def test_a_revert_commit_syncs_back_and_a_revision_can_be_synced(
         "POST", "/clusters/gitops-revert/gitops/sync", params={"wait": 60}, json={"revision": side}
     )
     assert response.json()["sync"]["status"] == "failed"
-    assert "not on branch 'main'" in response.json()["sync"]["error"]["message"]
+    assert "of branch 'main'" in response.json()["sync"]["error"]["message"]
     assert replicas(kubectl, namespace) == 3
 
 
@@ -460,6 +460,12 @@ def test_repointing_needs_explicit_flags(
     assert allowed.json()["webhook_secret"] is None  # the secret stays; it was shown once
     wait_synced(server, "gitops-repoint", staging)
     assert replicas(kubectl, namespace) == 2
+
+    # disconnecting does not reset the guard: the history remembers where the cluster came from
+    assert server.api("DELETE", "/clusters/gitops-repoint/gitops").status_code == 200
+    assert status(server, "gitops-repoint")["sync_status"] == "not_configured"
+    again = server.api("PUT", "/clusters/gitops-repoint/gitops", json={**body, "branch": "main"})
+    assert again.status_code == 409, again.text
 
 
 def test_a_burst_of_pushes_coalesces_into_a_sync_of_the_newest_commit(

@@ -6,6 +6,7 @@ from moorage.cli import (
     agent_commands,
     devcluster,
     engine_commands,
+    gitops_commands,
     remote_commands,
     server_commands,
     spec_commands,
@@ -23,6 +24,7 @@ engine_commands.register(app)
 agent_commands.register(app)
 server_commands.register(app)
 remote_commands.register(app)
+gitops_commands.register(app)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from moorage.server import service
@@ -72,7 +73,7 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer, reques
     new source does not define (ankra-spec §2.2), so it needs `allow_repoint`, and also
     `allow_repoint_destroying_data` when the cluster holds PVCs."""
     source = store.checked_source(
-        provider=body.provider,
+        provider=body.provider or ("bitbucket_cloud" if "bitbucket.org" in body.url.lower() else "github"),
         url=body.url,
         branch=body.branch,
         path=body.path or store.default_path(name),
@@ -90,7 +91,7 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer, reques
         cluster = service.get_cluster(session, name)
         if source.credential_name:
             store.get_credential(session, source.credential_name)  # 404 before any other check
-        return store.repoint_of(store.get_repository(session, cluster), source)
+        return store.repoint_of(store.previous_source(session, cluster), source)
 
     changes = await ctx.db(repoint)
     if changes:
@@ -169,10 +170,14 @@ Wait = Annotated[
 ]
 
 
-@router.post("/sync", status_code=202)
+@router.post(
+    "/sync",
+    status_code=202,
+    responses={200: {"model": SyncRequested, "description": "the sync ended within `wait`"}},
+)
 async def sync_now(
     name: str, ctx: Ctx, who: Writer, body: SyncRequest | None = None, wait: Wait = 0
-) -> SyncRequested:
+) -> JSONResponse:
     """Sync Now: fetch the branch and sync its tip, or `revision` (a commit of the branch)."""
     revision = None
     if body is not None and body.revision:
@@ -198,22 +203,26 @@ async def sync_now(
         ctx.gitops.wake()
     out = SyncRequested(cluster_name=name, requested_at=requested_at, revision=revision)
     if wait <= 0:
-        return out
+        return JSONResponse(out.model_dump(mode="json"), status_code=202)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while loop.time() < deadline:
         out.sync = await ctx.db(lambda s: _finished_since(s, name, requested_at))
         if out.sync is not None:
-            return out
+            return JSONResponse(out.model_dump(mode="json"), status_code=200)
         await asyncio.sleep(WAIT_POLL_SECONDS)
-    return out
+    return JSONResponse(out.model_dump(mode="json"), status_code=202)
 
 
 def _finished_since(session: Session, name: str, since: datetime) -> SyncOut | None:
     cluster = service.get_cluster(session, name)
     row = (
         session.query(GitSync)
-        .filter(GitSync.cluster_id == cluster.id, GitSync.started_at >= since, GitSync.status != "running")
+        .filter(
+            GitSync.cluster_id == cluster.id,
+            GitSync.requested_at >= since,  # this request, or a later one it was coalesced into
+            GitSync.status != "running",
+        )
         .order_by(GitSync.started_at)
         .first()
     )

@@ -46,7 +46,10 @@ class CredentialOut(BaseModel):
 
 
 class ConnectRequest(Request):
-    provider: repourl.Provider = "github"
+    provider: repourl.Provider | None = Field(
+        default=None,
+        description="github, bitbucket_cloud or bitbucket_data_center; default: from the URL's host",
+    )
     url: str = Field(min_length=1, max_length=2048, description="Any URL git can clone (https, ssh, git).")
     branch: str = Field(default="main", min_length=1, max_length=255)
     path: str | None = Field(

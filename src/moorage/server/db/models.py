@@ -231,6 +231,8 @@ class GitSync(Base):
     revision: Mapped[str | None] = mapped_column(String(64), default=None)  # asked for (--revision)
     commit_sha: Mapped[str | None] = mapped_column(String(64), default=None)
     commit_timestamp: Mapped[datetime | None] = mapped_column(default=None)
+    # the request this run serves (a later request coalesced into it serves the earlier ones too)
+    requested_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -32,6 +32,7 @@ log = logging.getLogger("moorage.server.gitops")
 
 R = TypeVar("R")
 WAIT_POLL_SECONDS = 0.25
+WAIT_MAX_SECONDS = 5.0
 
 
 @dataclass
@@ -271,6 +272,7 @@ async def _wait(deps: Deps, run: Run, operation_id: str) -> tuple[str, list[Any]
     """Wait for the sync's operation to end. A queued job waits for its agent (the job expiry of
     the control plane decides when it gives up), so this only reports what it is waiting for."""
     shown = ""
+    delay = WAIT_POLL_SECONDS
     while True:
 
         def view(session: Session) -> tuple[str, str, list[Any], dict[str, Any]]:
@@ -289,7 +291,11 @@ async def _wait(deps: Deps, run: Run, operation_id: str) -> tuple[str, list[Any]
         if message != shown:
             await _phase(deps, run, store.APPLYING, message)
             shown = message
-        await asyncio.sleep(WAIT_POLL_SECONDS)
+        # a job waiting for an offline agent may wait for hours: look less and less often
+        delay = (
+            WAIT_POLL_SECONDS if job_state != JobState.PENDING.value else min(WAIT_MAX_SECONDS, delay * 1.5)
+        )
+        await asyncio.sleep(delay)
 
 
 async def _complete(

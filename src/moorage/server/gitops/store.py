@@ -203,16 +203,31 @@ def get_repository(session: Session, cluster: Cluster) -> GitRepository | None:
     return session.scalar(select(GitRepository).where(GitRepository.cluster_id == cluster.id))
 
 
-def repoint_of(repo: GitRepository | None, source: Source) -> list[str]:
-    """What a connect would change about where the cluster's definition comes from (empty: nothing)."""
-    if repo is None or (repo.observed_source is None and repo.last_commit_sha is None):
-        return []  # never synced: nothing deployed from the old source can be lost
-    changes = []
-    for field_name in ("url", "branch", "path"):
-        old, new = getattr(repo, field_name), getattr(source, field_name)
-        if old != new:
-            changes.append(f"{field_name} {old!r} → {new!r}")
-    return changes
+def previous_source(session: Session, cluster: Cluster) -> dict[str, Any] | None:
+    """Where the cluster's definition last came from: the connected repository if it ever synced,
+    else the last successful sync in the history (which outlives a disconnect)."""
+    repo = get_repository(session, cluster)
+    if repo is not None and repo.last_commit_sha is not None:
+        return {"url": repo.url, "branch": repo.branch, "path": repo.path}
+    row = session.scalar(
+        select(GitSync)
+        .where(GitSync.cluster_id == cluster.id, GitSync.status == "success")
+        .order_by(GitSync.started_at.desc())
+        .limit(1)
+    )
+    return {"url": row.url, "branch": row.branch, "path": row.path} if row is not None else None
+
+
+def repoint_of(previous: dict[str, Any] | None, source: Source) -> list[str]:
+    """What a connect would change about where the cluster's definition comes from (empty: nothing,
+    or never synced from Git, so nothing deployed from an old source can be lost)."""
+    if previous is None:
+        return []
+    return [
+        f"{key} {previous[key]!r} → {getattr(source, key)!r}"
+        for key in ("url", "branch", "path")
+        if previous.get(key) != getattr(source, key)
+    ]
 
 
 def _webhook_purpose(repo: GitRepository) -> str:
@@ -392,6 +407,7 @@ def start_sync(session: Session, repo: GitRepository, now: datetime) -> GitSync:
         branch=repo.branch,
         path=repo.path,
         revision=repo.requested_revision,
+        requested_at=repo.requested_at,
         started_at=now,
         retry_count=repo.requested_retry,
     )

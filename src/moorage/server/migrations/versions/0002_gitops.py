@@ -105,6 +105,7 @@ def upgrade() -> None:
         _str("revision", 64),
         _str("commit_sha", 64),
         _ts("commit_timestamp"),
+        _ts("requested_at"),
         _ts("started_at", nullable=False),
         _ts("finished_at"),
         sa.Column("duration_ms", sa.Integer(), nullable=True),

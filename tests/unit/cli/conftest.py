@@ -1,0 +1,109 @@
+"""Fixtures of the remote CLI tests: the real server app, served in-process through httpx's ASGI
+transport (a migrated SQLite database and the recording fake bus of the server tests), and a `cli`
+that runs `moorage` against it."""
+
+import asyncio
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from typer.testing import CliRunner, Result
+
+from moorage.cli import client as client_module
+from moorage.cli.main import app as main_app
+from moorage.server.app import create_app
+from moorage.server.db import SessionFactory, make_engine, make_session_factory, migrate
+from moorage.server.settings import ServerSettings
+from tests.unit.server.conftest import ADMIN_TOKEN, Clock, FakeBus
+
+SERVER = "http://moorage.test"
+
+
+class InProcess(httpx.BaseTransport):
+    """A synchronous transport in front of httpx.ASGITransport: each request runs the app once."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def run() -> httpx.Response:
+            response = await self._asgi.handle_async_request(request)
+            content = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=content)
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli-template") / "moorage.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def factory(tmp_path: Path, migrated_template: Path) -> Iterator[SessionFactory]:
+    path = tmp_path / "moorage.db"
+    shutil.copy(migrated_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def bus() -> FakeBus:
+    return FakeBus()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def server_app(
+    tmp_path: Path, factory: SessionFactory, bus: FakeBus, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> FastAPI:
+    settings = ServerSettings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'moorage.db'}",
+        bootstrap_token=ADMIN_TOKEN,
+        nats_url="nats://127.0.0.1:4222",
+    )
+    app = create_app(settings, factory, bus, clock=clock, expire_jobs=False, run_gitops=False)
+    monkeypatch.setattr(client_module, "transport_factory", lambda: InProcess(app))
+    return app
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(
+        self,
+        *args: str,
+        token: str | None = ADMIN_TOKEN,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        environment = {"MOORAGE_SERVER": SERVER, "MOORAGE_TOKEN": token, "COLUMNS": "200", **(env or {})}
+        return self.runner.invoke(main_app, list(args), env=environment, input=stdin)
+
+
+@pytest.fixture
+def cli(server_app: FastAPI) -> Cli:
+    return Cli()
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(ok(result).stdout)
