@@ -32,6 +32,9 @@ class GitOpsController:
         self._fetch_slots = asyncio.Semaphore(deps.settings.git_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._polling: asyncio.Task[None] | None = None
+        # the last answer per source: clusters sharing a source but due a few seconds apart (the
+        # poll jitter) reuse it instead of asking again
+        self._answers: dict[tuple[str, str, str | None], tuple[float, str | None, str]] = {}
 
     def wake(self) -> None:
         """Something was requested: look now instead of at the next tick."""
@@ -99,19 +102,32 @@ class GitOpsController:
                 repo.next_poll_at = store.next_poll(repo, now)
                 key = (repo.url, repo.branch, repo.credential_id)
                 groups[key].append((repo.cluster_id, store.auth_of(self.deps.box, repo.credential)))
+                fresh_for = min(
+                    fresh.get(key, float("inf")), 2 * store.POLL_JITTER * repo.poll_interval_seconds
+                )
+                fresh[key] = fresh_for
             return groups
+
+        fresh: dict[tuple[str, str, str | None], float] = {}
 
         groups = await self.deps.db(due)
         if not groups:
             return
 
+        loop = asyncio.get_running_loop()
+
         async def ask(key: tuple[str, str, str | None], auth: GitAuth | None) -> tuple[str | None, str]:
+            cached = self._answers.get(key)
+            if cached is not None and loop.time() - cached[0] < fresh[key]:
+                return cached[1], cached[2]
             async with self._fetch_slots:
                 self.polls += 1
                 try:
-                    return await self.deps.git.ls_remote(key[0], key[1], auth), ""
+                    answer: tuple[str | None, str] = await self.deps.git.ls_remote(key[0], key[1], auth), ""
                 except GitError as e:
-                    return None, e.message
+                    answer = None, e.message
+            self._answers[key] = (loop.time(), *answer)
+            return answer
 
         keys = list(groups)
         answers = await asyncio.gather(*(ask(k, groups[k][0][1]) for k in keys))

@@ -209,10 +209,12 @@ class Git:
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(stdin), self.timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await asyncio.shield(proc.wait())
+            if isinstance(stopped, asyncio.CancelledError):
+                raise
             raise GitError(
                 f"{what}: git did not finish within {self.timeout:.0f} s (the Git server is slow or "
                 "unreachable)",
@@ -251,6 +253,9 @@ class Git:
         if add.returncode != 0:
             agent.kill()
             await agent.wait()
+            with contextlib.suppress(OSError):
+                sock.unlink(missing_ok=True)
+                sock_dir.rmdir()
             raise GitError(
                 f"the SSH key of credential {auth.name!r} was refused by ssh-add: "
                 f"{_redact(err.decode(errors='replace'), auth).strip()}",
@@ -270,7 +275,7 @@ class Git:
                     os.kill(pid, signal.SIGTERM)
                 sock = Path(env["SSH_AUTH_SOCK"])
                 with contextlib.suppress(OSError):
-                    sock.unlink()
+                    sock.unlink(missing_ok=True)  # ssh-agent may have removed it on SIGTERM
                     sock.parent.rmdir()
 
     # ------------------------------------------------------------------ remote operations

@@ -387,7 +387,7 @@ def next_poll(repo: GitRepository, now: datetime, rng: random.Random | None = No
 
 def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with ±20 % jitter: base, 2·base, 4·base, … up to cap."""
-    raw = min(cap, base * 2.0 ** max(0, attempt - 1))
+    raw = min(cap, base * 2.0 ** min(60, max(0, attempt - 1)))
     return raw * (1 + (rng or random).uniform(-0.2, 0.2))
 
 
