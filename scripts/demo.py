@@ -4,7 +4,8 @@
 2. the test charts on a local Helm repository (HTTP) and an OCI registry; one chart installed with
    plain helm from the OCI registry, to show that Moorage releases are ordinary Helm releases;
 3. `moorage server` (SQLite, embedded NATS) and `moorage agent` for the devcluster;
-4. examples/gitops-repo applied through the API, then a status table.
+4. examples/gitops-repo pushed to a local Git server (git http-backend) and the cluster connected to
+   it (GitOps: polling every 30 s, a webhook URL, Sync Now), then a status table.
 
 It keeps running until Ctrl-C, which stops everything it started (the devcluster included)."""
 
@@ -26,6 +27,7 @@ from rich.table import Table
 
 from moorage import devcluster
 from moorage.devcluster import binaries, chartsources
+from moorage.devcluster.gitserver import GitServer, WorkTree
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gitops-repo"
@@ -62,13 +64,21 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     raise SystemExit(f"{url} did not answer within {timeout:.0f}s (see {log})")
 
 
-def bundle(chart_repo_url: str) -> dict[str, Any]:
-    files = {
+def example_files(chart_repo_url: str) -> dict[str, str | None]:
+    return {
         str(p.relative_to(EXAMPLE)): p.read_text().replace("http://127.0.0.1:8879", chart_repo_url)
         for p in EXAMPLE.rglob("*")
         if p.is_file()
     }
-    return {"files": files, "root": "import-cluster.yaml"}
+
+
+def wait_synced(api: httpx.Client, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state: dict[str, Any] = api.get(f"/clusters/{NAME}/gitops/status").json()
+        if state["sync_status"] in ("synced", "error") or time.monotonic() > deadline:
+            return state
+        time.sleep(0.5)
 
 
 def main() -> int:
@@ -98,6 +108,7 @@ def main() -> int:
         with (
             chartsources.serve_chart_repo(work / "repo") as repo,
             chartsources.run_registry(work / "registry") as registry,
+            GitServer(work / "git") as git,
         ):
             chartsources.index_repo(work / "repo", repo.url, work / "helm")
             chartsources.push_charts(archives, registry, work / "helm")
@@ -141,11 +152,17 @@ def main() -> int:
             processes.append(agent)
             wait_http(f"http://127.0.0.1:{health}/readyz", agent, agent_log)
 
-            step("examples/gitops-repo applied through the API")
-            operation = api.post(
-                f"/clusters/{NAME}/apply", params={"wait": 300}, json=bundle(repo.url)
-            ).json()
-            console.print(f"operation {operation['id']}: {operation['state']}")
+            step("examples/gitops-repo pushed to a Git server; the cluster connected to it")
+            tree = WorkTree(work / "gitops-repo", git.create_repo("demo/gitops-repo.git"))
+            tree.commit_and_push(example_files(repo.url), "the example definition")
+            connected = api.put(
+                f"/clusters/{NAME}/gitops",
+                json={"url": git.repo_url("demo/gitops-repo.git"), "path": "import-cluster.yaml"}
+                | {"poll_interval_seconds": 30},
+            ).raise_for_status()
+            console.print(f"webhook {connected.json()['git_repo']['webhook_url']} (polling every 30 s)")
+            state = wait_synced(api)
+            console.print(f"GitOps: {state['sync_status']} at {state['last_commit_sha']}")
             addons = api.get(f"/clusters/{NAME}/addons").json()
             table = Table(
                 "add-on", "result", "health", "message", title=f"cluster {NAME} ({addons.get('state')})"
@@ -159,6 +176,8 @@ def main() -> int:
             console.print(f"token      export MOORAGE_TOKEN={token}")
             console.print(f"kubeconfig {kubeconfig}")
             console.print(f"logs       {work}")
+            console.print(f"Git        edit {tree.path}, then git commit and git push: synced within 30 s")
+            console.print(f"           (moorage cluster sync {NAME} for now; moorage cluster history {NAME})")
             console.print("Ctrl-C stops the agent, the server, the chart sources and the devcluster.")
             while not stop:
                 time.sleep(0.5)

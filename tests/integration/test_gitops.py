@@ -78,24 +78,42 @@ class Connected:
         return self.tree.commit_and_push(files, message)
 
 
-def connect(
+@dataclass
+class Scene:
+    """Everything a GitOps test touches; one fixture instead of eight parameters per test."""
+
+    server: Server
+    agents: Agents
+    cluster: DevCluster
+    git: GitServer
+    chart_repo: ChartRepo
+    namespace: str
+    kubectl: Kubectl
+    tmp_path: Path
+
+
+@pytest.fixture
+def scene(
     server: Server,
     agents: Agents,
     cluster: DevCluster,
     git: GitServer,
     chart_repo: ChartRepo,
     namespace: str,
+    kubectl: Kubectl,
     tmp_path: Path,
-    name: str,
-    *,
-    poll_interval: int = 3600,
-) -> Connected:
+) -> Scene:
+    return Scene(server, agents, cluster, git, chart_repo, namespace, kubectl, tmp_path)
+
+
+def connect(scene: Scene, name: str, *, poll_interval: int = 3600) -> Connected:
     """Register a cluster, run its agent, push a first commit and connect the cluster to it."""
+    server, git = scene.server, scene.git
     token = register(server, name)
-    agents.start(server, token, cluster.kubeconfig)
+    scene.agents.start(server, token, scene.cluster.kubeconfig)
     wait_state(server, name, "online")
-    tree = work_tree(git, REPO, tmp_path / "work")
-    files = definition_files(name, namespace, chart_repo.url, replicas=1)
+    tree = work_tree(git, REPO, scene.tmp_path / "work")
+    files = definition_files(name, scene.namespace, scene.chart_repo.url, replicas=1)
     first = tree.commit_and_push(files, f"{name}: first definition")
     response = server.api(
         "PUT",
@@ -111,24 +129,16 @@ def connect(
     secret = response.json()["webhook_secret"]
     assert secret
     wait_synced(server, name, first)
-    return Connected(name, namespace, tree, secret, first)
+    return Connected(name, scene.namespace, tree, secret, first)
 
 
 def replicas(kubectl: Kubectl, namespace: str) -> int:
     return int(kubectl.get("deployment", "web", "-n", namespace)["spec"]["replicas"])
 
 
-def test_a_push_webhook_syncs_the_cluster_and_history_shows_the_commit(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    kubectl: Kubectl,
-    tmp_path: Path,
-) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-hook")
+def test_a_push_webhook_syncs_the_cluster_and_history_shows_the_commit(scene: Scene) -> None:
+    server, chart_repo, namespace, kubectl = scene.server, scene.chart_repo, scene.namespace, scene.kubectl
+    c = connect(scene, "gitops-hook")
     assert replicas(kubectl, namespace) == 1
     assert kubectl.get("configmap", "settings", "-n", namespace)["data"]["colour"] == "blue"
 
@@ -186,17 +196,9 @@ def test_a_push_webhook_syncs_the_cluster_and_history_shows_the_commit(
     assert sha[:12] in cli.stdout, cli.stdout
 
 
-def test_polling_alone_syncs_a_new_commit(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    kubectl: Kubectl,
-    tmp_path: Path,
-) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-poll", poll_interval=5)
+def test_polling_alone_syncs_a_new_commit(scene: Scene) -> None:
+    server, chart_repo, namespace, kubectl = scene.server, scene.chart_repo, scene.namespace, scene.kubectl
+    c = connect(scene, "gitops-poll", poll_interval=5)
     sha = c.commit(chart_repo.url, "scale web to 3", replicas=3)
     synced = wait_synced(server, "gitops-poll", sha, timeout=60)
     assert synced["last_synced_from"] == "poll"
@@ -217,16 +219,10 @@ BAD_COMMITS = {
 
 
 def test_a_bad_commit_ends_in_error_with_field_level_messages_and_the_cluster_is_untouched(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    kubectl: Kubectl,
-    tmp_path: Path,
+    scene: Scene,
 ) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-bad")
+    server, chart_repo, namespace, kubectl = scene.server, scene.chart_repo, scene.namespace, scene.kubectl
+    c = connect(scene, "gitops-bad")
     root = "clusters/gitops-bad/import-cluster.yaml"
     for what, (old, new, expected) in BAD_COMMITS.items():
         files = definition_files(c.name, namespace, chart_repo.url, replicas=4)
@@ -257,16 +253,9 @@ def test_a_bad_commit_ends_in_error_with_field_level_messages_and_the_cluster_is
     assert replicas(kubectl, namespace) == 2
 
 
-def test_forged_oversized_and_unknown_webhooks_are_refused_and_nothing_is_enqueued(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    tmp_path: Path,
-) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-forged")
+def test_forged_oversized_and_unknown_webhooks_are_refused_and_nothing_is_enqueued(scene: Scene) -> None:
+    server, chart_repo = scene.server, scene.chart_repo
+    c = connect(scene, "gitops-forged")
     sha = c.commit(chart_repo.url, "not announced", replicas=2)
     before = history(server, "gitops-forged")["pagination"]["total_count"]
 
@@ -296,17 +285,15 @@ def test_forged_oversized_and_unknown_webhooks_are_refused_and_nothing_is_enqueu
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200  # still serving
 
 
-def test_git_unreachable_or_credentials_revoked_errors_retries_and_recovers(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    kubectl: Kubectl,
-    tmp_path: Path,
-) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-flaky")
+def test_git_unreachable_or_credentials_revoked_errors_retries_and_recovers(scene: Scene) -> None:
+    server, git, chart_repo, namespace, kubectl = (
+        scene.server,
+        scene.git,
+        scene.chart_repo,
+        scene.namespace,
+        scene.kubectl,
+    )
+    c = connect(scene, "gitops-flaky")
 
     # the Git server goes away
     sha = c.commit(chart_repo.url, "while git is down", replicas=2)
@@ -356,17 +343,9 @@ def test_git_unreachable_or_credentials_revoked_errors_retries_and_recovers(
     assert GIT_TOKEN not in log
 
 
-def test_a_revert_commit_syncs_back_and_a_revision_can_be_synced(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    kubectl: Kubectl,
-    tmp_path: Path,
-) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-revert")
+def test_a_revert_commit_syncs_back_and_a_revision_can_be_synced(scene: Scene) -> None:
+    server, chart_repo, namespace, kubectl = scene.server, scene.chart_repo, scene.namespace, scene.kubectl
+    c = connect(scene, "gitops-revert")
     bump = c.commit(chart_repo.url, "scale to 3", replicas=3)
     assert server.api("POST", "/clusters/gitops-revert/gitops/sync").status_code == 202
     wait_synced(server, "gitops-revert", bump)
@@ -416,17 +395,15 @@ def test_a_revert_commit_syncs_back_and_a_revision_can_be_synced(
     assert replicas(kubectl, namespace) == 3
 
 
-def test_repointing_needs_explicit_flags(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    kubectl: Kubectl,
-    tmp_path: Path,
-) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-repoint")
+def test_repointing_needs_explicit_flags(scene: Scene) -> None:
+    server, git, chart_repo, namespace, kubectl = (
+        scene.server,
+        scene.git,
+        scene.chart_repo,
+        scene.namespace,
+        scene.kubectl,
+    )
+    c = connect(scene, "gitops-repoint")
     c.tree.git("checkout", "--quiet", "-b", "staging")
     staging = c.commit(chart_repo.url, "staging", replicas=2)
     c.tree.git("push", "--quiet", "origin", "staging")
@@ -468,17 +445,9 @@ def test_repointing_needs_explicit_flags(
     assert again.status_code == 409, again.text
 
 
-def test_a_burst_of_pushes_coalesces_into_a_sync_of_the_newest_commit(
-    server: Server,
-    agents: Agents,
-    cluster: DevCluster,
-    git: GitServer,
-    chart_repo: ChartRepo,
-    namespace: str,
-    kubectl: Kubectl,
-    tmp_path: Path,
-) -> None:
-    c = connect(server, agents, cluster, git, chart_repo, namespace, tmp_path, "gitops-burst")
+def test_a_burst_of_pushes_coalesces_into_a_sync_of_the_newest_commit(scene: Scene) -> None:
+    server, chart_repo, namespace, kubectl = scene.server, scene.chart_repo, scene.namespace, scene.kubectl
+    c = connect(scene, "gitops-burst")
     before = history(server, "gitops-burst")["pagination"]["total_count"]
     shas = [c.commit(chart_repo.url, f"burst {n}", replicas=n) for n in (2, 3, 4, 5, 2)]
     for sha in shas:

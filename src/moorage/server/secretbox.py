@@ -71,12 +71,18 @@ class SecretBox:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             identity = x25519.Identity.generate()
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process created it first: use theirs
-                return cls.from_key(path.read_text())
+            # written whole under a private name, then linked into place: a server starting at the
+            # same moment either wins or reads a complete key, never half of one
+            temporary = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(str(identity) + "\n")
+            try:
+                os.link(temporary, path)
+            except FileExistsError:  # another process created it first: use theirs
+                return cls.from_key(path.read_text())
+            finally:
+                temporary.unlink()
             return cls(identity)
         if path.stat().st_mode & 0o077:
             raise SecretBoxError(f"{path} must be readable by its owner only (chmod 600 {path})")

@@ -550,7 +550,8 @@ async def test_a_silent_server_times_out_and_git_is_killed(tmp_path: Path, silen
     task = asyncio.create_task(git.ls_remote(url, "main", None))
     pids = await wait_for_processes(tag, 2)  # git and its git-remote-http helper
     with pytest.raises(GitError) as e:
-        await task
+        # a helper left alive would hold git's pipes open, and this would hang
+        await asyncio.wait_for(task, 10)
     assert e.value.reason == "unreachable"
     assert e.value.temporary is True
     assert "did not finish" in e.value.message

@@ -2,6 +2,7 @@
 history, backoff and polling schedules, recovery of interrupted syncs, webhook matching."""
 
 import random
+import typing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -680,3 +681,7 @@ def test_webhook_candidates_match_provider_and_lowercased_identity(factory: Sess
         assert store.webhook_candidates(s, RepoIdentity("acme", "platform"), "bitbucket_data_center") == []
         assert store.webhook_candidates(s, RepoIdentity("mirror", "x"), "github") == []
         assert explicit.url == "https://git.example.com/mirror/x.git"
+
+
+def test_the_sortable_columns_of_the_api_are_the_ones_the_store_sorts_by() -> None:
+    assert set(typing.get_args(store.HistoryColumn)) == set(store.HISTORY_COLUMNS)

@@ -236,7 +236,7 @@ async def history(
     _who: Reader,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
-    sort: Annotated[str, Query(description=f"one of {', '.join(store.HISTORY_COLUMNS)}")] = "started_at",
+    sort: store.HistoryColumn = "started_at",
     order: Literal["asc", "desc"] = "desc",
 ) -> Page[SyncOut]:
     def work(session: Session) -> Page[SyncOut]:

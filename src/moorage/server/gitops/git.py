@@ -109,6 +109,12 @@ def _classify(stderr: str, what: str, auth: GitAuth | None) -> GitError:
             temporary=True,
             reason="auth",
         )
+    if "transport '" in low and "not allowed" in low:
+        return GitError(
+            f"{what}: this kind of repository URL is not allowed on this server: {detail}",
+            temporary=False,
+            reason="invalid",
+        )
     if "couldn't find remote ref" in low or "not found in upstream" in low:
         return GitError(f"{what}: {detail}", temporary=False, reason="not_found")
     if ("repository" in low and "not found" in low) or "does not appear to be a git repository" in low:
@@ -216,7 +222,7 @@ class Git:
             if isinstance(stopped, asyncio.CancelledError):
                 raise
             raise GitError(
-                f"{what}: git did not finish within {self.timeout:.0f} s (the Git server is slow or "
+                f"{what}: git did not finish within {self.timeout:g} s (the Git server is slow or "
                 "unreachable)",
                 temporary=True,
                 reason="unreachable",
@@ -310,7 +316,7 @@ class Git:
             if not (cache / "HEAD").exists():
                 cache.mkdir(parents=True, exist_ok=True, mode=0o700)
                 await self._run(["init", "--bare", "--quiet", str(cache)], "creating the Git cache")
-            ref = f"refs/moorage/{branch}"
+            ref = _cache_ref(branch)
             await self._run(
                 ["fetch", "--quiet", "--no-tags", "--force", "--", url, f"+refs/heads/{branch}:{ref}"],
                 f"fetching branch {branch!r}",
@@ -343,7 +349,7 @@ class Git:
         sha = out.decode().strip()
         try:
             await self._run(
-                ["merge-base", "--is-ancestor", "--end-of-options", sha, f"refs/moorage/{branch}"],
+                ["merge-base", "--is-ancestor", "--end-of-options", sha, _cache_ref(branch)],
                 "checking the commit's branch",
                 cwd=cache,
             )
@@ -416,6 +422,12 @@ class Git:
             )
             _write_blobs(blobs, wanted, dest, tree)
         return tree
+
+
+def _cache_ref(branch: str) -> str:
+    """The cache's ref for a branch: hashed, so branches `a` and `a/b` (both may have existed on the
+    server over time) never collide as a file and a folder in the cache."""
+    return f"refs/moorage/{hashlib.sha256(branch.encode()).hexdigest()[:32]}"
 
 
 def _safe_path(path: str) -> bool:

@@ -24,7 +24,10 @@ MAX_SECRET_CHARS = 16 * 1024
 SYNCED, SYNCING, ERROR, NOT_CONFIGURED = "synced", "syncing", "error", "not_configured"
 # sync phases
 FETCHING, VALIDATING, APPLYING, COMPLETED = "fetching", "validating", "applying", "completed"
-HISTORY_COLUMNS = {
+HistoryColumn = Literal[
+    "status", "source", "commit_sha", "started_at", "duration_ms", "triggered_by", "retry_count"
+]
+HISTORY_COLUMNS: dict[str, Any] = {
     "status": GitSync.status,
     "source": GitSync.source,
     "commit_sha": GitSync.commit_sha,
@@ -204,11 +207,11 @@ def get_repository(session: Session, cluster: Cluster) -> GitRepository | None:
 
 
 def previous_source(session: Session, cluster: Cluster) -> dict[str, Any] | None:
-    """Where the cluster's definition last came from: the connected repository if it ever synced,
-    else the last successful sync in the history (which outlives a disconnect)."""
+    """Where the cluster's definition last came from: what the connected repository's last successful
+    sync read, else the last successful sync in the history (which outlives a disconnect)."""
     repo = get_repository(session, cluster)
-    if repo is not None and repo.last_commit_sha is not None:
-        return {"url": repo.url, "branch": repo.branch, "path": repo.path}
+    if repo is not None and repo.observed_source is not None:
+        return dict(repo.observed_source)
     row = session.scalar(
         select(GitSync)
         .where(GitSync.cluster_id == cluster.id, GitSync.status == "success")
@@ -280,7 +283,7 @@ def connect(
     repo.project_key, repo.instance_url = source.project_key, source.instance_url
     repo.poll_interval_seconds = source.poll_interval_seconds or default_poll_seconds
     repo.updated_at = now
-    repo.next_poll_at = now + timedelta(seconds=repo.poll_interval_seconds)
+    repo.next_poll_at = next_poll(repo, now)
     repo.last_seen_head = None
     repo.next_retry_at = None
     request_sync(session, repo, "manual", "connect", now=now)
@@ -477,7 +480,8 @@ def history(
     column = HISTORY_COLUMNS[sort]
     where = GitSync.cluster_id == cluster.id
     total = session.scalar(select(func.count()).select_from(GitSync).where(where)) or 0
-    primary = column.asc() if order == "asc" else column.desc()
+    # running syncs have no duration yet: last in either order, on SQLite and PostgreSQL alike
+    primary = (column.asc() if order == "asc" else column.desc()).nulls_last()
     # ties (same status, same source…) keep a stable, newest-first order across pages
     rows = session.scalars(
         select(GitSync)
