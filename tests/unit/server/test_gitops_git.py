@@ -98,6 +98,23 @@ async def test_fetch_of_a_local_repository(git: Git, local: Repo) -> None:
     assert (git.cache_of(local.url) / "HEAD").exists()
 
 
+async def test_branches_named_like_a_file_and_its_folder_both_fetch(git: Git, local: Repo) -> None:
+    local.tree.commit_and_push({"x.yaml": "main\n"}, "main")
+    local.tree.git("push", "--quiet", "origin", "main:feature")
+    assert await git.fetch(local.url, "feature", None)
+    local.tree.git("push", "--quiet", "origin", ":feature")  # the server deletes it …
+    local.tree.git("push", "--quiet", "origin", "main:feature/x")  # … and gets feature/x
+    assert await git.fetch(local.url, "feature/x", None)
+
+
+async def test_a_transport_the_server_does_not_allow_is_not_retried(tmp_path: Path, local: Repo) -> None:
+    strict = Git(tmp_path / "strict-cache", allow_file=False)
+    with pytest.raises(GitError) as e:
+        await strict.fetch(local.url, "main", None)
+    assert (e.value.reason, e.value.temporary) == ("invalid", False)
+    assert "not allowed" in e.value.message
+
+
 async def test_concurrent_fetches_of_one_url_share_the_cache(git: Git, local: Repo) -> None:
     sha = local.tree.commit_and_push({"x.yaml": "x\n"}, "one")
     results = await asyncio.gather(*(git.fetch(local.url, "main", None) for _ in range(3)))

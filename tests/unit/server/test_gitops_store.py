@@ -292,7 +292,9 @@ def test_connect_creates_the_repository_and_requests_a_sync(factory: SessionFact
         assert repo.requested_by == "connect"
         assert repo.requested_revision is None
         assert repo.poll_interval_seconds == 60
-        assert repo.next_poll_at == T0 + timedelta(seconds=60)
+        assert repo.next_poll_at is not None
+        # the first poll is jittered too, so that clusters connected together do not poll together
+        assert abs((repo.next_poll_at - T0).total_seconds() - 60) <= 60 * store.POLL_JITTER
         assert repo.next_retry_at is None
 
 
@@ -441,9 +443,9 @@ def test_a_retry_request_keeps_the_backoff_and_a_fresh_one_clears_it(factory: Se
 
 def test_due_polls_and_retries(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        repo, _ = connect(s, make_cluster(s, "dev"))  # next poll at T0 + 300 s
-        assert store.due_polls(s, T0 + timedelta(seconds=299)) == []
-        assert store.due_polls(s, T0 + timedelta(seconds=300)) == [repo]
+        repo, _ = connect(s, make_cluster(s, "dev"))  # next poll at T0 + 300 s ± 10 %
+        assert store.due_polls(s, T0 + timedelta(seconds=269)) == []
+        assert store.due_polls(s, T0 + timedelta(seconds=331)) == [repo]
         repo.next_retry_at = T0 + timedelta(seconds=10)
         assert store.due_retries(s, T0 + timedelta(seconds=20)) == []  # a request is pending
         repo.requested_at = None
