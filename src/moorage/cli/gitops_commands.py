@@ -54,14 +54,6 @@ def _usage(message: str) -> NoReturn:
 # --------------------------------------------------------------------------- secrets
 
 
-def _strip_newline(text: str) -> str:
-    """Without one trailing newline (what `echo` and editors add)."""
-    for end in ("\r\n", "\n"):
-        if text.endswith(end):
-            return text[: -len(end)]
-    return text
-
-
 def _read_secret_file(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -154,9 +146,8 @@ def credentials_create(
 ) -> None:
     """Store a Git credential; the secret goes in once and is never shown again."""
     remote = Remote.from_options(server, token)
+    # sent as read: the server strips a token's surrounding whitespace and keeps a key byte for byte
     secret = _read_secret(secret_file, secret_env, what="secret")
-    if kind is CredentialKind.token:
-        secret = _strip_newline(secret)
     body: dict[str, Any] = {"name": name, "kind": kind.name, "secret": secret}
     if username is not None:
         body["username"] = username
@@ -201,15 +192,6 @@ def credentials_list(
     out.print(table)
 
 
-def _kind_of(remote: Remote, name: str) -> str | None:
-    credentials = remote.get("/credentials")
-    for c in credentials if isinstance(credentials, list) else []:
-        if isinstance(c, dict) and c.get("name") == name:
-            kind = c.get("kind")
-            return kind if isinstance(kind, str) else None
-    return None
-
-
 @credentials_app.command("rotate")
 def credentials_rotate(
     name: Annotated[str, typer.Argument(help="The credential's name.")],
@@ -227,8 +209,6 @@ def credentials_rotate(
     if username is not None:
         body["username"] = username
     with handled(remote):
-        if _kind_of(remote, name) == "token":
-            secret = _strip_newline(secret)
         _, data = remote.call("PUT", _path("credentials", name), body={"secret": secret, **body})
     if output is not Output.table:
         _dump(data, output)

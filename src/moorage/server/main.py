@@ -11,7 +11,14 @@ import uvicorn
 from moorage.server import service
 from moorage.server.app import create_app
 from moorage.server.bus import NatsBus
-from moorage.server.db.session import SessionFactory, make_engine, make_session_factory, migrate, transaction
+from moorage.server.db.session import (
+    SessionFactory,
+    in_transaction,
+    make_engine,
+    make_session_factory,
+    migrate,
+    transaction,
+)
 from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats
 from moorage.server.settings import ServerSettings
 from moorage.spec.protocol import HeartbeatMessage, ResultMessage
@@ -58,25 +65,13 @@ async def _run(
     nats_password: str | None,
 ) -> None:
     async def on_result(message: ResultMessage) -> None:
-        def record() -> None:
-            with transaction(factory) as session:
-                service.record_result(session, message)
-
-        await asyncio.to_thread(record)
+        await in_transaction(factory, lambda s: service.record_result(s, message))
 
     async def on_heartbeat(beat: HeartbeatMessage) -> None:
-        def record() -> None:
-            with transaction(factory) as session:
-                service.record_heartbeat(session, beat)
-
-        await asyncio.to_thread(record)
+        await in_transaction(factory, lambda s: service.record_heartbeat(s, beat))
 
     async def agent_ids() -> list[str]:
-        def ids() -> list[str]:
-            with transaction(factory) as session:
-                return service.agent_cluster_ids(session)
-
-        return await asyncio.to_thread(ids)
+        return await in_transaction(factory, service.agent_cluster_ids)
 
     async def reload_nats_users() -> None:
         if embedded is not None:

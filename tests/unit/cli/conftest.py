@@ -4,8 +4,6 @@ that runs `moorage` against it."""
 
 import asyncio
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,21 @@ from typer.testing import CliRunner, Result
 from moorage.cli import client as client_module
 from moorage.cli.main import app as main_app
 from moorage.server.app import create_app
-from moorage.server.db import SessionFactory, make_engine, make_session_factory, migrate
+from moorage.server.db import SessionFactory
 from moorage.server.settings import ServerSettings
-from tests.unit.server.conftest import ADMIN_TOKEN, Clock, FakeBus
+from tests.unit.server.conftest import (  # the database, bus and clock fixtures are the server tests'
+    ADMIN_TOKEN,
+    Clock,
+    FakeBus,
+    bus,
+    clock,
+    db_url,
+    engine,
+    factory,
+    migrated_template,
+)
+
+__all__ = ["bus", "clock", "db_url", "engine", "factory", "migrated_template"]
 
 SERVER = "http://moorage.test"
 
@@ -37,32 +47,6 @@ class InProcess(httpx.BaseTransport):
             return httpx.Response(response.status_code, headers=response.headers, content=content)
 
         return asyncio.run(run())
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli-template") / "moorage.db"
-    migrate(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def factory(tmp_path: Path, migrated_template: Path) -> Iterator[SessionFactory]:
-    path = tmp_path / "moorage.db"
-    shutil.copy(migrated_template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def bus() -> FakeBus:
-    return FakeBus()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

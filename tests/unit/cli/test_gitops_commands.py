@@ -138,7 +138,7 @@ def test_credentials_are_created_from_file_env_or_stdin_and_never_shown(
     assert all("secret" not in c for c in listed)
     assert yaml.safe_load(runs[6].stdout) == listed
 
-    # one trailing newline goes for tokens; a private key is kept byte for byte
+    # the server strips a token's trailing newline; a private key is kept byte for byte
     assert stored_secret(factory, tmp_path, "from-file") == TOKEN_SECRET
     assert stored_secret(factory, tmp_path, "from-stdin") == "from-stdin-secret-4567"
     assert stored_secret(factory, tmp_path, "deploy-key") == SSH_KEY

@@ -687,3 +687,21 @@ def test_webhook_candidates_match_provider_and_lowercased_identity(factory: Sess
 
 def test_the_sortable_columns_of_the_api_are_the_ones_the_store_sorts_by() -> None:
     assert set(typing.get_args(store.HistoryColumn)) == set(store.HISTORY_COLUMNS)
+
+
+def test_a_due_retry_requests_the_failed_sync_again(factory: SessionFactory) -> None:
+    with transaction(factory) as s:
+        repo, _ = connect(s, make_cluster(s, "dev"))
+        store.request_sync(s, repo, "webhook", "push abc", revision="abc1234", now=T0)
+        row = store.start_sync(s, repo, T0)
+        store.finish(row, T0 + timedelta(seconds=1), status="failed", error=store.general_error("down"))
+        repo.retry_count = 2
+        repo.next_retry_at = T0 + timedelta(seconds=10)
+        store.retry_due(s, repo, T0 + timedelta(seconds=10))
+        assert (repo.requested_source, repo.requested_by, repo.requested_revision) == (
+            "webhook",
+            "push abc",
+            "abc1234",
+        )
+        assert repo.requested_retry == 2
+        assert repo.next_retry_at is None  # retry_due cleared it

@@ -34,8 +34,7 @@ async def rotate_credential(name: str, body: CredentialRotate, ctx: Ctx, _who: W
         return CredentialOut.of(row)
 
     out = await ctx.db(work)
-    if ctx.gitops is not None:
-        ctx.gitops.wake()  # clusters in backoff because of this credential try again now
+    ctx.gitops.wake()  # clusters in backoff because of this credential try again now
     return out
 
 

@@ -1,5 +1,6 @@
 """Shared dependencies of the routers: the app context, scoped principals, DB work off the loop."""
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -7,10 +8,9 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from moorage.server.auth import Principal, require
-from moorage.server.db.session import SessionFactory, transaction
+from moorage.server.db.session import SessionFactory, in_transaction
 from moorage.server.gitops.controller import GitOpsController
 from moorage.server.ports import Bus
 from moorage.server.secretbox import SecretBox
@@ -28,16 +28,22 @@ class AppContext:
     agent_nats_url: str | None
     clock: Callable[[], datetime]
     box: SecretBox
-    gitops: GitOpsController | None = None
+    gitops: GitOpsController
 
     async def db(self, work: Callable[[Session], R]) -> R:
-        """Run `work` in one transaction on a worker thread (database drivers block)."""
+        return await in_transaction(self.session_factory, work)
 
-        def run() -> R:
-            with transaction(self.session_factory) as session:
-                return work(session)
-
-        return await run_in_threadpool(run)
+    async def db_until(
+        self, work: Callable[[Session], R], done: Callable[[R], bool], seconds: float, interval: float
+    ) -> R:
+        """`work` read again every `interval` until `done` says yes or `seconds` ran out; the last read."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            result = await self.db(work)
+            if done(result) or loop.time() >= deadline:
+                return result
+            await asyncio.sleep(min(interval, max(0.0, deadline - loop.time())))
 
     async def agents_changed(self, what: str) -> None:
         try:

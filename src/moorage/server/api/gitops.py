@@ -1,7 +1,6 @@
 """/api/v1/clusters/{name}/gitops: connect a cluster to its Git repository, see the sync status and
 history, and Sync Now (optionally a given commit of the branch)."""
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -124,15 +123,14 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer, reques
             source,
             default_poll_seconds=ctx.settings.git_poll_seconds,
             webhook_secret=secret,
+            triggered_by=f"connect by {who.name}",
             now=ctx.clock(),
         )
-        repo.requested_by = f"connect by {who.name}"
         status = GitOpsStatus.of(cluster, repo, base)
         return Connected(**status.model_dump(), webhook_secret=generated)
 
     out = await ctx.db(work)
-    if ctx.gitops is not None:
-        ctx.gitops.wake()
+    ctx.gitops.wake()
     return out
 
 
@@ -199,19 +197,16 @@ async def sync_now(
         return now
 
     requested_at = await ctx.db(work)
-    if ctx.gitops is not None:
-        ctx.gitops.wake()
+    ctx.gitops.wake()
     out = SyncRequested(cluster_name=name, requested_at=requested_at, revision=revision)
-    if wait <= 0:
-        return JSONResponse(out.model_dump(mode="json"), status_code=202)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while loop.time() < deadline:
-        out.sync = await ctx.db(lambda s: _finished_since(s, name, requested_at))
-        if out.sync is not None:
-            return JSONResponse(out.model_dump(mode="json"), status_code=200)
-        await asyncio.sleep(WAIT_POLL_SECONDS)
-    return JSONResponse(out.model_dump(mode="json"), status_code=202)
+    if wait > 0:
+        out.sync = await ctx.db_until(
+            lambda s: _finished_since(s, name, requested_at),
+            lambda row: row is not None,
+            wait,
+            WAIT_POLL_SECONDS,
+        )
+    return JSONResponse(out.model_dump(mode="json"), status_code=202 if out.sync is None else 200)
 
 
 def _finished_since(session: Session, name: str, since: datetime) -> SyncOut | None:

@@ -93,10 +93,7 @@ class GitRepoOut(BaseModel):
 
 
 def web_url_of(repo: GitRepository) -> str | None:
-    try:
-        return repourl.web_url(repo.url, repo.provider, instance_url=repo.instance_url)  # type: ignore[arg-type]
-    except repourl.RepoInputError:
-        return None
+    return repourl.web_url(repo.url, repo.provider, instance_url=repo.instance_url)  # type: ignore[arg-type]
 
 
 class GitOpsStatus(BaseModel):

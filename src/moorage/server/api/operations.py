@@ -1,6 +1,5 @@
 """Applying a definition to a cluster, and the operations (with their jobs) that record it."""
 
-import asyncio
 import logging
 from typing import Annotated
 
@@ -74,15 +73,14 @@ async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: Wait
         ) from None
     await ctx.db(lambda s: service.mark_dispatched(s, message.job_id, ctx.clock()))
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        out = await ctx.db(lambda s: OperationOut.of(service.get_operation(s, operation_id)))
-        if out.state in service.FINAL_OPERATION_STATES:
-            return JSONResponse(out.model_dump(mode="json"), status_code=200)
-        if loop.time() >= deadline:
-            return JSONResponse(out.model_dump(mode="json"), status_code=202)
-        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
+    out = await ctx.db_until(
+        lambda s: OperationOut.of(service.get_operation(s, operation_id)),
+        lambda o: o.state in service.FINAL_OPERATION_STATES,
+        wait,
+        POLL_SECONDS,
+    )
+    finished = out.state in service.FINAL_OPERATION_STATES
+    return JSONResponse(out.model_dump(mode="json"), status_code=200 if finished else 202)
 
 
 @router.get("/clusters/{name}/operations")

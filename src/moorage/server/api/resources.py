@@ -1,7 +1,6 @@
 """Browsing a cluster's resources through its agent: each request is a read job, answered by the
 agent over NATS (the server never reaches into a cluster)."""
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -40,18 +39,19 @@ async def read_through_agent(
     operation_id, message = await ctx.db(create)
     await ctx.bus.publish_job(message)
     await ctx.db(lambda s: service.mark_dispatched(s, message.job_id, ctx.clock()))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + READ_TIMEOUT_SECONDS
-    while loop.time() < deadline:
-        job = await ctx.db(lambda s: _job_view(service.get_operation(s, operation_id)))
-        if job["state"] == "success":
-            result: dict[str, Any] = job["result"]
-            return result
-        if job["state"] in ("failed", "timeout", "cancelled"):
-            raise HTTPException(
-                404 if "not found" in " ".join(job["messages"]) else 502, detail="; ".join(job["messages"])
-            )
-        await asyncio.sleep(POLL_SECONDS)
+    job = await ctx.db_until(
+        lambda s: _job_view(service.get_operation(s, operation_id)),
+        lambda j: j["state"] in ("success", "failed", "timeout", "cancelled"),
+        READ_TIMEOUT_SECONDS,
+        POLL_SECONDS,
+    )
+    if job["state"] == "success":
+        result: dict[str, Any] = job["result"]
+        return result
+    if job["state"] in ("failed", "timeout", "cancelled"):
+        raise HTTPException(
+            404 if "not found" in " ".join(job["messages"]) else 502, detail="; ".join(job["messages"])
+        )
     raise HTTPException(
         504, detail=f"the agent of cluster {name} did not answer within {READ_TIMEOUT_SECONDS}s"
     )

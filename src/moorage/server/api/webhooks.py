@@ -78,6 +78,6 @@ async def receive(provider: str, request: Request, ctx: Ctx) -> WebhookAccepted:
         return out
 
     accepted = await ctx.db(work)
-    if accepted.enqueued and ctx.gitops is not None:
+    if accepted.enqueued:
         ctx.gitops.wake()
     return accepted

@@ -1,11 +1,12 @@
 """Engine and sessions for SQLite (default) or PostgreSQL, and `migrate(url)`: Alembic, configured
 in code (no alembic.ini), with the scripts shipped inside the package."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 SessionFactory = sessionmaker[Session]
+
+R = TypeVar("R")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -52,6 +55,16 @@ def transaction(factory: SessionFactory) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+async def in_transaction(factory: SessionFactory, work: Callable[[Session], R]) -> R:
+    """`work` in one transaction on a worker thread: database drivers block, the event loop must not."""
+
+    def run() -> R:
+        with transaction(factory) as session:
+            return work(session)
+
+    return await anyio.to_thread.run_sync(run)
 
 
 def alembic_config(url: str) -> Config:

@@ -13,7 +13,6 @@ from collections import defaultdict
 
 from sqlalchemy.orm import Session
 
-from moorage.server.db.models import GitRepository
 from moorage.server.gitops import runner, store
 from moorage.server.gitops.git import GitAuth, GitError
 
@@ -63,7 +62,7 @@ class GitOpsController:
 
         def retries(session: Session) -> None:
             for repo in store.due_retries(session, now):
-                runner.retry_request(session, repo, now)
+                store.retry_due(session, repo, now)
 
         await self.deps.db(retries)
         if self._polling is None or self._polling.done():
@@ -136,7 +135,7 @@ class GitOpsController:
             requested = 0
             for key, (head, problem) in zip(keys, answers, strict=True):
                 for cluster_id, _ in groups[key]:
-                    repo = session.query(GitRepository).filter_by(cluster_id=cluster_id).one_or_none()
+                    repo = store.repository_of(session, cluster_id)
                     if repo is None or repo.requested_at is not None or cluster_id in self.running:
                         continue
                     if head is None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from moorage.server import service
 from moorage.server.bundle import MAX_BUNDLE_BYTES, BundleCheck, BundleError, validate_tree
 from moorage.server.db.models import GitRepository
-from moorage.server.db.session import SessionFactory, transaction
+from moorage.server.db.session import SessionFactory, in_transaction
 from moorage.server.gitops import store
 from moorage.server.gitops.git import Git, GitAuth, GitError
 from moorage.server.ports import Bus
@@ -45,11 +45,7 @@ class Deps:
     clock: Callable[[], datetime]
 
     async def db(self, work: Callable[[Session], R]) -> R:
-        def run() -> R:
-            with transaction(self.session_factory) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await in_transaction(self.session_factory, work)
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ class SyncFailed(Exception):
 
 
 def _repo(session: Session, cluster_id: str) -> GitRepository:
-    repo = session.query(GitRepository).filter_by(cluster_id=cluster_id).one_or_none()
+    repo = store.repository_of(session, cluster_id)
     if repo is None:
         raise service.NotFound("the cluster was disconnected from Git during the sync")
     return repo
@@ -97,7 +93,7 @@ async def claim(deps: Deps, cluster_id: str) -> Run | None:
     """Start the cluster's requested sync (None if there is no request any more)."""
 
     def work(session: Session) -> Run | None:
-        repo = session.query(GitRepository).filter_by(cluster_id=cluster_id).one_or_none()
+        repo = store.repository_of(session, cluster_id)
         if repo is None or repo.requested_at is None:
             return None
         row = store.start_sync(session, repo, deps.clock())
@@ -332,7 +328,7 @@ async def _fail(deps: Deps, run: Run, failure: SyncFailed) -> None:
         now = deps.clock()
         row = store.get_sync(session, run.sync_id)
         store.finish(row, now, status="failed", error=failure.error, message=failure.error.get("message", ""))
-        repo = session.query(GitRepository).filter_by(cluster_id=run.cluster_id).one_or_none()
+        repo = store.repository_of(session, run.cluster_id)
         if repo is None:
             return
         repo.sync_status = store.ERROR
@@ -345,9 +341,6 @@ async def _fail(deps: Deps, run: Run, failure: SyncFailed) -> None:
                 repo.retry_count, deps.settings.git_retry_base_seconds, deps.settings.git_retry_max_seconds
             )
             repo.next_retry_at = now + timedelta(seconds=delay)
-            repo.requested_source = run.source
-            repo.requested_by = run.triggered_by
-            repo.requested_revision = run.revision
             row.message = f"{row.message} (attempt {repo.retry_count + 1} in {delay:.0f} s)"
         else:
             repo.retry_count = 0
@@ -355,17 +348,3 @@ async def _fail(deps: Deps, run: Run, failure: SyncFailed) -> None:
 
     await deps.db(work)
     log.warning("GitOps sync of %s failed: %s", run.cluster_name, failure.error.get("message", ""))
-
-
-def retry_request(session: Session, repo: GitRepository, now: datetime) -> None:
-    """A backoff ran out: request the same sync again, counting the attempt."""
-    store.request_sync(
-        session,
-        repo,
-        repo.requested_source or "manual",
-        repo.requested_by or "retry",
-        revision=repo.requested_revision,
-        retry=repo.retry_count,
-        now=now,
-    )
-    repo.next_retry_at = None

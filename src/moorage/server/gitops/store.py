@@ -203,7 +203,11 @@ def checked_source(
 
 
 def get_repository(session: Session, cluster: Cluster) -> GitRepository | None:
-    return session.scalar(select(GitRepository).where(GitRepository.cluster_id == cluster.id))
+    return repository_of(session, cluster.id)
+
+
+def repository_of(session: Session, cluster_id: str) -> GitRepository | None:
+    return session.scalar(select(GitRepository).where(GitRepository.cluster_id == cluster_id))
 
 
 def previous_source(session: Session, cluster: Cluster) -> dict[str, Any] | None:
@@ -245,6 +249,7 @@ def connect(
     *,
     default_poll_seconds: int,
     webhook_secret: str | None = None,
+    triggered_by: str = "connect",
     now: datetime | None = None,
 ) -> tuple[GitRepository, str | None]:
     """Create or update the cluster's repository and request a first sync. Returns the row and the
@@ -286,7 +291,7 @@ def connect(
     repo.next_poll_at = next_poll(repo, now)
     repo.last_seen_head = None
     repo.next_retry_at = None
-    request_sync(session, repo, "manual", "connect", now=now)
+    request_sync(session, repo, "manual", triggered_by, now=now)
     return repo, generated
 
 
@@ -430,11 +435,33 @@ def interrupted_syncs(session: Session, now: datetime) -> int:
         finish(
             row, now, status="failed", error=general_error("interrupted: the server stopped during this sync")
         )
-        repo = session.scalar(select(GitRepository).where(GitRepository.cluster_id == row.cluster_id))
+        repo = repository_of(session, row.cluster_id)
         if repo is not None and repo.requested_at is None:
-            request_sync(session, repo, row.source, row.triggered_by, revision=row.revision, now=now)
+            request_again(session, repo, row, now=now)
         count += 1
     return count
+
+
+def request_again(
+    session: Session, repo: GitRepository, row: GitSync | None, *, retry: int = 0, now: datetime
+) -> None:
+    """Request the sync that `row` ran (same source, trigger and revision) once more."""
+    if row is None:
+        request_sync(session, repo, "manual", "retry", retry=retry, now=now)
+    else:
+        request_sync(session, repo, row.source, row.triggered_by, revision=row.revision, retry=retry, now=now)
+
+
+def retry_due(session: Session, repo: GitRepository, now: datetime) -> None:
+    """A backoff ran out: the last (failed) sync is requested again, counting the attempt."""
+    last = session.scalar(
+        select(GitSync)
+        .where(GitSync.cluster_id == repo.cluster_id)
+        .order_by(GitSync.started_at.desc())
+        .limit(1)
+    )
+    request_again(session, repo, last, retry=repo.retry_count, now=now)
+    repo.next_retry_at = None
 
 
 def finish(
