@@ -1,14 +1,11 @@
 """`moorage agent`: the per-cluster agent (outbound connections only)."""
 
-import asyncio
 import logging
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from moorage.agent.runner import Agent, AgentSettings, RegistrationError
 
 
 def agent_command(
@@ -38,6 +35,11 @@ def agent_command(
     ] = 15.0,
 ) -> None:
     """Run the agent of one cluster: connects out to the server and NATS, runs jobs, sweeps, heartbeats."""
+    # here, not at the top: nats, the engine and the Kubernetes client load only when the agent runs
+    import asyncio
+
+    from moorage.agent.runner import Agent, AgentSettings, RegistrationError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     secret = token or os.environ.get("MOORAGE_AGENT_TOKEN")
     if not secret:

@@ -5,15 +5,21 @@ token from `--token`, else $MOORAGE_TOKEN. Errors answered by the server print i
 a server that cannot be reached exits 2 naming the URL. The token is sent only in the Authorization
 header and never printed: messages pass through `Remote.scrub` before they are shown."""
 
+from __future__ import annotations
+
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-import httpx
 import typer
-from rich.console import Console
+
+from moorage.cli.output import err
+
+if TYPE_CHECKING:
+    import httpx  # imported where a request is made: it costs more than the rest of `moorage --help`
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 SERVER_ENV = "MOORAGE_SERVER"
@@ -23,8 +29,6 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 
 EXIT_ERROR = 1
 EXIT_UNREACHABLE = 2
-
-err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _default_transport() -> httpx.BaseTransport | None:
@@ -69,6 +73,11 @@ def _detail_of(response: httpx.Response) -> tuple[str, Mapping[str, Any] | None]
     return text, body if isinstance(body, dict) else None
 
 
+def api_path(*parts: str) -> str:
+    """An API path of URL-quoted segments: api_path("clusters", "a/b") == "/clusters/a%2Fb"."""
+    return "/" + "/".join(quote(p, safe="") for p in parts)
+
+
 def normalize_server(url: str) -> str:
     url = url.strip().rstrip("/")
     return url if "://" in url else f"http://{url}"
@@ -82,7 +91,7 @@ class Remote:
     token: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_options(cls, server: str | None, token: str | None) -> "Remote":
+    def from_options(cls, server: str | None, token: str | None) -> Remote:
         url = server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
         secret = token or os.environ.get(TOKEN_ENV) or None
         return cls(normalize_server(url), secret)
@@ -93,6 +102,8 @@ class Remote:
         return text
 
     def _client(self, timeout: float | None) -> httpx.Client:
+        import httpx
+
         headers = {"Accept": "application/json", "User-Agent": "moorage-cli"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -114,6 +125,8 @@ class Remote:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> tuple[int, Any]:
         """(status code, decoded JSON) of a 2xx answer; ApiError or Unreachable otherwise."""
+        import httpx
+
         try:
             with self._client(timeout) as client:
                 response = client.request(method, path, params=params, json=body)
@@ -135,6 +148,8 @@ class Remote:
 
     def events(self, path: str, params: Mapping[str, str | int | float]) -> Iterator[tuple[str, str]]:
         """(event, data) of a server-sent events stream, until the server ends it."""
+        import httpx
+
         try:
             with self._client(timeout=None) as client, client.stream("GET", path, params=params) as response:
                 if not response.is_success:

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from moorage import devcluster
+# moorage.devcluster (http.client, ssl, …) is imported in each command: `moorage --help` needs none of it
 
 app = typer.Typer(help="A real local Kubernetes (etcd, API server, controllers, kwok nodes) as processes.")
 err = Console(stderr=True, soft_wrap=True)
@@ -22,6 +22,8 @@ def up(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 90.0,
 ) -> None:
     """Start a devcluster; the last line printed is its kubeconfig path."""
+    from moorage import devcluster
+
     started = time.monotonic()
     try:
         cluster = devcluster.up(name, nodes=nodes, timeout=timeout)
@@ -39,6 +41,8 @@ def up(
 @app.command()
 def down(name: NameOption = "dev") -> None:
     """Stop every process of the devcluster and remove its state."""
+    from moorage import devcluster
+
     try:
         existed = devcluster.down(name)
     except devcluster.DevclusterError as e:
@@ -50,6 +54,8 @@ def down(name: NameOption = "dev") -> None:
 @app.command()
 def status() -> None:
     """List devclusters and their health."""
+    from moorage import devcluster
+
     clusters = devcluster.list_clusters()
     if not clusters:
         err.print("no devclusters (start one with `moorage devcluster up --name NAME`)")

@@ -1,29 +1,25 @@
 """Standalone commands, no server needed: `moorage sync | diff | status | sweep PATH --kubeconfig K`."""
 
-import asyncio
+from __future__ import annotations
+
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from moorage.cli.spec_commands import EXIT_INVALID, EXIT_USAGE, NoDecryptOpt, PathArg, VarOpt, _load
-from moorage.engine.addons import release_health
-from moorage.engine.context import EngineContext, Options
-from moorage.engine.executor import current_release, sync
-from moorage.engine.outcome import EntryOutcome, EntryStatus
-from moorage.engine.sweep import detect_drift, sweep
-from moorage.helm.cli import Helm, HelmError
-from moorage.helm.storage import latest, read_releases
-from moorage.kube import config as kube_config
-from moorage.kube.client import KubeClient
-from moorage.kube.errors import KubeError
-from moorage.spec.content import ResolvedCluster
-from moorage.spec.graph import Plan
+
+# The engine, helm and the Kubernetes client are imported inside each command, never up here:
+# `moorage --help` and the client commands load this module too, and must not pay for them.
+if TYPE_CHECKING:
+    from moorage.engine.context import EngineContext, Options
+    from moorage.engine.outcome import EntryOutcome
+    from moorage.spec.content import ResolvedCluster
+    from moorage.spec.graph import Plan
 
 T = TypeVar("T")
 out = Console()
@@ -39,13 +35,13 @@ TimeoutOpt = Annotated[
     int | None, typer.Option("--timeout", help="Seconds per helm operation (default: job_configuration).")
 ]
 
-_STYLE = {
-    EntryStatus.APPLIED: "green",
-    EntryStatus.UNCHANGED: "dim",
-    EntryStatus.PLANNED: "cyan",
-    EntryStatus.FAILED: "red",
-    EntryStatus.BLOCKED: "yellow",
-    EntryStatus.CANCELLED: "yellow",
+_STYLE = {  # by moorage.engine.outcome.EntryStatus (a StrEnum)
+    "applied": "green",
+    "unchanged": "dim",
+    "planned": "cyan",
+    "failed": "red",
+    "blocked": "yellow",
+    "cancelled": "yellow",
 }
 
 
@@ -64,6 +60,14 @@ def _run(
     options: Options,
     body: Callable[[EngineContext], Awaitable[T]],
 ) -> T:
+    import asyncio
+
+    from moorage.engine.context import EngineContext
+    from moorage.helm.cli import Helm, HelmError
+    from moorage.kube import config as kube_config
+    from moorage.kube.client import KubeClient
+    from moorage.kube.errors import KubeError
+
     async def main() -> T:
         try:
             cluster = kube_config.load(kubeconfig, context)
@@ -98,6 +102,11 @@ def sync_command(
     no_decrypt: NoDecryptOpt = False,
 ) -> None:
     """Deploy a definition to a cluster: waves, parents, Helm add-ons and manifests."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from moorage.engine.context import Options
+    from moorage.engine.executor import sync
+
     cluster, plan = _definition(path, var, no_decrypt)
     options = Options(
         concurrency=concurrency,
@@ -161,6 +170,10 @@ def diff_command(
     no_decrypt: NoDecryptOpt = False,
 ) -> None:
     """Show drift of every add-on: each resource and field that differs from its release (exit 1 if any)."""
+    from moorage.engine.context import Options
+    from moorage.engine.sweep import detect_drift
+    from moorage.helm.storage import latest, read_releases
+
     cluster, _ = _definition(path, var, no_decrypt)
 
     async def body(ctx: EngineContext) -> dict[str, Any]:
@@ -196,6 +209,11 @@ def status_command(
     no_decrypt: NoDecryptOpt = False,
 ) -> None:
     """Health of every add-on, from its live resources, with the reason."""
+    from moorage.engine.addons import release_health
+    from moorage.engine.context import Options
+    from moorage.engine.executor import current_release
+    from moorage.helm.storage import latest, read_releases
+
     cluster, _ = _definition(path, var, no_decrypt)
 
     async def body(ctx: EngineContext) -> list[dict[str, Any]]:
@@ -244,6 +262,9 @@ def sweep_command(
     no_decrypt: NoDecryptOpt = False,
 ) -> None:
     """Run one reconcile sweep (recover, drift, self-heal, prune) and print its heartbeat record."""
+    from moorage.engine.context import Options
+    from moorage.engine.sweep import sweep
+
     cluster, _ = _definition(path, var, no_decrypt)
 
     async def body(ctx: EngineContext) -> dict[str, Any]:

@@ -14,25 +14,27 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
-from moorage.cli.client import DEFAULT_TIMEOUT_SECONDS, ApiError, Remote, handled
+from moorage.cli.client import DEFAULT_TIMEOUT_SECONDS, ApiError, Remote, api_path, handled
+from moorage.cli.output import (
+    STATE_STYLE,
+    Output,
+    OutputOpt,
+    dump,
+    err,
+    esc,
+    format_issue,
+    out,
+    styled,
+    when,
+)
 from moorage.cli.remote_commands import (
-    _STYLE,
     EXIT_FAILED,
     EXIT_USAGE,
     MAX_FILE_BYTES,
     MAX_WAIT_SECONDS,
-    Output,
-    OutputOpt,
     ServerOpt,
     TokenOpt,
-    _dump,
-    _esc,
-    _path,
-    _when,
     cluster_app,
-    err,
-    format_issue,
-    out,
 )
 
 # connecting with --allow-repoint asks the agent whether the cluster holds PVCs (up to 30 s)
@@ -154,11 +156,11 @@ def credentials_create(
     with handled(remote):
         _, data = remote.call("POST", "/credentials", body=body)
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
-    out.print(f"created credential [bold]{_esc(data['name'])}[/] ({_esc(data['kind'])})")
+    out.print(f"created credential [bold]{esc(data['name'])}[/] ({esc(data['kind'])})")
     out.print(
-        f"use it with `moorage cluster connect CLUSTER --url URL --credential {_esc(data['name'])}`",
+        f"use it with `moorage cluster connect CLUSTER --url URL --credential {esc(data['name'])}`",
         style="dim",
     )
 
@@ -172,7 +174,7 @@ def credentials_list(
     with handled(remote):
         data = remote.get("/credentials")
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     if not data:
         out.print("no credentials yet; add one with `moorage credentials create NAME`")
@@ -181,13 +183,13 @@ def credentials_list(
     for c in data:
         used = int(c.get("used_by") or 0)
         table.add_row(
-            _esc(c["name"]),
-            _esc(c.get("kind")),
-            _esc(c.get("username") or "-"),
+            esc(c["name"]),
+            esc(c.get("kind")),
+            esc(c.get("username") or "-"),
             f"{used} cluster{'s' if used != 1 else ''}",
-            _when(c.get("created_at")),
-            _when(c.get("updated_at")),
-            _esc(c.get("id")),
+            when(c.get("created_at")),
+            when(c.get("updated_at")),
+            esc(c.get("id")),
         )
     out.print(table)
 
@@ -209,12 +211,12 @@ def credentials_rotate(
     if username is not None:
         body["username"] = username
     with handled(remote):
-        _, data = remote.call("PUT", _path("credentials", name), body={"secret": secret, **body})
+        _, data = remote.call("PUT", api_path("credentials", name), body={"secret": secret, **body})
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     out.print(
-        f"rotated credential [bold]{_esc(data['name'])}[/]; the previous secret is gone. Clusters in "
+        f"rotated credential [bold]{esc(data['name'])}[/]; the previous secret is gone. Clusters in "
         "retry because of it try again now."
     )
 
@@ -230,7 +232,7 @@ def credentials_delete(
     remote = Remote.from_options(server, token)
     with handled(remote):
         try:
-            _, data = remote.call("DELETE", _path("credentials", name))
+            _, data = remote.call("DELETE", api_path("credentials", name))
         except ApiError as e:
             if e.status_code == 409:
                 err.print(
@@ -242,9 +244,9 @@ def credentials_delete(
                 raise typer.Exit(EXIT_FAILED) from None
             raise
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
-    out.print(f"deleted credential {_esc(data['name'])}")
+    out.print(f"deleted credential {esc(data['name'])}")
 
 
 # --------------------------------------------------------------------------- cluster: connection
@@ -257,21 +259,19 @@ class Provider(StrEnum):
 
 
 def _sync_status(status: Any) -> str:
-    text = "" if status is None else str(status)
-    style = SYNC_STATUS_STYLE.get(text)
-    return f"[{style}]{_esc(text)}[/]" if style else _esc(text)
+    return styled(status, SYNC_STATUS_STYLE)
 
 
 def _run_status(status: Any) -> str:
     """A history row's status as a label: Success, Failed, Running."""
     text = "" if status is None else str(status)
-    style = _STYLE.get(text)
-    label = _esc(text.capitalize())
+    style = STATE_STYLE.get(text)
+    label = esc(text.capitalize())
     return f"[{style}]{label}[/]" if style else label
 
 
 def _short(sha: Any) -> str:
-    return _esc(str(sha)[:SHORT_SHA]) if sha else "-"
+    return esc(str(sha)[:SHORT_SHA]) if sha else "-"
 
 
 def _error_lines(error: dict[str, Any], root: str) -> list[str]:
@@ -297,39 +297,39 @@ def _show_status(data: dict[str, Any]) -> None:
     repo = data.get("git_repo")
     if data.get("sync_status") == NOT_CONFIGURED or not isinstance(repo, dict):
         out.print(
-            f"cluster {_esc(name)} is {_sync_status(NOT_CONFIGURED)}: not connected to a Git repository; "
-            f"connect it with `moorage cluster connect {_esc(name)} --url URL`"
+            f"cluster {esc(name)} is {_sync_status(NOT_CONFIGURED)}: not connected to a Git repository; "
+            f"connect it with `moorage cluster connect {esc(name)} --url URL`"
         )
         return
     table = Table("field", "value", show_header=False)
-    table.add_row("cluster", _esc(name))
+    table.add_row("cluster", esc(name))
     table.add_row("status", _sync_status(data.get("sync_status")))
-    table.add_row("phase", _esc(data.get("sync_phase") or "-"))
+    table.add_row("phase", esc(data.get("sync_phase") or "-"))
     if data.get("sync_progress_message"):
-        table.add_row("progress", _esc(data["sync_progress_message"]))
-    table.add_row("repository", _esc(repo.get("url")) + (f" ({_esc(repo['provider'])})"))
+        table.add_row("progress", esc(data["sync_progress_message"]))
+    table.add_row("repository", esc(repo.get("url")) + (f" ({esc(repo['provider'])})"))
     if repo.get("web_url"):
-        table.add_row("web", _esc(repo["web_url"]))
-    table.add_row("branch", _esc(repo.get("branch")))
-    table.add_row("path", _esc(repo.get("path")))
-    table.add_row("credential", _esc(repo.get("credential_name") or "-"))
-    table.add_row("poll interval", f"{_esc(repo.get('poll_interval_seconds'))} s")
-    table.add_row("webhook URL", _esc(repo.get("webhook_url")))
+        table.add_row("web", esc(repo["web_url"]))
+    table.add_row("branch", esc(repo.get("branch")))
+    table.add_row("path", esc(repo.get("path")))
+    table.add_row("credential", esc(repo.get("credential_name") or "-"))
+    table.add_row("poll interval", f"{esc(repo.get('poll_interval_seconds'))} s")
+    table.add_row("webhook URL", esc(repo.get("webhook_url")))
     commit = _short(data.get("last_commit_sha"))
     if data.get("last_commit_timestamp"):
-        commit += f" (committed {_when(data['last_commit_timestamp'])})"
+        commit += f" (committed {when(data['last_commit_timestamp'])})"
     table.add_row("last commit", commit)
     if data.get("last_commit_url"):
-        table.add_row("commit URL", _esc(data["last_commit_url"]))
-    synced = _when(data.get("last_synced_at"))
+        table.add_row("commit URL", esc(data["last_commit_url"]))
+    synced = when(data.get("last_synced_at"))
     if data.get("last_synced_from"):
-        synced += f" from {_esc(data['last_synced_from'])}"
+        synced += f" from {esc(data['last_synced_from'])}"
     table.add_row("last synced", synced)
     if data.get("pending_commit_sha"):
         table.add_row("pending commit", _short(data["pending_commit_sha"]))
-    retries = _esc(data.get("retry_count") or 0)
+    retries = esc(data.get("retry_count") or 0)
     if data.get("next_retry_at"):
-        retries += f", next retry at {_when(data['next_retry_at'])}"
+        retries += f", next retry at {when(data['next_retry_at'])}"
     table.add_row("retries", retries)
     if data.get("source_mismatch"):
         table.add_row(
@@ -346,17 +346,17 @@ def _show_status(data: dict[str, Any]) -> None:
 def _print_webhook(data: dict[str, Any], secret_env: str | None) -> None:
     repo = data.get("git_repo")
     if isinstance(repo, dict) and repo.get("webhook_url"):
-        out.print(f"Webhook URL (a push webhook of the repository): {_esc(repo['webhook_url'])}")
+        out.print(f"Webhook URL (a push webhook of the repository): {esc(repo['webhook_url'])}")
     secret = data.get("webhook_secret")
     if secret:
         out.print(
-            f"Webhook secret of cluster {_esc(data.get('cluster_name'))} (shown only now; it cannot be "
+            f"Webhook secret of cluster {esc(data.get('cluster_name'))} (shown only now; it cannot be "
             "read again):",
             style="bold",
         )
         out.print(secret, markup=False, soft_wrap=True)
     elif secret_env:
-        out.print(f"Webhook secret: the one from ${_esc(secret_env)}")
+        out.print(f"Webhook secret: the one from ${esc(secret_env)}")
     else:
         out.print("Webhook secret: unchanged (`moorage cluster rotate-webhook-secret` issues a new one)")
 
@@ -469,17 +469,17 @@ def cluster_connect(
     with handled(remote):
         _, data = remote.call(
             "PUT",
-            _path("clusters", name, "gitops"),
+            api_path("clusters", name, "gitops"),
             body=body,
             timeout=DEFAULT_TIMEOUT_SECONDS + REPOINT_CHECK_SECONDS,
         )
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
-    out.print(f"connected cluster [bold]{_esc(data['cluster_name'])}[/] to {_esc(url)}; a sync is requested")
+    out.print(f"connected cluster [bold]{esc(data['cluster_name'])}[/] to {esc(url)}; a sync is requested")
     _show_status(data)
     _print_webhook(data, webhook_secret_env)
-    out.print(f"follow the sync with `moorage cluster gitops {_esc(data['cluster_name'])}`", style="dim")
+    out.print(f"follow the sync with `moorage cluster gitops {esc(data['cluster_name'])}`", style="dim")
 
 
 @cluster_app.command("disconnect")
@@ -489,12 +489,12 @@ def cluster_disconnect(
     """Stop syncing the cluster from Git; what is deployed stays, and so does the sync history."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        _, data = remote.call("DELETE", _path("clusters", name, "gitops"))
+        _, data = remote.call("DELETE", api_path("clusters", name, "gitops"))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     out.print(
-        f"disconnected cluster {_esc(name)} from Git: nothing in the cluster changed and its sync history "
+        f"disconnected cluster {esc(name)} from Git: nothing in the cluster changed and its sync history "
         "stays. Connecting it again issues a new webhook secret."
     )
 
@@ -506,12 +506,12 @@ def cluster_rotate_webhook_secret(
     """Issue a new webhook secret (shown once); the previous one stops working."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        _, data = remote.call("POST", _path("clusters", name, "gitops", "webhook-secret", "rotate"))
+        _, data = remote.call("POST", api_path("clusters", name, "gitops", "webhook-secret", "rotate"))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     out.print(
-        f"the previous webhook secret of cluster {_esc(name)} no longer works; "
+        f"the previous webhook secret of cluster {esc(name)} no longer works; "
         "give the new one to the repository's webhook"
     )
     _print_webhook(data, None)
@@ -524,9 +524,9 @@ def cluster_gitops(
     """The cluster's GitOps status: sync status and phase, last commit, retries, the last error."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        data = remote.get(_path("clusters", name, "gitops", "status"))
+        data = remote.get(api_path("clusters", name, "gitops", "status"))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     _show_status(data)
 
@@ -554,29 +554,29 @@ def _changes(changes: Any) -> str:
 
 def _show_sync(sync: dict[str, Any]) -> None:
     table = Table("field", "value", show_header=False)
-    table.add_row("sync", _esc(sync.get("id")))
+    table.add_row("sync", esc(sync.get("id")))
     table.add_row("status", _run_status(sync.get("status")))
-    table.add_row("source", f"{_esc(sync.get('source'))} by {_esc(sync.get('triggered_by') or '-')}")
+    table.add_row("source", f"{esc(sync.get('source'))} by {esc(sync.get('triggered_by') or '-')}")
     commit = _short(sync.get("commit_sha"))
     if sync.get("revision"):
-        commit += f" (asked for {_esc(sync['revision'])})"
+        commit += f" (asked for {esc(sync['revision'])})"
     table.add_row("commit", commit)
     if sync.get("commit_url"):
-        table.add_row("commit URL", _esc(sync["commit_url"]))
-    table.add_row("from", f"{_esc(sync.get('url'))} {_esc(sync.get('branch'))}:{_esc(sync.get('path'))}")
-    table.add_row("started", _when(sync.get("started_at")))
-    table.add_row("finished", _when(sync.get("finished_at")))
+        table.add_row("commit URL", esc(sync["commit_url"]))
+    table.add_row("from", f"{esc(sync.get('url'))} {esc(sync.get('branch'))}:{esc(sync.get('path'))}")
+    table.add_row("started", when(sync.get("started_at")))
+    table.add_row("finished", when(sync.get("finished_at")))
     table.add_row("duration", _duration(sync.get("duration_ms")))
-    table.add_row("retries", _esc(sync.get("retry_count") or 0))
+    table.add_row("retries", esc(sync.get("retry_count") or 0))
     changes = sync.get("changes")
     table.add_row("changes", _changes(changes))
     if isinstance(changes, dict):
         for kind, entries in changes.items():
             if isinstance(entries, list) and entries:
-                table.add_row(f"  {_esc(kind)}", _esc(", ".join(str(e) for e in entries)))
+                table.add_row(f"  {esc(kind)}", esc(", ".join(str(e) for e in entries)))
     if sync.get("operation_id"):
-        table.add_row("operation", _esc(sync["operation_id"]))
-    table.add_row("message", _esc(sync.get("message")))
+        table.add_row("operation", esc(sync["operation_id"]))
+    table.add_row("message", esc(sync.get("message")))
     out.print(table)
     _print_error(sync.get("error"), str(sync.get("path") or ""))
 
@@ -609,19 +609,19 @@ def cluster_sync(
     with handled(remote):
         _, data = remote.call(
             "POST",
-            _path("clusters", name, "gitops", "sync"),
+            api_path("clusters", name, "gitops", "sync"),
             params={"wait": wait} if wait else None,
             body={"revision": revision} if revision is not None else None,
             timeout=DEFAULT_TIMEOUT_SECONDS + wait,
         )
     sync = data.get("sync")
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
     elif not wait:
-        at = f" at {_esc(data['revision'])}" if data.get("revision") else ""
+        at = f" at {esc(data['revision'])}" if data.get("revision") else ""
         out.print(
-            f"requested a sync of cluster {_esc(name)}{at}; follow it with "
-            f"`moorage cluster gitops {_esc(name)}` or `moorage cluster history {_esc(name)}`"
+            f"requested a sync of cluster {esc(name)}{at}; follow it with "
+            f"`moorage cluster gitops {esc(name)}` or `moorage cluster history {esc(name)}`"
         )
     elif isinstance(sync, dict):
         _show_sync(sync)
@@ -677,31 +677,31 @@ def cluster_history(
     remote = Remote.from_options(server, token)
     with handled(remote):
         data = remote.get(
-            _path("clusters", name, "gitops", "history"),
+            api_path("clusters", name, "gitops", "history"),
             page=page,
             page_size=page_size,
             sort=sort.value,
             order=order.value,
         )
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     pagination = data.get("pagination") or {}
     total = int(pagination.get("total_count") or 0)
     if not total:
-        out.print(f"no syncs yet for cluster {_esc(name)}")
+        out.print(f"no syncs yet for cluster {esc(name)}")
         return
     table = Table("Status", "Source", "Commit", "Started", "Duration", "Triggered by", "Retries", "Message")
     for sync in data["result"]:
         table.add_row(
             _run_status(sync.get("status")),
-            _esc(sync.get("source")),
+            esc(sync.get("source")),
             _short(sync.get("commit_sha")),
-            _when(sync.get("started_at")),
+            when(sync.get("started_at")),
             _duration(sync.get("duration_ms")),
-            _esc(sync.get("triggered_by") or "-"),
-            _esc(sync.get("retry_count") or 0),
-            _esc(_row_message(sync)),
+            esc(sync.get("triggered_by") or "-"),
+            esc(sync.get("retry_count") or 0),
+            esc(_row_message(sync)),
         )
     out.print(table)
     out.print(

@@ -1,4 +1,11 @@
-"""The `moorage` command."""
+"""The `moorage` command.
+
+Every command module is imported here, so each must be cheap to import: at its top only the standard
+library, typer, rich and the CLI's own light modules (`client`, `output`). Whatever a command needs
+beyond that (moorage.server, moorage.agent, the engine, helm, kube, moorage.spec, moorage.devcluster,
+httpx, yaml, asyncio) is imported inside the function that runs it, so `moorage --help` and the
+client commands start at once. tests/unit/cli/test_startup_imports.py checks this in a fresh process.
+"""
 
 import typer
 

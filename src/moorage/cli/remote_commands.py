@@ -4,35 +4,31 @@
 import json
 import os
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
-import yaml
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from moorage.cli.client import DEFAULT_TIMEOUT_SECONDS, SERVER_ENV, TOKEN_ENV, ApiError, Remote, handled
-from moorage.spec.loader import UsageError, find_root_file
+from moorage.cli.client import (
+    DEFAULT_TIMEOUT_SECONDS,
+    SERVER_ENV,
+    TOKEN_ENV,
+    ApiError,
+    Remote,
+    api_path,
+    handled,
+)
+from moorage.cli.output import Output, OutputOpt, dump, err, esc, format_issue, out, styled, when
+
+# Only light imports up here (typer, rich, the CLI's own client and output): `moorage --help` and every
+# client command import this module. moorage.spec (pydantic) is imported where a bundle is built.
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 MAX_FILE_BYTES = 1024 * 1024
 MAX_WAIT_SECONDS = 600
 SECRET_KEY_MARKERS = ("AGE-SECRET-KEY-", "-----BEGIN PGP PRIVATE KEY BLOCK-----")
-
-out = Console(highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-class Output(StrEnum):
-    table = "table"
-    json = "json"
-    yaml = "yaml"
-
 
 ServerOpt = Annotated[
     str | None,
@@ -46,60 +42,8 @@ TokenOpt = Annotated[
     str | None,
     typer.Option("--token", help=f"An API token (default: ${TOKEN_ENV}).", show_default=False),
 ]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
 ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="The cluster's name.")]
-
-_STYLE = {
-    "online": "green",
-    "success": "green",
-    "applied": "green",
-    "unchanged": "dim",
-    "Healthy": "green",
-    "offline": "red",
-    "never_connected": "yellow",
-    "failed": "red",
-    "critical": "red",
-    "timeout": "red",
-    "Degraded": "red",
-    "Missing": "red",
-    "running": "cyan",
-    "stopping": "yellow",
-    "cleanup": "yellow",
-    "pending": "yellow",
-    "blocked": "yellow",
-    "cancelling": "yellow",
-    "cancelled": "dim",
-    "Progressing": "yellow",
-}
 FAILED_OPERATION_STATES = frozenset({"failed", "critical", "cancelled"})
-
-
-def _styled(value: Any) -> str:
-    text = "" if value is None else str(value)
-    style = _STYLE.get(text)
-    return f"[{style}]{_esc(text)}[/]" if style else _esc(text)
-
-
-def _esc(text: Any) -> str:
-    return "" if text is None else escape(str(text))
-
-
-def _when(value: Any) -> str:
-    """API timestamps (ISO 8601, UTC) shortened to 'YYYY-MM-DD HH:MM:SS'."""
-    if not isinstance(value, str) or not value:
-        return "-"
-    return value[:19].replace("T", " ")
-
-
-def _dump(data: Any, output: Output) -> None:
-    if output is Output.json:
-        typer.echo(json.dumps(data, indent=2))
-    else:
-        typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
-
-
-def _path(*parts: str) -> str:
-    return "/" + "/".join(quote(p, safe="") for p in parts)
 
 
 # --------------------------------------------------------------------------- cluster
@@ -112,7 +56,7 @@ cluster_app = typer.Typer(
 
 
 def _agent_instructions(remote: Remote, name: str, token: str) -> None:
-    out.print(f"Agent token of cluster {_esc(name)} (shown only now; it cannot be read again):", style="bold")
+    out.print(f"Agent token of cluster {esc(name)} (shown only now; it cannot be read again):", style="bold")
     out.print(token, markup=False, soft_wrap=True)
     out.print("Run the agent with access to the cluster:")
     out.print(f"  moorage agent --server {remote.server} --token {token}", markup=False, soft_wrap=True)
@@ -131,9 +75,9 @@ def cluster_register(
     with handled(remote):
         _, data = remote.call("POST", "/clusters", body={"name": name, "description": description})
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
-    out.print(f"registered cluster [bold]{_esc(data['name'])}[/] (id {_esc(data['id'])})")
+    out.print(f"registered cluster [bold]{esc(data['name'])}[/] (id {esc(data['id'])})")
     _agent_instructions(remote, data["name"], data["agent_token"])
 
 
@@ -144,7 +88,7 @@ def cluster_list(server: ServerOpt = None, token: TokenOpt = None, output: Outpu
     with handled(remote):
         data = remote.pages("/clusters")
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     if not data["result"]:
         out.print("no clusters yet; add one with `moorage cluster register NAME`")
@@ -152,13 +96,13 @@ def cluster_list(server: ServerOpt = None, token: TokenOpt = None, output: Outpu
     table = Table("name", "state", "last heartbeat", "agent", "agent token", "description", "id")
     for c in data["result"]:
         table.add_row(
-            _esc(c["name"]),
-            _styled(c["state"]),
-            _when(c.get("last_heartbeat_at")),
-            _esc(c.get("agent_version") or "-"),
+            esc(c["name"]),
+            styled(c["state"]),
+            when(c.get("last_heartbeat_at")),
+            esc(c.get("agent_version") or "-"),
             "[red]revoked[/]" if c.get("agent_token_revoked") else "active",
-            _esc(c.get("description")),
-            _esc(c["id"]),
+            esc(c.get("description")),
+            esc(c["id"]),
         )
     out.print(table)
 
@@ -173,24 +117,24 @@ def cluster_get(
     """One cluster: state, agent, last heartbeat."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        data = remote.get(_path("clusters", name))
+        data = remote.get(api_path("clusters", name))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     table = Table("field", "value", show_header=False)
-    table.add_row("name", _esc(data["name"]))
-    table.add_row("id", _esc(data["id"]))
-    table.add_row("state", _styled(data["state"]))
-    table.add_row("description", _esc(data.get("description")))
-    table.add_row("created", _when(data.get("created_at")))
-    table.add_row("last heartbeat", _when(data.get("last_heartbeat_at")))
-    table.add_row("agent version", _esc(data.get("agent_version") or "-"))
+    table.add_row("name", esc(data["name"]))
+    table.add_row("id", esc(data["id"]))
+    table.add_row("state", styled(data["state"]))
+    table.add_row("description", esc(data.get("description")))
+    table.add_row("created", when(data.get("created_at")))
+    table.add_row("last heartbeat", when(data.get("last_heartbeat_at")))
+    table.add_row("agent version", esc(data.get("agent_version") or "-"))
     table.add_row("agent token", "[red]revoked[/]" if data.get("agent_token_revoked") else "active")
     heartbeat = data.get("heartbeat")
     if isinstance(heartbeat, dict):
         for key, value in sorted(heartbeat.items()):
             if not isinstance(value, dict | list):
-                table.add_row(f"heartbeat.{_esc(key)}", _esc(value))
+                table.add_row(f"heartbeat.{esc(key)}", esc(value))
     out.print(table)
 
 
@@ -208,11 +152,11 @@ def cluster_delete(
         err.print("aborted; nothing was deleted")
         raise typer.Exit(EXIT_FAILED)
     with handled(remote):
-        _, data = remote.call("DELETE", _path("clusters", name))
+        _, data = remote.call("DELETE", api_path("clusters", name))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
-    out.print(f"deleted cluster {_esc(name)}")
+    out.print(f"deleted cluster {esc(name)}")
 
 
 @cluster_app.command("revoke-agent-token")
@@ -225,13 +169,13 @@ def cluster_revoke_agent_token(
     """Revoke the cluster's agent token: its agent is disconnected until it gets a new one."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        _, data = remote.call("POST", _path("clusters", name, "agent-token", "revoke"))
+        _, data = remote.call("POST", api_path("clusters", name, "agent-token", "revoke"))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     out.print(
-        f"revoked the agent token of cluster {_esc(name)}; its agent is disconnected. "
-        f"Issue a new one with `moorage cluster rotate-agent-token {_esc(name)}`."
+        f"revoked the agent token of cluster {esc(name)}; its agent is disconnected. "
+        f"Issue a new one with `moorage cluster rotate-agent-token {esc(name)}`."
     )
 
 
@@ -245,11 +189,11 @@ def cluster_rotate_agent_token(
     """Issue a new agent token (shown once); the previous one stops working."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        _, data = remote.call("POST", _path("clusters", name, "agent-token", "rotate"))
+        _, data = remote.call("POST", api_path("clusters", name, "agent-token", "rotate"))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
-    out.print(f"the previous agent token of cluster {_esc(name)} no longer works")
+    out.print(f"the previous agent token of cluster {esc(name)} no longer works")
     _agent_instructions(remote, data["cluster_name"], data["agent_token"])
 
 
@@ -268,7 +212,10 @@ def _is_hidden_dir(name: str) -> bool:
 def bundle_repository(path: Path) -> Bundle:
     """The apply bundle of a repository folder or of a root definition file: every regular text
     file under the repository root (the folder; for a file, the nearest parent holding .git),
-    except .git/ and other hidden folders, files over 1 MiB, binary files and private keys."""
+    except .git/ and other hidden folders, files over 1 MiB, binary files and private keys.
+    A path that names no definition raises moorage.spec.loader.UsageError."""
+    from moorage.spec.loader import UsageError, find_root_file
+
     repo_root, root_file = find_root_file(path)
     repo_root = repo_root.resolve()
     root_file = root_file.resolve()
@@ -309,25 +256,6 @@ def bundle_repository(path: Path) -> Bundle:
     return Bundle(repo_root, root, files, skipped)
 
 
-def _location(item: dict[str, Any], root: str) -> str:
-    file = item.get("file") or root
-    line = item.get("line") or 0
-    column = item.get("column") or 0
-    if line <= 0:
-        return str(file)
-    return f"{file}:{line}:{column}"
-
-
-def format_issue(item: dict[str, Any], root: str) -> str:
-    """One validation item the way compilers print them: `file:line:col: error: message (hint)`."""
-    text = f"{_location(item, root)}: {item.get('severity') or 'error'}: {item.get('message', '')}"
-    if item.get("path"):
-        text += f" [{item['path']}]"
-    if item.get("hint"):
-        text += f" ({item['hint']})"
-    return text
-
-
 def _print_validation(error: ApiError, root: str) -> None:
     errors = [e for e in error.body.get("errors") or [] if isinstance(e, dict)]
     warnings = [w for w in error.body.get("warnings") or [] if isinstance(w, dict)]
@@ -361,6 +289,8 @@ def cluster_apply(
     output: OutputOpt = Output.table,
 ) -> None:
     """Send a definition to the server: it is validated there and one sync job is queued for the agent."""
+    from moorage.spec.loader import UsageError
+
     remote = Remote.from_options(server, token)
     try:
         bundle = bundle_repository(file)
@@ -377,7 +307,7 @@ def cluster_apply(
         try:
             status, data = remote.call(
                 "POST",
-                _path("clusters", cluster, "apply"),
+                api_path("clusters", cluster, "apply"),
                 params={"wait": wait} if wait else None,
                 body={"files": bundle.files, "root": bundle.root},
                 timeout=DEFAULT_TIMEOUT_SECONDS + wait,
@@ -388,13 +318,13 @@ def cluster_apply(
                 raise typer.Exit(EXIT_FAILED) from None
             raise
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
     else:
         _show_operation(data)
         if status == 202:
             out.print(
-                f"the operation is {_styled(data['state'])}; follow it with "
-                f"`moorage operations show {_esc(data['id'])}`"
+                f"the operation is {styled(data['state'])}; follow it with "
+                f"`moorage operations show {esc(data['id'])}`"
             )
     if data.get("state") in FAILED_OPERATION_STATES:
         raise typer.Exit(EXIT_FAILED)
@@ -427,12 +357,12 @@ def _message_text(message: Any) -> str:
 
 def _show_operation(op: dict[str, Any]) -> None:
     head = Table("field", "value", show_header=False, box=None)
-    head.add_row("operation", _esc(op["id"]))
-    head.add_row("kind", _esc(op.get("kind")))
-    head.add_row("state", _styled(op.get("state")))
-    head.add_row("cluster", _esc(op.get("cluster_id")))
-    head.add_row("created", f"{_when(op.get('created_at'))} by {_esc(op.get('created_by') or '-')}")
-    head.add_row("finished", _when(op.get("finished_at")))
+    head.add_row("operation", esc(op["id"]))
+    head.add_row("kind", esc(op.get("kind")))
+    head.add_row("state", styled(op.get("state")))
+    head.add_row("cluster", esc(op.get("cluster_id")))
+    head.add_row("created", f"{when(op.get('created_at'))} by {esc(op.get('created_by') or '-')}")
+    head.add_row("finished", when(op.get("finished_at")))
     head.add_row("steps", _steps(op))
     out.print(head)
     jobs = op.get("jobs") or []
@@ -441,13 +371,13 @@ def _show_operation(op: dict[str, Any]) -> None:
     table = Table("job", "action", "kind", "state", "started", "finished", "messages")
     for job in jobs:
         table.add_row(
-            _esc(job["id"]),
-            _esc(job.get("action")),
-            _esc(job.get("kind")),
-            _styled(job.get("state")),
-            _when(job.get("started_at")),
-            _when(job.get("finished_at")),
-            _esc("\n".join(_message_text(m) for m in job.get("messages") or [])),
+            esc(job["id"]),
+            esc(job.get("action")),
+            esc(job.get("kind")),
+            styled(job.get("state")),
+            when(job.get("started_at")),
+            when(job.get("finished_at")),
+            esc("\n".join(_message_text(m) for m in job.get("messages") or [])),
         )
     out.print(table)
 
@@ -473,23 +403,23 @@ def operations_list(
     remote = Remote.from_options(server, token)
     params = {"state": state} if state else None
     with handled(remote):
-        data = remote.pages(_path("clusters", cluster, "operations"), params, limit=limit)
+        data = remote.pages(api_path("clusters", cluster, "operations"), params, limit=limit)
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     if not data["result"]:
-        out.print(f"no operations{f' in state {state}' if state else ''} for cluster {_esc(cluster)}")
+        out.print(f"no operations{f' in state {state}' if state else ''} for cluster {esc(cluster)}")
         return
     table = Table("operation", "kind", "state", "steps", "created", "finished", "by")
     for op in data["result"]:
         table.add_row(
-            _esc(op["id"]),
-            _esc(op.get("kind")),
-            _styled(op.get("state")),
+            esc(op["id"]),
+            esc(op.get("kind")),
+            styled(op.get("state")),
             _steps(op),
-            _when(op.get("created_at")),
-            _when(op.get("finished_at")),
-            _esc(op.get("created_by") or "-"),
+            when(op.get("created_at")),
+            when(op.get("finished_at")),
+            esc(op.get("created_by") or "-"),
         )
     out.print(table)
     total = (data.get("pagination") or {}).get("total_count")
@@ -507,15 +437,17 @@ def operations_show(
     """One operation with its jobs, their states and messages."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        data = remote.get(_path("operations", operation_id))
+        data = remote.get(api_path("operations", operation_id))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     _show_operation(data)
 
 
 # --------------------------------------------------------------------------- addons
 
+# A new `moorage addons VERB`: a function decorated with @addons_app.command("VERB"), here or in a
+# module that main.py imports; at that module's top only light imports (see main.py's docstring).
 addons_app = typer.Typer(
     name="addons", help="Add-ons of a cluster, as its agent last synced them.", no_args_is_help=True
 )
@@ -531,14 +463,14 @@ def addons_list(
     """The add-ons of the cluster's last successful sync, with status and health."""
     remote = Remote.from_options(server, token)
     with handled(remote):
-        data = remote.get(_path("clusters", cluster, "addons"))
+        data = remote.get(api_path("clusters", cluster, "addons"))
     if output is not Output.table:
-        _dump(data, output)
+        dump(data, output)
         return
     out.print(
-        f"cluster {_esc(data['cluster'])} ({_styled(data['state'])}); "
-        f"last sync {_when(data.get('synced_at'))}"
-        + (f" by operation {_esc(data['operation_id'])}" if data.get("operation_id") else "")
+        f"cluster {esc(data['cluster'])} ({styled(data['state'])}); "
+        f"last sync {when(data.get('synced_at'))}"
+        + (f" by operation {esc(data['operation_id'])}" if data.get("operation_id") else "")
     )
     if not data["result"]:
         out.print("no successful sync yet; apply a definition with `moorage cluster apply`")
@@ -546,11 +478,11 @@ def addons_list(
     table = Table("add-on", "status", "health", "reason", "message")
     for addon in data["result"]:
         table.add_row(
-            _esc(addon["name"]),
-            _styled(addon.get("status")),
-            _styled(addon.get("health") or "-"),
-            _esc(addon.get("reason") or ""),
-            _esc(addon.get("message") or ""),
+            esc(addon["name"]),
+            styled(addon.get("status")),
+            styled(addon.get("health") or "-"),
+            esc(addon.get("reason") or ""),
+            esc(addon.get("message") or ""),
         )
     out.print(table)
 
@@ -579,19 +511,19 @@ def resources_get(
         params["namespace"] = namespace
     with handled(remote):
         if name:
-            data = remote.get(_path("clusters", cluster, "resources", kind, name), **params)
+            data = remote.get(api_path("clusters", cluster, "resources", kind, name), **params)
         else:
             if selector:
                 params["label_selector"] = selector
-            data = remote.get(_path("clusters", cluster, "resources"), kind=kind, **params)
+            data = remote.get(api_path("clusters", cluster, "resources"), kind=kind, **params)
     if output is not Output.table or name:
-        _dump(data.get("object", data) if name else data, Output.yaml if output is Output.table else output)
+        dump(data.get("object", data) if name else data, Output.yaml if output is Output.table else output)
         return
     table = Table("namespace", "name", "created")
     for item in data["items"]:
         meta = item.get("metadata") or {}
         table.add_row(
-            _esc(meta.get("namespace", "")), _esc(meta.get("name", "")), _when(meta.get("creationTimestamp"))
+            esc(meta.get("namespace", "")), esc(meta.get("name", "")), when(meta.get("creationTimestamp"))
         )
     out.print(table)
     out.print(f"{len(data['items'])} of {data['total']}")
@@ -616,7 +548,7 @@ def logs_command(
         params["tail"] = tail
     failed = False
     with handled(remote):
-        for event, data in remote.events(_path("clusters", cluster, "logs", namespace, pod), params):
+        for event, data in remote.events(api_path("clusters", cluster, "logs", namespace, pod), params):
             if event == "error":
                 err.print(f"error: {data}", style="red", markup=False)
                 failed = True

@@ -1,15 +1,11 @@
 """`moorage server`: the control plane."""
 
-import asyncio
 import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from moorage.server.main import serve
-from moorage.server.settings import ServerSettings
 
 
 def server_command(
@@ -31,6 +27,12 @@ def server_command(
     ] = None,
 ) -> None:
     """Run the control plane: API, database, NATS (embedded unless --nats-url)."""
+    # here, not at the top: FastAPI, SQLAlchemy, Alembic and nats load only when the server runs
+    import asyncio
+
+    from moorage.server.main import serve
+    from moorage.server.settings import ServerSettings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings.from_env(
         host=host,

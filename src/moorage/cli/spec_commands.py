@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from moorage.spec.loader import LoadOptions, LoadResult, UsageError, load
-from moorage.spec.render import render_plan, render_yaml
+if TYPE_CHECKING:  # imported where a definition is loaded: pydantic models cost more than `moorage --help`
+    from moorage.spec.loader import LoadResult
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -33,6 +33,8 @@ def _parse_vars(items: list[str] | None) -> dict[str, str]:
 
 
 def _load(path: Path, variables: list[str] | None, no_decrypt: bool, strict: bool) -> LoadResult:
+    from moorage.spec.loader import LoadOptions, UsageError, load
+
     options = LoadOptions(
         cluster_variables=_parse_vars(variables),
         decrypt=not no_decrypt,
@@ -87,6 +89,8 @@ def render_command(
     no_decrypt: NoDecryptOpt = False,
 ) -> None:
     """Show the resolved plan: waves, order, objects, charts and values (secrets masked)."""
+    from moorage.spec.render import render_plan, render_yaml
+
     result = _load(path, var, no_decrypt, False)
     if not result.ok or result.plan is None or result.resolved is None:
         typer.echo(result.report.to_text(), err=True)

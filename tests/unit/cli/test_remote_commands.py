@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from moorage.cli import client as client_module
 from moorage.cli.main import app as main_app
-from moorage.cli.remote_commands import bundle_repository, format_issue
+from moorage.cli.output import format_issue
+from moorage.cli.remote_commands import bundle_repository
 from moorage.server import service
 from moorage.server.db import SessionFactory, transaction
 from moorage.spec.protocol import JobAction, JobMessage, JobState, ResultMessage
