@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from moorage.engine.fights import FightDetector
 from moorage.helm.cli import Helm
 from moorage.kube.client import KubeClient
 
@@ -42,3 +43,6 @@ class EngineContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     field_manager: str = FIELD_MANAGER
     helm_home: Path | None = None
+    # self-heal's memory of recent heals (engine/fights.py), as long-lived as the context: one per
+    # agent process. None: every drift is healed, fights are not detected.
+    fights: FightDetector | None = field(default_factory=FightDetector)
