@@ -66,7 +66,7 @@ class Agents:
         self.base = base
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, server: Server, token: str, kubeconfig: Path) -> subprocess.Popen[bytes]:
+    def start(self, server: Server, token: str, kubeconfig: Path, *args: str) -> subprocess.Popen[bytes]:
         log = (self.base / f"agent-{len(self.procs)}.log").open("ab")
         env = {
             **os.environ,
@@ -74,7 +74,7 @@ class Agents:
             "SOPS_AGE_KEY_FILE": str(EXAMPLE / "keys" / "test-only.agekey"),
         }
         argv = [sys.executable, "-m", "moorage.cli.main", "agent", "--server", server.url]
-        argv += ["--kubeconfig", str(kubeconfig), "--health-port", str(free_port())]
+        argv += ["--kubeconfig", str(kubeconfig), "--health-port", str(free_port()), *args]
         proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
         self.procs.append(proc)
         return proc

@@ -5,10 +5,14 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
+
 from moorage.engine import objects
+from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL
 from moorage.engine.health import assess
-from moorage.helm.storage import latest, read_releases
+from moorage.helm.storage import Release, latest, read_releases
 from moorage.kube.client import KubeClient
+from moorage.spec.content import MASK
 
 # kinds whose children the map looks for, and where (all namespaced, listed once per namespace)
 _CHILD_KINDS = (("apps/v1", "ReplicaSet"), ("v1", "Pod"), ("discovery.k8s.io/v1", "EndpointSlice"))
@@ -96,3 +100,100 @@ async def resource_map(kube: KubeClient, release: str, namespace: str) -> dict[s
         "release": f"{namespace}/{release} rev {current.revision} {current.status}",
         "resources": resources,
     }
+
+
+# --------------------------------------------------------------------------- Helm releases
+
+
+def _mask_manifest(manifest: str) -> str:
+    """A release manifest with the values of every Secret's data and stringData masked."""
+    docs = []
+    for obj in objects.parse_manifest(manifest):
+        if obj.get("kind") == "Secret":
+            obj = dict(obj)
+            for key in ("data", "stringData"):
+                if isinstance(obj.get(key), dict):
+                    obj[key] = dict.fromkeys(obj[key], MASK)
+        docs.append(yaml.safe_dump(obj, sort_keys=False))
+    return "---\n".join(docs)
+
+
+async def release_history(kube: KubeClient, release: str, namespace: str) -> list[dict[str, Any]]:
+    stored, _ = await read_releases(kube, namespace, release)
+    rows = sorted((r for r in stored if r.namespace == namespace), key=lambda r: r.revision, reverse=True)
+    return [
+        {
+            "revision": r.revision,
+            "chart": r.chart_name,
+            "chart_version": r.chart_version,
+            "app_version": r.app_version,
+            "status": r.status,
+            "updated": r.last_deployed.isoformat() if r.last_deployed else None,
+            "description": r.description,
+        }
+        for r in rows
+    ]
+
+
+async def release_revision(
+    kube: KubeClient, release: str, namespace: str, revision: int | None
+) -> Release | None:
+    stored, _ = await read_releases(kube, namespace, release)
+    mine = [r for r in stored if r.namespace == namespace]
+    if revision is None:
+        return latest(mine).get((namespace, release))
+    return next((r for r in mine if r.revision == revision), None)
+
+
+def manifest_of(release: Release) -> str:
+    return _mask_manifest(release.manifest)
+
+
+async def helm_releases(kube: KubeClient) -> list[dict[str, Any]]:
+    """Every Helm release in the cluster (its newest revision), with the add-on that manages it."""
+    stored, _ = await read_releases(kube)
+    return [
+        {
+            "name": r.name,
+            "namespace": r.namespace,
+            "chart": r.chart_name,
+            "chart_version": r.chart_version,
+            "revision": r.revision,
+            "status": r.status,
+            "updated": r.last_deployed.isoformat() if r.last_deployed else None,
+            "cluster_label": r.labels.get(CLUSTER_LABEL),
+            "addon_label": r.labels.get(ADDON_LABEL),
+        }
+        for r in sorted(latest(stored).values(), key=lambda r: (r.namespace, r.name))
+    ]
+
+
+async def addon_events(kube: KubeClient, release: Release) -> list[dict[str, Any]]:
+    """Events of the release's objects (one LIST of events per namespace, matched by kind/name)."""
+    desired = await objects.with_namespaces(kube, objects.parse_manifest(release.manifest), release.namespace)
+    wanted = {(o.get("kind"), o["metadata"].get("name")) for o in desired}
+    namespaces = sorted({o["metadata"].get("namespace") or "" for o in desired} | {release.namespace})
+    rows: list[dict[str, Any]] = []
+    for ns in namespaces:
+        for e in await kube.list("v1", "Event", ns or None):
+            involved = e.get("involvedObject") or {}
+            owner_match = (involved.get("kind"), involved.get("name")) in wanted
+            child_match = involved.get("kind") in ("Pod", "ReplicaSet") and any(
+                str(involved.get("name", "")).startswith(f"{n}-")
+                for k, n in wanted
+                if k in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+            )
+            if not (owner_match or child_match):
+                continue
+            rows.append(
+                {
+                    "object": f"{involved.get('kind')}/{involved.get('name')}",
+                    "namespace": involved.get("namespace") or "",
+                    "type": e.get("type"),
+                    "reason": e.get("reason"),
+                    "message": e.get("message"),
+                    "count": e.get("count") or 1,
+                    "last_seen": e.get("lastTimestamp") or e.get("eventTime"),
+                }
+            )
+    return sorted(rows, key=lambda r: str(r["last_seen"] or ""))[-500:]

@@ -23,7 +23,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from moorage import __version__
 from moorage.agent import jobs
+from moorage.agent.state import StateTracker
 from moorage.engine.context import EngineContext, Options
+from moorage.engine.observe import from_report, observe
 from moorage.engine.outcome import Heartbeat
 from moorage.helm.cli import Helm
 from moorage.kube import config as kube_config
@@ -31,7 +33,15 @@ from moorage.kube.client import KubeClient
 from moorage.kube.errors import KubeError
 from moorage.spec import protocol
 from moorage.spec.content import ResolvedCluster
-from moorage.spec.protocol import HeartbeatMessage, JobKind, JobMessage, JobState, ResultMessage
+from moorage.spec.lifecycle import Cause
+from moorage.spec.protocol import (
+    AddonObservation,
+    HeartbeatMessage,
+    JobKind,
+    JobMessage,
+    JobState,
+    ResultMessage,
+)
 
 log = logging.getLogger("moorage.agent")
 # seconds; well inside the server's ack wait (60 s by default)
@@ -128,6 +138,9 @@ class Agent:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: dict[str, None] = {}  # job ids the server cancelled (insertion-ordered, bounded)
         self._cluster: ResolvedCluster | None = None
+        self._commit: str | None = None  # the Git commit of the definition, when it came from Git
+        self._state: StateTracker | None = None
+        self._state_lock = asyncio.Lock()  # reports leave in the order they were made
         self._last_beat: Heartbeat | None = None
         self._ready = False
 
@@ -142,6 +155,7 @@ class Agent:
         )
         try:
             self.reg = await self._register_with_backoff()
+            self._state = StateTracker(self.reg.cluster_id)
             self._kube = KubeClient(kube_config.load(self.settings.kubeconfig))
             self._ctx = EngineContext(self._kube, Helm(kubeconfig=self.settings.kubeconfig), Options())
             await self._connect()
@@ -177,6 +191,12 @@ class Agent:
         async def disconnected() -> None:
             log.warning("lost NATS; reconnecting")
 
+        async def reconnected() -> None:
+            # the server may have missed what was sent meanwhile: the next report is a full snapshot
+            if self._state is not None:
+                self._state.reset()
+            asyncio.get_running_loop().create_task(self._report_all(Cause.CONNECT))
+
         async def error(e: Exception) -> None:
             log.warning("NATS: %s", e)
 
@@ -189,6 +209,7 @@ class Agent:
             max_reconnect_attempts=-1,
             reconnect_time_wait=2,
             disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
             error_cb=error,
         )
 
@@ -287,17 +308,114 @@ class Agent:
         assert self._ctx is not None
         if job.action is protocol.JobAction.LOGS:
             return await self._stream_logs(job)
+        if job.action is protocol.JobAction.DEFINE:
+            async with self._write_lock:
+                outcome, cluster = jobs.define(job)
+                if cluster is not None:
+                    self._cluster, self._commit = cluster, _commit_of(job)
+                    await self._report_all(Cause.DEFINE, locked=True)
+            return outcome
         if kind is JobKind.READ:
-            return await jobs.run_read(self._ctx, job)
+            return await jobs.run_read(self._ctx, job, self._cluster)
         async with self._write_lock:
             if job.action is protocol.JobAction.SYNC:
-                outcome, cluster = await jobs.run_sync(self._ctx, job)
-                if cluster is not None:
-                    self._cluster = cluster
-                return outcome
+                return await self._sync(job)
             if job.action is protocol.JobAction.SWEEP:
-                return await jobs.run_sweep(self._ctx, self._cluster)
+                return await self._sweep_and_report()
+            if job.action is protocol.JobAction.ROLLBACK:
+                outcome = await jobs.run_rollback(self._ctx, self._cluster, job)
+                name = str(job.payload.get("addon", ""))
+                if self._cluster is not None and name in self._cluster.addons:
+                    await self._publish_state(
+                        await observe(
+                            self._ctx, self._cluster, cause=Cause.ROLLBACK, commit=self._commit, only={name}
+                        ),
+                        complete=False,
+                    )
+                return outcome
         return JobState.FAILED, [f"action {job.action} is not supported by this agent"], {}
+
+    async def _sync(self, job: JobMessage) -> jobs.Outcome:
+        """A sync job: report the add-ons it is about to change as deploying, deploy, then report
+        every add-on as it is now."""
+        assert self._ctx is not None
+        try:
+            preview, _, _ = jobs.load_bundle(job.payload)
+            about_to_change = await jobs.changing(self._ctx, preview, job.payload)
+        except (jobs.BundleError, KubeError):
+            preview, about_to_change = None, []
+        if preview is not None and about_to_change:
+            await self._publish_state(
+                [
+                    o.model_copy(update={"deploying": True})
+                    for o in await observe(
+                        self._ctx,
+                        preview,
+                        cause=Cause.SYNC,
+                        commit=_commit_of(job),
+                        only=set(about_to_change),
+                    )
+                ],
+                complete=False,
+            )
+        outcome, cluster, failed = await jobs.run_sync(self._ctx, job)
+        if cluster is not None:
+            self._cluster, self._commit = cluster, _commit_of(job)
+            await self._publish_state(
+                await observe(self._ctx, cluster, cause=Cause.SYNC, commit=self._commit, errors=failed),
+                complete=True,
+            )
+        return outcome
+
+    async def _sweep_and_report(self) -> jobs.Outcome:
+        """One sweep (the write lock held): report what it found, then what the heals left."""
+        assert self._ctx is not None
+        outcome, reports = await jobs.run_sweep(self._ctx, self._cluster)
+        cluster = self._cluster
+        if cluster is None:
+            return outcome
+        found = [
+            from_report(cluster.addons[r.name], r, commit=self._commit)
+            for r in reports
+            if r.name in cluster.addons
+        ]
+        await self._publish_state(found, complete=True)
+        healed = {r.name for r in reports if r.healed}
+        if healed:
+            after = await observe(self._ctx, cluster, cause=Cause.HEAL, commit=self._commit, only=healed)
+            await self._publish_state(after, complete=False)
+        return outcome
+
+    async def _report_all(self, cause: Cause, *, locked: bool = False) -> None:
+        """A full report of every add-on as it is now (after connecting, or a new definition)."""
+        if self._ctx is None or self._cluster is None:
+            return
+        try:
+            if locked:
+                found = await observe(self._ctx, self._cluster, cause=cause, commit=self._commit)
+            else:
+                async with self._write_lock:
+                    found = await observe(self._ctx, self._cluster, cause=cause, commit=self._commit)
+        except KubeError as e:
+            log.warning("observing the add-ons failed: %s", e)
+            return
+        await self._publish_state(found, complete=True)
+
+    async def _publish_state(self, observations: list[AddonObservation], *, complete: bool) -> None:
+        if self._nc is None or self.reg is None or self._state is None:
+            return
+        async with self._state_lock:
+            messages = self._state.reports(observations, complete=complete)
+            try:
+                for message in messages:
+                    await self._nc.jetstream().publish(
+                        protocol.state_subject(self.reg.cluster_id), protocol.encode(message)
+                    )
+            except Exception as e:  # the server gets a full snapshot next time instead
+                log.warning("publishing add-on state failed (%s); the next report is a full snapshot", e)
+                self._state.reset()
+                return
+            self._state.sent(messages)
 
     async def _stream_logs(self, job: JobMessage) -> jobs.Outcome:
         """Publish a pod's log lines on the stream's subject as they come, then an end marker."""
@@ -385,7 +503,7 @@ class Agent:
                 continue
             async with self._write_lock:
                 try:
-                    state, _, result = await jobs.run_sweep(self._ctx, self._cluster)
+                    state, _, result = await self._sweep_and_report()
                 except Exception:
                     log.exception("sweep failed")
                     continue
@@ -425,6 +543,7 @@ class Agent:
             pruned=b.pruned if b else 0,
             recovered=b.recovered if b else 0,
             running_jobs=len(self._running),
+            has_definition=self._cluster is not None,
             sent_at=datetime.now(UTC),
         )
         with contextlib.suppress(Exception):
@@ -456,3 +575,8 @@ class Agent:
             pass
         finally:
             writer.close()
+
+
+def _commit_of(job: JobMessage) -> str | None:
+    commit = job.payload.get("commit")
+    return str(commit)[:64] if commit else None

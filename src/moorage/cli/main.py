@@ -10,6 +10,7 @@ client commands start at once. tests/unit/cli/test_startup_imports.py checks thi
 import typer
 
 from moorage.cli import (
+    addon_commands,
     agent_commands,
     devcluster,
     engine_commands,
@@ -31,6 +32,7 @@ engine_commands.register(app)
 agent_commands.register(app)
 server_commands.register(app)
 remote_commands.register(app)
+addon_commands.register(app)
 gitops_commands.register(app)
 
 

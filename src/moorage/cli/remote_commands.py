@@ -1,5 +1,5 @@
 """Commands that talk to `moorage server` over HTTP: `moorage cluster …`, `moorage operations …`,
-`moorage addons list`. Tables by default; `-o json|yaml` prints the API's JSON as it came."""
+(add-ons: cli/addon_commands.py). Tables by default; `-o json|yaml` prints the API's JSON as it came."""
 
 import json
 import os
@@ -444,49 +444,6 @@ def operations_show(
     _show_operation(data)
 
 
-# --------------------------------------------------------------------------- addons
-
-# A new `moorage addons VERB`: a function decorated with @addons_app.command("VERB"), here or in a
-# module that main.py imports; at that module's top only light imports (see main.py's docstring).
-addons_app = typer.Typer(
-    name="addons", help="Add-ons of a cluster, as its agent last synced them.", no_args_is_help=True
-)
-
-
-@addons_app.command("list")
-def addons_list(
-    cluster: ClusterOpt,
-    server: ServerOpt = None,
-    token: TokenOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """The add-ons of the cluster's last successful sync, with status and health."""
-    remote = Remote.from_options(server, token)
-    with handled(remote):
-        data = remote.get(api_path("clusters", cluster, "addons"))
-    if output is not Output.table:
-        dump(data, output)
-        return
-    out.print(
-        f"cluster {esc(data['cluster'])} ({styled(data['state'])}); "
-        f"last sync {when(data.get('synced_at'))}"
-        + (f" by operation {esc(data['operation_id'])}" if data.get("operation_id") else "")
-    )
-    if not data["result"]:
-        out.print("no successful sync yet; apply a definition with `moorage cluster apply`")
-        return
-    table = Table("add-on", "status", "health", "reason", "message")
-    for addon in data["result"]:
-        table.add_row(
-            esc(addon["name"]),
-            styled(addon.get("status")),
-            styled(addon.get("health") or "-"),
-            esc(addon.get("reason") or ""),
-            esc(addon.get("message") or ""),
-        )
-    out.print(table)
-
-
 resources_app = typer.Typer(
     name="resources", help="Browse a cluster's resources through its agent.", no_args_is_help=True
 )
@@ -563,5 +520,4 @@ def register(app: typer.Typer) -> None:
     app.command("logs")(logs_command)
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(operations_app, name="operations")
-    app.add_typer(addons_app, name="addons")
     app.add_typer(resources_app, name="resources")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moorage.engine import objects, pruneguard, windows
-from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, PRUNE_LABEL, EngineContext
+from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, PRUNE_LABEL, EngineContext, Options
 from moorage.engine.health import AddonHealth, addon_health, assess
 from moorage.engine.moves import clean_up_old_release
 from moorage.engine.outcome import EntryOutcome, EntryStatus
@@ -80,6 +80,17 @@ def _prune_label_stale(release: Release, addon: ResolvedAddon) -> bool:
     return recorded is not None and recorded != prune_label(addon)
 
 
+def waiting_reason(options: Options, addon: ResolvedAddon) -> tuple[str, str] | None:
+    """(reason code, message) when a change of this add-on must wait for a person, else None."""
+    if addon.name in options.held:
+        return "rollback_held", (
+            "rolled back by hand: held until `moorage addons resume` or a commit that changes it"
+        )
+    if options.only is None and options.automated_only and not addon.settings.sync_policy.automated:
+        return "manual_sync", "changes waiting for a manual sync (sync_policy.automated is off)"
+    return None
+
+
 def in_sync(release: Release | None, desired: Desired) -> bool:
     return (
         release is not None
@@ -121,6 +132,9 @@ async def deploy(
         return EntryOutcome(
             ref, EntryStatus.UNCHANGED, f"release {addon.namespace}/{addon.name} is up to date"
         )
+    waiting = waiting_reason(ctx.options, addon)
+    if waiting is not None:
+        return EntryOutcome(ref, EntryStatus.WAITING, waiting[1], reason=waiting[0])
 
     creating = current is None
     decision = windows.decide(

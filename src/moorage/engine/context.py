@@ -32,6 +32,12 @@ class Options:
     prune_addons: bool = True  # add-ons removed from the definition: uninstall their releases (PRUNE_LABEL)
     stuck_after_seconds: float = 600.0  # a release pending longer than this is recovered
     timeout_seconds: int | None = None  # overrides job_configuration timeouts (tests, CLI)
+    # A sync that nobody asked for by name (GitOps: a push, a poll, a retry) changes only add-ons
+    # with `sync_policy.automated`; the others wait for a manual sync. Explicit syncs (the CLI's
+    # `sync`, `cluster apply`, `addons sync`) leave it off.
+    automated_only: bool = False
+    held: frozenset[str] = frozenset()  # add-ons rolled back by a person: not changed until resumed
+    only: frozenset[str] | None = None  # an add-on sync: change these add-ons and nothing else
 
 
 @dataclass

@@ -71,7 +71,8 @@ async def sync(
 
     await asyncio.gather(*(run(ref) for ref in plan.order))
     result = SyncResult(outcomes={str(ref): outcomes[str(ref)] for ref in plan.order})
-    if ctx.options.prune_manifests and not ctx.options.dry_run:
+    selective = ctx.options.only is not None  # an add-on sync prunes nothing else
+    if ctx.options.prune_manifests and not ctx.options.dry_run and not selective:
         for entry in sorted(set(inventories) - set(cluster.manifests)):
             removed = EntryOutcome(
                 f"manifest/{entry}", EntryStatus.APPLIED, "removed from the definition: pruned"
@@ -85,7 +86,7 @@ async def sync(
             result.outcomes[removed.ref] = removed
             if progress:
                 progress(removed)
-    if ctx.options.prune_addons and not ctx.options.dry_run:
+    if ctx.options.prune_addons and not ctx.options.dry_run and not selective:
         for decision in removed_addons.decide(releases, cluster):
             try:
                 outcome = await _remove_addon(ctx, cluster, decision)
@@ -166,6 +167,9 @@ async def _deploy(
     releases: Mapping[tuple[str, str], Release],
     inventories: Mapping[str, list[inventory.Item]],
 ) -> EntryOutcome:
+    selected = ctx.options.only
+    if selected is not None and not (ref.kind == "addon" and ref.name in selected):
+        return EntryOutcome(str(ref), EntryStatus.UNCHANGED, "not part of this add-on sync")
     if ref.kind == "addon":
         addon = cluster.addons[ref.name]
         return await addons.deploy(ctx, addon, current_release(releases, addon, cluster.name), cluster.name)

@@ -13,9 +13,12 @@ class EntryStatus(StrEnum):
     BLOCKED = "blocked"  # a parent (or a lower wave) did not succeed
     CANCELLED = "cancelled"  # e.g. outside its sync window
     PLANNED = "planned"  # dry run: would change
+    WAITING = "waiting"  # differs, but waits for a person: a manual sync, or a rollback being held
 
 
-OK_STATUSES = frozenset({EntryStatus.APPLIED, EntryStatus.UNCHANGED, EntryStatus.PLANNED})
+OK_STATUSES = frozenset(
+    {EntryStatus.APPLIED, EntryStatus.UNCHANGED, EntryStatus.PLANNED, EntryStatus.WAITING}
+)
 
 
 @dataclass

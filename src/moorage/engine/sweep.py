@@ -5,14 +5,15 @@ only changes run `helm`."""
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from moorage.engine import addons, heal, objects, prune, windows
+from moorage.engine import addons, fights, heal, objects, prune, windows
 from moorage.engine.context import EngineContext
-from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource, resource_key
-from moorage.engine.diffing.ignore import ignored_paths, matching_rules
+from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource
+from moorage.engine.health import AddonHealth, addon_health, assess
 from moorage.engine.outcome import Heartbeat
 from moorage.engine.removed import current_release
 from moorage.helm.cli import HelmError
@@ -38,19 +39,60 @@ class AddonReport:
     kept: list[str] = field(default_factory=list)
     recovered: str | None = None
     errors: list[str] = field(default_factory=list)
+    # self-heal (engine/heal.py): objects re-applied from the stored manifest (no new Helm revision),
+    # those of them that were missing, and fields left alone because another manager keeps setting them
+    reapplied: list[str] = field(default_factory=list)
+    recreated: list[str] = field(default_factory=list)
+    conflicts: list[fights.Conflict] = field(default_factory=list)
+    health: AddonHealth | None = None  # of the release's resources, before any heal
+    current: Release | None = None  # the release the sweep looked at
 
 
 def ignore_rules(addon: ResolvedAddon) -> list[IgnoreRule]:
     return [IgnoreRule.from_spec(r) for r in addon.settings.ignore_differences]
 
 
-async def detect_drift(
-    ctx: EngineContext, cluster: ResolvedCluster, releases: Mapping[tuple[str, str], Release]
-) -> dict[str, tuple[Release | None, list[ResourceDrift]]]:
-    """Drift of every installed add-on against its deployed manifest, with one batched live fetch."""
+@dataclass
+class Scan:
+    """One batched look at the cluster: each add-on's current release, the objects of its deployed
+    manifest, and those objects live (None when missing)."""
+
+    release_of: dict[str, Release | None]
+    desired: dict[str, list[dict[str, Any]]]
+    live: dict[objects.ObjectKey, dict[str, Any] | None]
+
+    def drift(self, addon: ResolvedAddon) -> list[ResourceDrift]:
+        rules = ignore_rules(addon)
+        found = []
+        for obj in self.desired.get(addon.name, []):
+            drift = diff_resource(obj, self.live.get(objects.key_of(obj)), rules, own_managers=OWN_MANAGERS)
+            if drift is not None:
+                found.append(drift)
+        return found
+
+    def health(self, addon: ResolvedAddon, now: datetime) -> AddonHealth | None:
+        """The worst health of the release's resources; None when it is not installed here."""
+        if addon.name not in self.desired:
+            return None
+        keys = sorted(objects.key_of(o) for o in self.desired[addon.name])
+        return addon_health(
+            [(str(k), assess(self.live.get(k), now)) for k in keys],
+            strict=addon.settings.strict_health_check,
+        )
+
+
+async def scan(
+    ctx: EngineContext,
+    cluster: ResolvedCluster,
+    releases: Mapping[tuple[str, str], Release],
+    only: Collection[str] | None = None,
+) -> Scan:
+    """Every (or `only` these) installed add-on's deployed objects, fetched live in one batch."""
     desired_by_addon: dict[str, list[dict[str, Any]]] = {}
     release_of: dict[str, Release | None] = {}
     for name, addon in cluster.addons.items():
+        if only is not None and name not in only:
+            continue
         release = current_release(releases, addon, cluster.name)
         release_of[name] = release
         if release is None or release.namespace != addon.namespace:
@@ -59,17 +101,15 @@ async def detect_drift(
             ctx.kube, objects.parse_manifest(release.manifest), release.namespace
         )
     everything = [o for objs in desired_by_addon.values() for o in objs]
-    live = await objects.fetch_live(ctx.kube, everything)
-    result: dict[str, tuple[Release | None, list[ResourceDrift]]] = {}
-    for name, addon in cluster.addons.items():
-        rules = ignore_rules(addon)
-        drift = []
-        for obj in desired_by_addon.get(name, []):
-            found = diff_resource(obj, live.get(objects.key_of(obj)), rules, own_managers=OWN_MANAGERS)
-            if found is not None:
-                drift.append(found)
-        result[name] = (release_of[name], drift)
-    return result
+    return Scan(release_of, desired_by_addon, await objects.fetch_live(ctx.kube, everything))
+
+
+async def detect_drift(
+    ctx: EngineContext, cluster: ResolvedCluster, releases: Mapping[tuple[str, str], Release]
+) -> dict[str, tuple[Release | None, list[ResourceDrift]]]:
+    """Drift of every installed add-on against its deployed manifest, with one batched live fetch."""
+    found = await scan(ctx, cluster, releases)
+    return {name: (found.release_of[name], found.drift(addon)) for name, addon in cluster.addons.items()}
 
 
 async def _recover(
@@ -115,36 +155,37 @@ async def _heal(ctx: EngineContext, cluster: str, addon: ResolvedAddon, report: 
     if not decision.allowed:
         report.heal_skipped = "outside_sync_window"
         return
-    desired = addons.Desired.of(addon)
+    # The deployed revision, re-read: heal puts back what it holds, with no helm run (no new revision).
     try:
-        await ctx.helm.upgrade_install(
-            addon.name,
-            addon.namespace,
-            addons.chart_ref(addon),
-            desired.values,
-            secrets=desired.secrets,
-            history_max=addon.settings.revision_history_limit,
-            force_conflicts=True,
-            timeout_seconds=ctx.options.timeout_seconds or addon.job_configuration.update_job_timeout,
-            description="moorage: self-heal of drift",
-            labels=addons.release_labels(addon, cluster),
-        )
-    except HelmError as e:
-        report.errors.append(f"self-heal failed: {e}")
+        stored, _ = await read_releases(ctx.kube, addon.namespace, addon.name)
+    except kube_errors.KubeError as e:
+        report.errors.append(f"self-heal: {e}")
         return
-    ignored = [m for rule in ignore_rules(addon) for m in rule.managed_fields_managers]
-    for drift in report.drift:
-        if drift.drift_type != "modified":
-            continue
-        live = await ctx.kube.get(drift.api_version, drift.kind, drift.name, drift.namespace or None)
-        if live is not None:
-            try:
-                rules = matching_rules(ignore_rules(addon), resource_key(live))
-                skip = ignored_paths(rules, live)
-                await heal.remove_foreign_fields(ctx.kube, live, OWN_MANAGERS, ignored, skip)
-            except kube_errors.KubeError as e:
-                report.errors.append(f"self-heal of {drift.kind} {drift.name}: {e}")
-    report.healed = True
+    release = current_release(latest(stored), addon, cluster)
+    if release is None or release.status != "deployed" or release.namespace != addon.namespace:
+        report.heal_skipped = "the release changed during the sweep"
+        return
+    now, detector = ctx.clock(), ctx.fights
+    held = (
+        detector.observe(addon.name, release.revision, fights.drifting_fields(report.drift), now)
+        if detector is not None
+        else frozenset()
+    )
+    outcome = await heal.reapply_release(
+        ctx, release, addon, report.drift, hold=held, own_managers=OWN_MANAGERS
+    )
+    report.errors += outcome.errors
+    report.reapplied, report.recreated = outcome.applied, outcome.created
+    if detector is not None:
+        detector.healed(addon.name, outcome.healed, now)
+        for key, found in outcome.held.items():
+            detector.describe(addon.name, key, found.manager, found.ignore_entry)
+        report.conflicts = detector.conflicts(addon.name)
+    report.healed = bool(outcome.applied)
+    if not outcome.applied and not outcome.errors:
+        report.heal_skipped = (
+            "every drifted field is in conflict with another field manager" if held else "no drift left"
+        )
 
 
 async def _prune_orphans(
@@ -216,10 +257,14 @@ async def sweep(ctx: EngineContext, cluster: ResolvedCluster) -> tuple[Heartbeat
         stored, problems = await read_releases(ctx.kube)
         releases = latest(stored)
 
-    drifts = await detect_drift(ctx, cluster, releases)
+    found = await scan(ctx, cluster, releases)
+    now = ctx.clock()
     heals = []
-    for name, (release, drift) in drifts.items():
+    for name, addon in cluster.addons.items():
+        release, drift = found.release_of[name], found.drift(addon)
         reports[name].drift = drift
+        reports[name].health = found.health(addon, now)
+        reports[name].current = release
         if drift and release is not None and release.status == "deployed":
             heals.append(_heal(ctx, cluster.name, cluster.addons[name], reports[name]))
     slots = asyncio.Semaphore(max(1, ctx.options.concurrency))

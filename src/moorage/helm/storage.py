@@ -39,6 +39,7 @@ class Release:
     manifest: str
     secret_name: str
     labels: dict[str, str]  # the storage Secret's labels, custom release labels included
+    description: str = ""  # helm's `info.description` ("Install complete", "Rollback to 1", …)
 
     def __repr__(self) -> str:  # values may hold decrypted secrets
         return (
@@ -126,6 +127,7 @@ def decode_release(secret: dict[str, Any]) -> Release:
         manifest=doc.get("manifest", ""),
         secret_name=name,
         labels=dict(secret.get("metadata", {}).get("labels") or {}),
+        description=str(info.get("description") or ""),
     )
 
 

@@ -9,8 +9,9 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from moorage.server import service
+from moorage.server import addon_state, service
 from moorage.server.api import (
+    addons,
     agent,
     clusters,
     credentials,
@@ -25,6 +26,7 @@ from moorage.server.api import (
 from moorage.server.api.deps import AppContext
 from moorage.server.db.models import utcnow
 from moorage.server.db.session import SessionFactory, transaction
+from moorage.server.events import Broadcaster
 from moorage.server.gitops.controller import GitOpsController
 from moorage.server.gitops.git import Git
 from moorage.server.gitops.runner import Deps
@@ -48,6 +50,7 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     expire_jobs: bool = True,
     run_gitops: bool = True,
+    events: Broadcaster | None = None,
 ) -> FastAPI:
     """The app, on an already migrated database. `agent_nats_url` is what agents are told at
     registration (default: settings.agent_nats_url, then settings.nats_url). With `expire_jobs`,
@@ -72,6 +75,7 @@ def create_app(
         clock=clock,
         box=box,
         gitops=controller,
+        events=events or Broadcaster(),
     )
 
     @contextlib.asynccontextmanager
@@ -100,7 +104,7 @@ def create_app(
     app.state.metrics_registry = make_registry(session_factory, clock)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     errors.install(app)
-    for module in (tokens, clusters, operations, agent, resources, credentials, gitops, webhooks):
+    for module in (tokens, clusters, addons, operations, agent, resources, credentials, gitops, webhooks):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(system.router)
     return app
@@ -111,8 +115,10 @@ async def _expiry_loop(ctx: AppContext) -> None:
         await asyncio.sleep(ctx.settings.expire_interval_seconds)
         try:
             expired = await ctx.db(lambda s: service.expire_jobs(s, ctx.clock()))
+            offline = await ctx.db(lambda s: addon_state.mark_offline(s, service.OFFLINE_AFTER, ctx.clock()))
         except Exception:
             log.exception("expiring overdue jobs failed; will retry")
             continue
+        ctx.events.publish(c.to_dict() for c in offline)
         if expired:
             log.info("jobs timed out: %s", ", ".join(expired))

@@ -16,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from nats.js.errors import NotFoundError
 
 from moorage.spec import protocol
-from moorage.spec.protocol import HeartbeatMessage, JobMessage, LogChunk, ResultMessage
+from moorage.spec.protocol import HeartbeatMessage, JobMessage, LogChunk, ResultMessage, StateReport
 
 log = logging.getLogger("moorage.server.bus")
 
@@ -27,6 +27,8 @@ RESULTS_MAX_AGE_SECONDS = 14 * 24 * 3600
 
 OnResult = Callable[[ResultMessage], Awaitable[None]]
 OnHeartbeat = Callable[[HeartbeatMessage], Awaitable[None]]
+OnState = Callable[[StateReport], Awaitable[None]]
+STATE_CONSUMER = "server-state"
 AgentIds = Callable[[], Awaitable[list[str]]]
 
 
@@ -41,12 +43,14 @@ class NatsBus:
         on_heartbeat: OnHeartbeat,
         agent_ids: AgentIds,
         on_agents_changed: Callable[[], Awaitable[None]] | None = None,
+        on_state: OnState | None = None,
     ) -> None:
         self.url = url
         self._user, self._password = user, password
         self._on_result, self._on_heartbeat = on_result, on_heartbeat
         self._agent_ids = agent_ids
         self._on_agents_changed = on_agents_changed
+        self._on_state = on_state
         self._nc: Client | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.rejected = 0  # malformed messages dropped
@@ -75,7 +79,11 @@ class NatsBus:
             js,
             StreamConfig(
                 name=protocol.RESULTS_STREAM,
-                subjects=[protocol.results_subject("*"), protocol.events_subject("*")],
+                subjects=[
+                    protocol.results_subject("*"),
+                    protocol.events_subject("*"),
+                    protocol.state_subject("*"),
+                ],
                 storage=StorageType.FILE,
                 max_age=RESULTS_MAX_AGE_SECONDS,
             ),
@@ -89,9 +97,23 @@ class NatsBus:
                 ack_wait=30,
             ),
         )
+        await js.add_consumer(
+            protocol.RESULTS_STREAM,
+            ConsumerConfig(
+                durable_name=STATE_CONSUMER,
+                filter_subject=protocol.state_subject("*"),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=30,
+            ),
+        )
         await self.ensure_agent_consumers()
         await self._nc.subscribe(protocol.heartbeat_subject("*"), cb=self._heartbeat)
-        self._tasks.append(asyncio.create_task(self._consume_results(), name="moorage-results"))
+        self._tasks.append(
+            asyncio.create_task(self._consume(protocol.SERVER_CONSUMER, self._result), name="moorage-results")
+        )
+        self._tasks.append(
+            asyncio.create_task(self._consume(STATE_CONSUMER, self._state), name="moorage-state")
+        )
 
     async def ensure_agent_consumers(self) -> None:
         assert self._nc is not None
@@ -165,11 +187,9 @@ class NatsBus:
             return
         await self._on_heartbeat(beat)
 
-    async def _consume_results(self) -> None:
+    async def _consume(self, durable: str, handle: Callable[[Msg], Awaitable[None]]) -> None:
         assert self._nc is not None
-        sub = await self._nc.jetstream().pull_subscribe_bind(
-            durable=protocol.SERVER_CONSUMER, stream=protocol.RESULTS_STREAM
-        )
+        sub = await self._nc.jetstream().pull_subscribe_bind(durable=durable, stream=protocol.RESULTS_STREAM)
         while True:
             try:
                 batch = await sub.fetch(50, timeout=1)
@@ -182,7 +202,7 @@ class NatsBus:
                 await asyncio.sleep(1)
                 continue
             for msg in batch:
-                await self._result(msg)
+                await handle(msg)
 
     async def _result(self, msg: Msg) -> None:
         try:
@@ -203,6 +223,31 @@ class NatsBus:
             log.exception("recording result of job %s failed; it will be delivered again", result.job_id)
             await msg.nak(delay=2)
             return
+        await msg.ack()
+
+    async def _state(self, msg: Msg) -> None:
+        try:
+            report = protocol.decode(msg.data, StateReport)
+        except protocol.ProtocolError as e:
+            self.rejected += 1
+            log.warning("state report rejected on %s: %s", msg.subject, e)
+            await msg.ack()
+            return
+        if msg.subject != protocol.state_subject(report.cluster_id):
+            self.rejected += 1
+            log.warning("state report for cluster %s arrived on %s: rejected", report.cluster_id, msg.subject)
+            await msg.ack()
+            return
+        if self._on_state is not None:
+            try:
+                await self._on_state(report)
+            except Exception:
+                log.exception(
+                    "recording a state report of cluster %s failed; it will be delivered again",
+                    report.cluster_id,
+                )
+                await msg.nak(delay=2)
+                return
         await msg.ack()
 
     async def close(self) -> None:

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy.orm import Session
 
-from moorage.server import service
+from moorage.server import addon_state, service
 from moorage.server.app import create_app
 from moorage.server.bus import NatsBus
 from moorage.server.db.session import (
@@ -19,9 +20,10 @@ from moorage.server.db.session import (
     migrate,
     transaction,
 )
+from moorage.server.events import Broadcaster
 from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats
 from moorage.server.settings import ServerSettings
-from moorage.spec.protocol import HeartbeatMessage, ResultMessage
+from moorage.spec.protocol import HeartbeatMessage, JobAction, JobMessage, ResultMessage, StateReport
 
 log = logging.getLogger("moorage.server")
 
@@ -64,11 +66,25 @@ async def _run(
     nats_user: str | None,
     nats_password: str | None,
 ) -> None:
+    events = Broadcaster()
+
     async def on_result(message: ResultMessage) -> None:
         await in_transaction(factory, lambda s: service.record_result(s, message))
 
+    async def on_state(report: StateReport) -> None:
+        changes = await in_transaction(factory, lambda s: addon_state.record_state(s, report))
+        events.publish(c.to_dict() for c in changes)
+
     async def on_heartbeat(beat: HeartbeatMessage) -> None:
-        await in_transaction(factory, lambda s: service.record_heartbeat(s, beat))
+        changes, define = await in_transaction(factory, lambda s: heartbeat_received(s, beat))
+        events.publish(c.to_dict() for c in changes)
+        if define is not None:
+            try:
+                await bus.publish_job(define)
+            except Exception as e:
+                log.warning("sending cluster %s its definition failed: %s", beat.cluster_id, e)
+                return
+            await in_transaction(factory, lambda s: service.mark_dispatched(s, define.job_id))
 
     async def agent_ids() -> list[str]:
         return await in_transaction(factory, service.agent_cluster_ids)
@@ -86,9 +102,12 @@ async def _run(
         on_heartbeat=on_heartbeat,
         agent_ids=agent_ids,
         on_agents_changed=reload_nats_users,
+        on_state=on_state,
     )
     await bus.start()
-    app = create_app(settings, factory, bus, agent_nats_url=settings.agent_nats_url or nats_url)
+    app = create_app(
+        settings, factory, bus, agent_nats_url=settings.agent_nats_url or nats_url, events=events
+    )
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info"))
     watchdog = asyncio.create_task(_restart_nats_when_it_dies(embedded, factory)) if embedded else None
     try:
@@ -102,6 +121,33 @@ async def _run(
             log.exception("closing the NATS connection failed")
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+def heartbeat_received(
+    session: Session, beat: HeartbeatMessage
+) -> tuple[list[addon_state.Change], JobMessage | None]:
+    """Record a heartbeat; an agent back from an outage counts again, and an agent that lost its
+    definition (it restarted) is sent the last one it was given, to deploy nothing but report on."""
+    if not service.record_heartbeat(session, beat):
+        return [], None
+    cluster = service.get_cluster_by_id(session, beat.cluster_id)
+    assert cluster is not None
+    changes = addon_state.agent_back(session, cluster)
+    if beat.has_definition:
+        return changes, None
+    payload = addon_state.definition_for_agent(session, cluster)
+    if payload is None:
+        return changes, None
+    _, message = service.create_operation_with_job(
+        session,
+        cluster,
+        action=JobAction.DEFINE,
+        payload=payload,
+        timeout_seconds=120,
+        operation_kind="define",
+        created_by="server: the agent restarted",
+    )
+    return changes, message
 
 
 async def _restart_nats_when_it_dies(embedded: EmbeddedNats, factory: SessionFactory) -> None:

@@ -8,10 +8,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from moorage.server import service
-from moorage.server.db.models import Cluster, Job, Operation, aware
+from moorage.server.db.models import AddonState, Cluster, Job, Operation, aware
 from moorage.server.db.session import SessionFactory
 from moorage.spec.protocol import FINAL_JOB_STATES, JobState
 
@@ -29,6 +29,14 @@ class ServerCollector(Collector):
             labels=["cluster_id"],
         )
         clusters = GaugeMetricFamily("moorage_clusters", "Clusters by agent state", labels=["state"])
+        addons = GaugeMetricFamily(
+            "moorage_addons", "Add-ons per cluster and lifecycle state", labels=["cluster_id", "state"]
+        )
+        full_report = GaugeMetricFamily(
+            "moorage_cluster_full_report_age_seconds",
+            "Seconds since the cluster's agent last sent a full add-on state snapshot",
+            labels=["cluster_id"],
+        )
         jobs_done = CounterMetricFamily("moorage_jobs", "Jobs that ended, by final state", labels=["state"])
         jobs_open = GaugeMetricFamily("moorage_jobs_open", "Unfinished jobs by state", labels=["state"])
         ops_done = CounterMetricFamily(
@@ -46,6 +54,17 @@ class ServerCollector(Collector):
                 if last_sweep:
                     swept = aware(datetime.fromisoformat(last_sweep))
                     lag.add_metric([cluster.id], max(0.0, (now - swept).total_seconds()))
+                if cluster.state_full_at is not None:
+                    full_report.add_metric(
+                        [cluster.id], max(0.0, (now - cluster.state_full_at).total_seconds())
+                    )
+            rows = session.execute(
+                select(AddonState.cluster_id, AddonState.state, func.count()).group_by(
+                    AddonState.cluster_id, AddonState.state
+                )
+            )
+            for cluster_id, state, count in rows:
+                addons.add_metric([cluster_id, state], count)
             job_counts = service.count_by_state(session, Job)
             op_counts = service.count_by_state(session, Operation)
 
@@ -57,7 +76,7 @@ class ServerCollector(Collector):
         for op_state in service.OPERATION_STATES:
             family = ops_done if op_state in service.FINAL_OPERATION_STATES else ops_open
             family.add_metric([op_state], op_counts.get(op_state, 0))
-        yield from (lag, clusters, jobs_done, jobs_open, ops_done, ops_open)
+        yield from (lag, full_report, addons, clusters, jobs_done, jobs_open, ops_done, ops_open)
 
 
 def make_registry(factory: SessionFactory, clock: Callable[[], datetime]) -> CollectorRegistry:

@@ -6,6 +6,7 @@ or a cancel) has a key (progress rank, source, time, state) and the job keeps th
 greatest key. A maximum does not depend on arrival order, so duplicated, late or reordered results
 all end in the same state, and a final state never goes back to a running one."""
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,10 @@ from moorage.spec.protocol import (
 )
 
 HEARTBEAT_INTERVAL_SECONDS = 60
-OFFLINE_AFTER = timedelta(seconds=3 * HEARTBEAT_INTERVAL_SECONDS)
+# an agent silent this long is offline, and its add-ons Unknown (tests shorten it)
+OFFLINE_AFTER = timedelta(
+    seconds=float(os.environ.get("MOORAGE_AGENT_OFFLINE_SECONDS", str(3 * HEARTBEAT_INTERVAL_SECONDS)))
+)
 # a running job gets this long beyond its timeout for its result to travel back before it expires
 PENDING_MAX_AGE = timedelta(days=1)
 EXPIRY_GRACE = timedelta(seconds=30)

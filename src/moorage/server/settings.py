@@ -64,6 +64,7 @@ class ServerSettings(BaseModel):
             "git_allow_file": os.environ.get("MOORAGE_GIT_ALLOW_FILE"),
             "git_retry_base_seconds": os.environ.get("MOORAGE_GIT_RETRY_BASE_SECONDS"),
             "git_retry_max_seconds": os.environ.get("MOORAGE_GIT_RETRY_MAX_SECONDS"),
+            "expire_interval_seconds": os.environ.get("MOORAGE_EXPIRE_INTERVAL_SECONDS"),
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v}
         values.update({k: v for k, v in overrides.items() if v is not None})

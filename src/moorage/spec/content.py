@@ -79,6 +79,7 @@ class ResolvedAddon:
     settings: AddonSettings
     job_configuration: JobConfiguration
     encrypted: bool
+    defined_at: str = ""  # "file:line" of the entry in the repository, when known
 
 
 @dataclass
@@ -408,6 +409,7 @@ class Resolver:
             settings=a.settings,
             job_configuration=a.job_configuration,
             encrypted=encrypted,
+            defined_at=_at(self.ctx.sources.location(path)),
         )
 
     def text_file(self, ref: str, path: PathKey, what: str) -> str:
@@ -512,3 +514,9 @@ __all__ = [
     "Sensitive",
     "resolve_all",
 ]
+
+
+def _at(location: Location | None) -> str:
+    if location is None or not location.file:
+        return ""
+    return f"{location.file}:{location.line}" if location.line > 0 else location.file

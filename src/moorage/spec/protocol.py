@@ -33,6 +33,11 @@ def heartbeat_subject(cluster_id: str) -> str:
     return f"agent.heartbeat.native_reconcile.{cluster_id}"
 
 
+def state_subject(cluster_id: str) -> str:
+    """JetStream (RESULTS_STREAM): the agent's add-on state reports, consumed durably by the server."""
+    return f"moorage.state.{cluster_id}"
+
+
 def logs_subject(cluster_id: str, stream_id: str) -> str:
     """Core NATS (not persisted): the lines of one log stream, then a LogChunk with end=True."""
     return f"moorage.logs.{cluster_id}.{stream_id}"
@@ -60,6 +65,7 @@ def agent_permissions(cluster_id: str) -> dict[str, dict[str, list[str]]]:
             "allow": [
                 results_subject(cluster_id),
                 events_subject(cluster_id),
+                state_subject(cluster_id),
                 heartbeat_subject(cluster_id),
                 logs_subject(cluster_id, "*"),
                 f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer}",
@@ -87,9 +93,16 @@ class JobAction(StrEnum):
     EVENTS = "events"  # read: the events of one object
     RESOURCE_MAP = "resource_map"  # read: an add-on's objects with their owned children
     LOGS = "logs"  # read: a pod's log, streamed on logs_subject (payload: stream_id, namespace, pod, …)
+    DEFINE = "define"  # give a restarted agent its definition back (payload as sync); deploys nothing
+    ROLLBACK = "rollback"  # write: helm rollback of one add-on (payload: addon, namespace, revision)
+    RELEASE_HISTORY = "release_history"  # read: an add-on's Helm revisions
+    RELEASE_VALUES = "release_values"  # read: the deployed values of an add-on, secrets masked
+    RELEASE_MANIFEST = "release_manifest"  # read: the manifest of one revision (Secret data masked)
+    ADDON_EVENTS = "addon_events"  # read: the events of the add-on's resources
+    HELM_RELEASES = "helm_releases"  # read: every Helm release in the cluster, managed or not
 
 
-WRITE_ACTIONS = frozenset({JobAction.SYNC, JobAction.DELETE, JobAction.SWEEP})
+WRITE_ACTIONS = frozenset({JobAction.SYNC, JobAction.DELETE, JobAction.SWEEP, JobAction.ROLLBACK})
 
 
 class JobState(StrEnum):
@@ -143,10 +156,70 @@ class HeartbeatMessage(_Message):
     pruned: int = 0
     recovered: int = 0
     running_jobs: int = 0
+    # False until the agent holds a definition (after a restart): the server sends it one (DEFINE)
+    has_definition: bool = True
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 M = TypeVar("M", bound=_Message)
+
+# A state report is split into parts of at most this many bytes of add-on observations, so a
+# cluster of any size fits MAX_MESSAGE_BYTES; drift is capped per add-on, and what is left out is
+# counted (drift_omitted), never dropped silently.
+STATE_PART_BYTES = 512 * 1024
+MAX_DRIFT_CHANGES = 100  # field changes per add-on in one observation
+MAX_VALUE_CHARS = 512  # of one want/live value in a drift change
+
+
+class AddonObservation(_Message):
+    """What the agent sees of one add-on: its release, health, drift, and how it compares with the
+    definition. The server derives the lifecycle state from it (moorage.spec.lifecycle)."""
+
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str = Field(max_length=253)
+    engine: str = Field(default="native", max_length=32)
+    chart: str = Field(default="", max_length=253)
+    version: str = Field(default="", max_length=128)  # chart version wanted by the definition
+    registry_url: str = Field(default="", max_length=2048)
+    installed: bool = False
+    release_chart: str = Field(default="", max_length=253)
+    release_version: str = Field(default="", max_length=128)  # deployed chart version
+    revision: int | None = None
+    helm_status: str | None = Field(default=None, max_length=32)
+    last_deployed: datetime | None = None
+    health: str | None = Field(default=None, max_length=16)  # HealthStatus, None when not installed
+    health_reason: str = Field(default="", max_length=4000)
+    suspended: list[str] = Field(default_factory=list, max_length=100)  # resources paused on purpose
+    strict_health: bool = False
+    automated: bool = True
+    self_heal: bool = True
+    drift: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_DRIFT_CHANGES)
+    drift_omitted: int = 0  # field changes left out of `drift` (over MAX_DRIFT_CHANGES)
+    definition_matches: bool = True  # the release is what the definition asks (chart, version, values)
+    definition_diff: list[str] = Field(default_factory=list, max_length=100)  # what differs, secrets masked
+    conflicts: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+    last_error: str | None = Field(default=None, max_length=4000)  # the last deploy or heal failure
+    deploying: bool = False  # a job is changing it now
+    commit: str | None = Field(default=None, max_length=64)  # Git commit of the definition, when known
+    defined_at: str = Field(default="", max_length=600)  # "file:line" of its entry in the repository
+    cause: str = Field(default="sweep", max_length=16)  # sync | sweep | heal | rollback | define | connect
+
+
+class StateReport(_Message):
+    """Add-on observations from an agent. A delta carries only add-ons whose observation changed.
+    A full snapshot (after the agent starts or reconnects) comes in `parts` messages sharing one
+    `snapshot`; the last part lists every add-on name, so the server forgets the others."""
+
+    cluster_id: str = Field(min_length=1, max_length=64)
+    session: str = Field(min_length=1, max_length=64)  # one agent process: its start time and a nonce
+    seq: int = Field(ge=0)  # per session, one per message
+    snapshot: str | None = Field(default=None, max_length=64)
+    part: int = Field(default=0, ge=0)
+    parts: int = Field(default=1, ge=1, le=10_000)
+    all_names: list[str] | None = Field(default=None, max_length=100_000)  # last part of a snapshot
+    addons: list[AddonObservation] = Field(default_factory=list, max_length=10_000)
+    removed: list[str] = Field(default_factory=list, max_length=10_000)
+    sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class LogChunk(_Message):

@@ -15,9 +15,16 @@ from moorage.cli import client as client_module
 from moorage.cli.main import app as main_app
 from moorage.cli.output import format_issue
 from moorage.cli.remote_commands import bundle_repository
-from moorage.server import service
+from moorage.server import addon_state, service
 from moorage.server.db import SessionFactory, transaction
-from moorage.spec.protocol import JobAction, JobMessage, JobState, ResultMessage
+from moorage.spec.protocol import (
+    AddonObservation,
+    JobAction,
+    JobMessage,
+    JobState,
+    ResultMessage,
+    StateReport,
+)
 from tests.unit.cli.conftest import SERVER, Cli, as_json, ok
 from tests.unit.server.conftest import ADMIN_TOKEN, EXAMPLE_REPO, FakeBus
 
@@ -122,7 +129,7 @@ def test_apply_example_queues_one_job(cli: Cli, bus: FakeBus) -> None:
 
 def test_operation_messages_and_addons(cli: Cli, bus: FakeBus, factory: SessionFactory) -> None:
     ok(cli("cluster", "register", "c1"))
-    assert "no successful sync yet" in ok(cli("addons", "list", "--cluster", "c1")).stdout
+    assert "no add-ons reported yet" in ok(cli("addons", "list", "--cluster", "c1")).stdout
     assert (
         as_json(cli("cluster", "apply", "-f", str(EXAMPLE_REPO), "-c", "c1", "-o", "json"))["kind"] == "apply"
     )
@@ -138,16 +145,55 @@ def test_operation_messages_and_addons(cli: Cli, bus: FakeBus, factory: SessionF
                 result={"outcomes": {"addon/webapp": {"status": "applied", "health": "Healthy"}}},
             ),
         )
+        report = StateReport(
+            cluster_id=job.cluster_id,
+            session="s1",
+            seq=1,
+            addons=[
+                AddonObservation(
+                    name="webapp",
+                    namespace="apps",
+                    chart="webapp",
+                    version="1.0.0",
+                    installed=True,
+                    release_chart="webapp",
+                    release_version="1.0.0",
+                    revision=1,
+                    helm_status="deployed",
+                    health="Healthy",
+                    drift=[
+                        {
+                            "kind": "Deployment",
+                            "name": "webapp",
+                            "namespace": "apps",
+                            "drift_type": "modified",
+                            "changes": [{"path": "spec.replicas", "want": 2, "live": 5}],
+                        }
+                    ],
+                )
+            ],
+        )
+        addon_state.record_state(session, report)
     shown = ok(cli("operations", "show", job.operation_id)).stdout
     assert "success" in shown
     assert "addon/webapp: applied: installed revision 1" in shown
 
     addons = ok(cli("addons", "list", "--cluster", "c1")).stdout
-    for text in ("webapp", "applied", "Healthy"):
+    for text in ("webapp", "OutOfSync", "spec.replicas: want 2, live 5"):
         assert text in addons
-    data = as_json(cli("addons", "list", "--cluster", "c1", "-o", "json"))
-    assert data["operation_id"] == job.operation_id
+    data = as_json(cli("addons", "list", "--cluster", "c1", "--state", "OutOfSync", "-o", "json"))
     assert [a["name"] for a in data["result"]] == ["webapp"]
+    assert (
+        as_json(cli("addons", "list", "--cluster", "c1", "--state", "Synced", "-o", "json"))["result"] == []
+    )
+    drift = ok(cli("addons", "drift", "webapp", "--cluster", "c1")).stdout
+    for text in ("Deployment apps/webapp", "spec.replicas", "2", "5"):
+        assert text in drift
+    assert "OutOfSync" in ok(cli("addons", "get", "webapp", "--cluster", "c1")).stdout
+    assert "Synced" not in ok(cli("addons", "transitions", "webapp", "--cluster", "c1")).stdout
+    missing = cli("addons", "get", "nope", "--cluster", "c1")
+    assert missing.exit_code == 1
+    assert "no add-on 'nope'" in missing.stderr
 
 
 def test_apply_wait_shows_the_final_operation(cli: Cli, bus: FakeBus, factory: SessionFactory) -> None:

@@ -47,6 +47,7 @@ HELP = [
     None,  # only `import moorage.cli.main`
     ["--help"],
     ["addons", "list", "--help"],
+    ["addons", "--help"],
     ["cluster", "--help"],
     ["operations", "--help"],
     ["resources", "--help"],
@@ -57,6 +58,7 @@ HELP = [
 CLIENT = [
     ["cluster", "list"],
     ["addons", "list", "-c", "dev"],
+    ["addons", "drift", "web", "-c", "dev"],
     ["resources", "get", "Pod", "-c", "dev"],
     ["logs", "web-0", "-c", "dev"],
     ["credentials", "list"],

@@ -39,7 +39,7 @@ def test_apply_valid_bundle_queues_one_write_job(client: TestClient, bus: FakeBu
     assert message.cluster_id == cluster_id
     assert message.kind is JobKind.WRITE
     assert message.action is JobAction.SYNC
-    assert message.payload == {"files": files, "root": "import-cluster.yaml"}
+    assert message.payload == {"files": files, "root": "import-cluster.yaml", "trigger": "auto", "held": []}
     assert message.timeout_seconds == 420
 
     shown = client.get(f"/api/v1/operations/{op['id']}").json()
@@ -80,11 +80,8 @@ def test_apply_wait_returns_the_final_operation(
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "success"
 
-    addons = client.get("/api/v1/clusters/c1/addons").json()
-    assert addons["operation_id"] == r.json()["id"]
-    assert addons["result"] == [
-        {"name": "webapp", "status": "applied", "message": "installed", "health": "Healthy", "reason": None}
-    ]
+    op = client.get(f"/api/v1/operations/{r.json()['id']}").json()
+    assert op["jobs"][0]["result"]["outcomes"]["addon/webapp"]["status"] == "applied"
 
 
 def test_invalid_definition_is_422_with_hint(client: TestClient, bus: FakeBus) -> None:

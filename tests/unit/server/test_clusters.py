@@ -82,8 +82,9 @@ def test_addons_before_any_sync(client: TestClient) -> None:
     client.post("/api/v1/clusters", json={"name": "c1"})
     body = client.get("/api/v1/clusters/c1/addons").json()
     assert body["result"] == []
-    assert body["synced_at"] is None
-    assert body["state"] == "never_connected"
+    assert body["total"] == 0
+    assert body["agent"] == "never_connected"
+    assert set(body["counts"]) == {"Pending", "Deploying", "Synced", "Degraded", "OutOfSync", "Unknown"}
 
 
 def test_healthz(anon: TestClient) -> None:

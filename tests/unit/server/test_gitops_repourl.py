@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from moorage.server.gitops import repourl
 from moorage.server.gitops.repourl import (
     PROVIDERS,
     Provider,
@@ -495,3 +496,28 @@ def test_check_revision_accepts_exactly_the_hex_forms(text: str) -> None:
     else:
         with pytest.raises(RepoInputError):
             check_revision(text)
+
+
+@pytest.mark.parametrize(
+    ("provider", "web", "expected"),
+    [
+        (
+            "github",
+            "https://github.com/acme/platform",
+            "https://github.com/acme/platform/blob/abc/addons/web%20app.yaml#L7",
+        ),
+        (
+            "bitbucket_cloud",
+            "https://bitbucket.org/ws/repo",
+            "https://bitbucket.org/ws/repo/src/abc/addons/web%20app.yaml#lines-7",
+        ),
+        (
+            "bitbucket_data_center",
+            "https://git.example.com/projects/P/repos/r",
+            "https://git.example.com/projects/P/repos/r/browse/addons/web%20app.yaml?at=abc#7",
+        ),
+    ],
+)
+def test_file_url_points_at_the_line(provider: repourl.Provider, web: str, expected: str) -> None:
+    assert repourl.file_url(web, provider, "abc", "addons/web app.yaml", 7) == expected
+    assert repourl.file_url(None, provider, "abc", "x.yaml", 1) is None

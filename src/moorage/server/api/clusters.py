@@ -1,6 +1,6 @@
-"""/api/v1/clusters: register, list, get, delete clusters; agent tokens; the cluster's add-ons."""
+"""/api/v1/clusters: register, list, get, delete clusters; agent tokens (add-ons: api/addons.py)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
@@ -8,9 +8,7 @@ from sqlalchemy.orm import Session
 from moorage.server import service
 from moorage.server.api.deps import Ctx, Reader, Writer
 from moorage.server.api.schemas import (
-    AddonOut,
     AgentTokenOut,
-    ClusterAddons,
     ClusterCreate,
     ClusterCreated,
     ClusterOut,
@@ -80,43 +78,3 @@ async def rotate_agent_token(name: str, ctx: Ctx, _who: Writer) -> AgentTokenOut
     out = await ctx.db(work)
     await ctx.agents_changed(f"the new agent token of {name!r}")
     return out
-
-
-@router.get("/{name}/addons")
-async def cluster_addons(name: str, ctx: Ctx, _who: Reader) -> ClusterAddons:
-    """Add-ons as the last successful sync left them (the job's result, per entry)."""
-
-    def work(session: Session) -> ClusterAddons:
-        cluster = service.get_cluster(session, name)
-        job = service.last_successful_sync(session, cluster)
-        return ClusterAddons(
-            cluster=cluster.name,
-            state=service.cluster_state(cluster, ctx.clock()),
-            synced_at=job.finished_at if job else None,
-            operation_id=job.operation_id if job else None,
-            job_id=job.id if job else None,
-            result=_addons_of(job.result if job else None),
-        )
-
-    return await ctx.db(work)
-
-
-def _addons_of(result: dict[str, Any] | None) -> list[AddonOut]:
-    """The agent's sync result holds `outcomes`: {"addon/NAME": EntryOutcome.to_dict(), …}."""
-    outcomes = (result or {}).get("outcomes")
-    if not isinstance(outcomes, dict):
-        return []
-    addons: list[AddonOut] = []
-    for ref, outcome in sorted(outcomes.items()):
-        if not (isinstance(ref, str) and ref.startswith("addon/") and isinstance(outcome, dict)):
-            continue
-        addons.append(
-            AddonOut(
-                name=ref.removeprefix("addon/"),
-                status=str(outcome.get("status", "unknown")),
-                message=str(outcome.get("message") or ""),
-                health=outcome.get("health") if isinstance(outcome.get("health"), str) else None,
-                reason=outcome.get("reason") if isinstance(outcome.get("reason"), str) else None,
-            )
-        )
-    return addons

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from moorage.server.auth import Principal, require
 from moorage.server.db.session import SessionFactory, in_transaction
+from moorage.server.events import Broadcaster
 from moorage.server.gitops.controller import GitOpsController
 from moorage.server.ports import Bus
 from moorage.server.secretbox import SecretBox
@@ -29,6 +30,7 @@ class AppContext:
     clock: Callable[[], datetime]
     box: SecretBox
     gitops: GitOpsController
+    events: Broadcaster
 
     async def db(self, work: Callable[[Session], R]) -> R:
         return await in_transaction(self.session_factory, work)

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from moorage.server import service
+from moorage.server import addon_state, service
 from moorage.server.api.deps import Ctx, Reader, Writer
 from moorage.server.api.schemas import ApplyRequest, OperationOut, Page, page_of
 from moorage.server.bundle import validate_bundle
@@ -53,7 +53,14 @@ async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: Wait
             session,
             cluster,
             action=JobAction.SYNC,
-            payload={"files": body.files, "root": body.root},
+            # a new definition, like a commit: automated add-ons deploy, manual ones wait for
+            # `addons sync`, rolled-back ones stay held
+            payload={
+                "files": body.files,
+                "root": body.root,
+                "trigger": "auto",
+                "held": addon_state.held_addons(session, cluster),
+            },
             timeout_seconds=check.timeout_seconds,
             operation_kind="apply",
             created_by=who.name,

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -79,6 +79,13 @@ class Cluster(Base):
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     agent_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    # the agent process whose add-on state reports were applied last, and its last message number
+    state_session: Mapped[str | None] = mapped_column(String(64), default=None)
+    state_seq: Mapped[int | None] = mapped_column(Integer, default=None)
+    state_snapshot: Mapped[str | None] = mapped_column(String(64), default=None)  # one being received
+    state_full_at: Mapped[datetime | None] = mapped_column(default=None)  # the last complete snapshot
+    define_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    agent_offline_recorded: Mapped[bool] = mapped_column(default=False)
 
     operations: Mapped[list["Operation"]] = relationship(
         back_populates="cluster", cascade="all, delete-orphan", passive_deletes=True
@@ -240,3 +247,40 @@ class GitSync(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     operation_id: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class AddonState(Base):
+    """The latest observation of one add-on, and the lifecycle state derived from it."""
+
+    __tablename__ = "addon_states"
+    __table_args__ = (
+        UniqueConstraint("cluster_id", "name", name="uq_addon_states_cluster_name"),
+        Index("ix_addon_states_cluster_state", "cluster_id", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(253))
+    namespace: Mapped[str] = mapped_column(String(253))
+    state: Mapped[str] = mapped_column(String(16))  # moorage.spec.lifecycle.AddonState
+    reason: Mapped[str] = mapped_column(Text)
+    observation: Mapped[dict[str, Any]] = mapped_column(JSON)  # protocol.AddonObservation
+    state_since: Mapped[datetime] = mapped_column(default=utcnow)
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # rolled back by a person: syncs leave it at this revision until resumed or a commit changes it
+    held_revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    held_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AddonTransition(Base):
+    __tablename__ = "addon_transitions"
+    __table_args__ = (Index("ix_addon_transitions_cluster_addon_at", "cluster_id", "addon", "at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    addon: Mapped[str] = mapped_column(String(253))
+    from_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -343,6 +343,19 @@ def files_url(web: str | None, provider: Provider, sha: str, directory: str) -> 
     return "/".join([web, kind, rev, *parts])
 
 
+def file_url(web: str | None, provider: Provider, sha: str, path: str, line: int = 0) -> str | None:
+    """One file at commit `sha`, at `line` when it is known (1-based)."""
+    if web is None:
+        return None
+    parts = [quote(p, safe="") for p in path.strip().split("/") if p not in ("", ".")]
+    rev = quote(sha, safe="")
+    if provider == "bitbucket_data_center":
+        return "/".join([web, "browse", *parts]) + f"?at={rev}" + (f"#{line}" if line > 0 else "")
+    if provider == "github":
+        return "/".join([web, "blob", rev, *parts]) + (f"#L{line}" if line > 0 else "")
+    return "/".join([web, "src", rev, *parts]) + (f"#lines-{line}" if line > 0 else "")
+
+
 # --------------------------------------------------------------------------- branch, path, revision
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from moorage.server import service
+from moorage.server import addon_state, service
 from moorage.server.bundle import MAX_BUNDLE_BYTES, BundleCheck, BundleError, validate_tree
 from moorage.server.db.models import GitRepository
 from moorage.server.db.session import SessionFactory, in_transaction
@@ -222,11 +222,23 @@ async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict
         cluster = service.get_cluster_by_id(session, run.cluster_id)
         if cluster is None:
             raise service.NotFound("the cluster was deleted during the sync")
+        # a commit that changes a rolled-back add-on ends its hold; the others stay held
+        touched = [
+            r.removeprefix("addon/") for r in (*changes.added, *changes.changed) if r.startswith("addon/")
+        ]
+        addon_state.release_holds_changed_by(session, cluster, touched, deps.clock())
         operation, message = service.create_operation_with_job(
             session,
             cluster,
             action=JobAction.SYNC,
-            payload={"files": files, "root": run.path, "commit": sha},
+            # a GitOps sync changes only automated add-ons (the others wait for `addons sync`)
+            payload={
+                "files": files,
+                "root": run.path,
+                "commit": sha,
+                "trigger": "auto",
+                "held": addon_state.held_addons(session, cluster),
+            },
             timeout_seconds=check.timeout_seconds,
             operation_kind="gitops_sync",
             created_by=f"gitops {run.source}: {run.triggered_by}"[:200],

@@ -1,0 +1,397 @@
+"""`moorage addons list | get | drift | values | manifest | history | events | transitions |
+rollback | resume | sync | releases`: the live state of a cluster's add-ons, from the server.
+Tables by default; `-o json|yaml` prints the API's JSON as it came. Light imports only (see main.py)."""
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from moorage.cli.client import Remote, api_path, handled
+from moorage.cli.output import Output, OutputOpt, dump, err, esc, out, styled, when
+from moorage.cli.remote_commands import ClusterOpt, ServerOpt, TokenOpt
+
+addons_app = typer.Typer(
+    name="addons",
+    help="Add-ons of a cluster: live state, drift, history, rollback.",
+    no_args_is_help=True,
+)
+
+AddonArg = Annotated[str, typer.Argument(help="The add-on's name.")]
+WaitOpt = Annotated[float, typer.Option("--wait", min=0, max=600, help="Seconds to wait for the job.")]
+LIFECYCLE_STYLE = {
+    "Synced": "green",
+    "OutOfSync": "yellow",
+    "Degraded": "red",
+    "Deploying": "cyan",
+    "Pending": "yellow",
+    "Unknown": "dim",
+}
+
+
+def _state(value: Any) -> str:
+    return styled(value, LIFECYCLE_STYLE)
+
+
+def _table(data: dict[str, Any]) -> Table:
+    table = Table("add-on", "namespace", "state", "chart", "revision", "updated", "reason")
+    for a in data["result"]:
+        version = a.get("deployed_version") or a.get("version") or ""
+        table.add_row(
+            esc(a["name"]),
+            esc(a["namespace"]),
+            _state(a["state"]),
+            esc(f"{a.get('chart', '')} {version}".strip()),
+            esc(a.get("revision") if a.get("revision") is not None else "-"),
+            when(a.get("last_deployed")),
+            esc(a.get("reason")),
+        )
+    return table
+
+
+def _summary(data: dict[str, Any]) -> str:
+    counts = ", ".join(f"{n} {_state(s)}" for s, n in data["counts"].items() if n)
+    counts = counts or "no add-ons reported yet"
+    return f"cluster {esc(data['cluster'])} (agent {styled(data['agent'])}): {counts}"
+
+
+@addons_app.command("list")
+def addons_list(
+    cluster: ClusterOpt,
+    state: Annotated[str | None, typer.Option("--state", help="Synced, OutOfSync, Degraded, …")] = None,
+    search: Annotated[str | None, typer.Option("--search", "-s", help="Part of a name or namespace.")] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Print each state change as it happens.")
+    ] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """The cluster's add-ons with their lifecycle state and the reason for it."""
+    remote = Remote.from_options(server, token)
+    params: dict[str, str | int] = {}
+    if state:
+        params["state"] = state
+    if search:
+        params["search"] = search
+    with handled(remote):
+        data = remote.pages(api_path("clusters", cluster, "addons"), params)
+    if output is not Output.table:
+        dump(data, output)
+    else:
+        out.print(_summary(data))
+        if data["result"]:
+            out.print(_table(data))
+    if not watch:
+        return
+    with handled(remote):
+        for event, payload in remote.events("/events", {"cluster": cluster}):
+            if event == "overflow":
+                err.print("missed changes (this terminal read too slowly); run the command again")
+                raise typer.Exit(1)
+            if event != "addon":
+                continue
+            change = json.loads(payload)
+            if state and change.get("state") != state and change.get("previous") != state:
+                continue
+            if output is not Output.table:
+                print(json.dumps(change), flush=True)
+                continue
+            out.print(
+                f"{when(change.get('at'))}  {esc(change['addon'])}: "
+                f"{_state(change.get('previous') or '-')} → "
+                f"{_state(change['state'])} ({esc(change.get('cause'))}): {esc(change.get('reason'))}"
+            )
+
+
+@addons_app.command("get")
+def addons_get(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """One add-on: chart, version, revision, state with its reason, health, drift count, hold."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        a = remote.get(api_path("clusters", cluster, "addons", addon))
+    if output is not Output.table:
+        dump(a, output)
+        return
+    rows = [
+        ("state", f"{_state(a['state'])} since {when(a['state_since'])}"),
+        ("reason", esc(a["reason"])),
+        ("namespace", esc(a["namespace"])),
+        ("chart", esc(f"{a['chart']} {a['version']} (deployed: {a['deployed_version'] or '-'})")),
+        ("source", esc(a["registry_url"] or "-")),
+        ("revision", esc(f"{a['revision']} ({a['helm_status']})" if a["revision"] else "not installed")),
+        ("health", f"{styled(a['health'] or '-')} {esc(a['health_reason'])}"),
+        ("last deployed", when(a["last_deployed"])),
+        ("drifted fields", esc(a["drifted_fields"])),
+        (
+            "sync policy",
+            esc(f"automated={a['automated']} self_heal={a['self_heal']} strict={a['strict_health']}"),
+        ),
+        ("commit", esc(a["commit"] or "-")),
+    ]
+    if a.get("held_revision"):
+        rows.append(
+            ("held", esc(f"at revision {a['held_revision']} since {a['held_at']} (moorage addons resume)"))
+        )
+    if a.get("last_error"):
+        rows.append(("last error", esc(a["last_error"])))
+    for c in a.get("conflicts") or []:
+        rows.append(
+            ("conflict", esc(f"{c.get('manager')} keeps changing {c.get('path')} on {c.get('resource')}"))
+        )
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.print(f"{key.ljust(width)}  {value}")
+
+
+@addons_app.command("drift")
+def addons_drift(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Each drifted resource and field, want vs live; conflicts with the ignore entry that ends them."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        d = remote.get(api_path("clusters", cluster, "addons", addon, "drift"))
+    if output is not Output.table:
+        dump(d, output)
+        return
+    if not d["resources"] and not d["definition_diff"]:
+        out.print(f"{esc(addon)}: no drift")
+    if d["definition_diff"]:
+        out.print("definition differs from the release: " + esc("; ".join(d["definition_diff"])))
+    table = Table("resource", "field", "want", "live")
+    for r in d["resources"]:
+        what = f"{r.get('kind')} {r.get('namespace') + '/' if r.get('namespace') else ''}{r.get('name')}"
+        if r.get("drift_type") == "missing":
+            table.add_row(esc(what), "(the whole object)", "present", "missing")
+        for c in r.get("changes") or []:
+            table.add_row(
+                esc(what), esc(c.get("path")), esc(json.dumps(c.get("want"))), esc(json.dumps(c.get("live")))
+            )
+    if d["resources"]:
+        out.print(table)
+    if d["omitted"]:
+        out.print(f"… and {d['omitted']} more field(s) the agent left out of its report")
+    for c in d["conflicts"]:
+        out.print(
+            f"conflict: {esc(c.get('manager'))} keeps changing {esc(c.get('path'))}; to stop healing it, add:"
+        )
+        out.print(esc(c.get("ignore_entry") or ""))
+
+
+def _read(cluster: str, addon: str, what: str, server: str | None, token: str | None, **params: Any) -> Any:
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        return remote.get(
+            api_path("clusters", cluster, "addons", addon, what),
+            **{k: v for k, v in params.items() if v is not None},
+        )
+
+
+@addons_app.command("values")
+def addons_values(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.yaml,
+) -> None:
+    """The deployed values; secrets are masked by the agent."""
+    data = _read(cluster, addon, "values", server, token)
+    dump(
+        data if output is Output.json else data["values"],
+        Output.json if output is Output.json else Output.yaml,
+    )
+
+
+@addons_app.command("manifest")
+def addons_manifest(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    revision: Annotated[int | None, typer.Option("--revision", min=1)] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """The rendered manifest of a revision (default: the current one), Secret data masked."""
+    print(_read(cluster, addon, "manifest", server, token, revision=revision)["manifest"])
+
+
+@addons_app.command("history")
+def addons_history(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Helm revisions, newest first (the counterpart of `helm history`)."""
+    data = _read(cluster, addon, "history", server, token)
+    if output is not Output.table:
+        dump(data, output)
+        return
+    table = Table("revision", "updated", "status", "chart", "description")
+    for r in data["revisions"]:
+        table.add_row(
+            esc(r["revision"]),
+            when(r["updated"]),
+            styled(r["status"]),
+            esc(f"{r['chart']}-{r['chart_version']}"),
+            esc(r["description"]),
+        )
+    out.print(table)
+
+
+@addons_app.command("events")
+def addons_events(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Kubernetes events of the add-on's resources, oldest first."""
+    data = _read(cluster, addon, "events", server, token)
+    if output is not Output.table:
+        dump(data, output)
+        return
+    table = Table("last seen", "type", "object", "reason", "message")
+    for e in data["events"]:
+        table.add_row(
+            when(e["last_seen"]), esc(e["type"]), esc(e["object"]), esc(e["reason"]), esc(e["message"])
+        )
+    out.print(table)
+
+
+@addons_app.command("transitions")
+def addons_transitions(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """When the add-on changed state, to what and why, newest first."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.pages(api_path("clusters", cluster, "addons", addon, "transitions"), limit=200)
+    if output is not Output.table:
+        dump(data, output)
+        return
+    table = Table("at", "from", "to", "cause", "reason")
+    for t in data["result"]:
+        table.add_row(
+            when(t["at"]),
+            _state(t["from_state"] or "-"),
+            _state(t["to_state"]),
+            esc(t["cause"]),
+            esc(t["reason"]),
+        )
+    out.print(table)
+
+
+def _act(
+    cluster: str,
+    addon: str,
+    verb: str,
+    body: Any,
+    wait: float,
+    server: str | None,
+    token: str | None,
+    output: Output,
+) -> None:
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call(
+            "POST",
+            api_path("clusters", cluster, "addons", addon, verb),
+            params={"wait": wait},
+            body=body,
+            timeout=wait + 30,
+        )
+    if output is not Output.table:
+        dump(data, output)
+    else:
+        state = data["operation_state"]
+        out.print(f"operation {esc(data['operation_id'])}: {styled(state)}")
+        for line in data["messages"][-20:]:
+            out.print(f"  {esc(line)}")
+        if data.get("addon"):
+            out.print(f"{esc(addon)}: {_state(data['addon']['state'])}: {esc(data['addon']['reason'])}")
+    if data["operation_state"] in ("failed", "critical", "cancelled"):
+        raise typer.Exit(1)
+
+
+@addons_app.command("rollback")
+def addons_rollback(
+    addon: AddonArg,
+    revision: Annotated[int, typer.Argument(min=1, help="The Helm revision to go back to (see `history`).")],
+    cluster: ClusterOpt,
+    wait: WaitOpt = 300,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """`helm rollback` through the agent; the add-on is held there until `resume` or a commit changes it."""
+    _act(cluster, addon, "rollback", {"revision": revision}, wait, server, token, output)
+
+
+@addons_app.command("resume")
+def addons_resume(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    wait: WaitOpt = 300,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """End a rollback hold: deploy what the definition says for this add-on."""
+    _act(cluster, addon, "resume", None, wait, server, token, output)
+
+
+@addons_app.command("sync")
+def addons_sync(
+    addon: AddonArg,
+    cluster: ClusterOpt,
+    wait: WaitOpt = 300,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Deploy this add-on as the definition says, now (a manual sync of `automated: false`)."""
+    _act(cluster, addon, "sync", None, wait, server, token, output)
+
+
+@addons_app.command("releases")
+def addons_releases(
+    cluster: ClusterOpt, server: ServerOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table
+) -> None:
+    """Every Helm release in the cluster, managed by Moorage or not (like `helm list -A`)."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.get(api_path("clusters", cluster, "releases"))
+    if output is not Output.table:
+        dump(data, output)
+        return
+    table = Table("release", "namespace", "chart", "revision", "status", "updated", "managed")
+    for r in data["releases"]:
+        table.add_row(
+            esc(r["name"]), esc(r["namespace"]), esc(f"{r['chart']}-{r['chart_version']}"),
+            esc(r["revision"]),
+            styled(r["status"]), when(r["updated"]), "yes" if r.get("managed") else "no (read-only)",
+        )  # fmt: skip
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(addons_app, name="addons")
