@@ -382,7 +382,14 @@ class Agent:
         await self._publish_state(found, complete=True)
         healed = {r.name for r in reports if r.healed}
         if healed:
-            after = await observe(self._ctx, cluster, cause=Cause.HEAL, commit=self._commit, only=healed)
+            # what the heals left; the conflicts and errors the sweep found still stand
+            before = {o.name: o for o in found}
+            after = [
+                o.model_copy(
+                    update={"conflicts": before[o.name].conflicts, "last_error": before[o.name].last_error}
+                )
+                for o in await observe(self._ctx, cluster, cause=Cause.HEAL, commit=self._commit, only=healed)
+            ]
             await self._publish_state(after, complete=False)
         return outcome
 

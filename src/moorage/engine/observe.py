@@ -159,8 +159,17 @@ def from_report(
     addon: ResolvedAddon, report: AddonReport, *, commit: str | None, cause: Cause = Cause.SWEEP
 ) -> AddonObservation:
     """The observation of one add-on as a sweep found it (before any heal)."""
-    conflicts = [_conflict_dict(c) for c in getattr(report, "conflicts", [])]
-    error = "; ".join(report.errors) or None
+    conflicts = [
+        {
+            "resource": c.resource,
+            "path": c.path,
+            "manager": c.manager,
+            "ignore_entry": c.ignore_entry,
+            "heals": c.heals,
+            "since": c.since.isoformat(),
+        }
+        for c in report.conflicts
+    ]
     return observation(
         addon,
         report.current,
@@ -168,20 +177,9 @@ def from_report(
         report.health,
         cause=cause,
         commit=commit,
-        last_error=error,
+        last_error="; ".join(report.errors) or None,
         conflicts=conflicts,
     )
-
-
-def _conflict_dict(conflict: Any) -> dict[str, Any]:
-    if isinstance(conflict, Mapping):
-        return dict(conflict)
-    fields = ("resource", "path", "manager", "ignore_entry", "heals", "since")
-    return {
-        f: _short(getattr(conflict, f)) if f != "heals" else getattr(conflict, f, 0)
-        for f in fields
-        if hasattr(conflict, f)
-    }
 
 
 async def observe(
