@@ -18,6 +18,7 @@ from moorage.cli import (
     remote_commands,
     server_commands,
     spec_commands,
+    user_commands,
 )
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ server_commands.register(app)
 remote_commands.register(app)
 addon_commands.register(app)
 gitops_commands.register(app)
+user_commands.register(app)
 
 
 if __name__ == "__main__":

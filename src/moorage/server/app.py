@@ -21,8 +21,10 @@ from moorage.server.api import (
     resources,
     system,
     tokens,
+    users,
     webhooks,
 )
+from moorage.server.api import session as session_routes
 from moorage.server.api.deps import AppContext
 from moorage.server.db.models import utcnow
 from moorage.server.db.session import SessionFactory, transaction
@@ -105,6 +107,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     errors.install(app)
     for module in (tokens, clusters, addons, operations, agent, resources, credentials, gitops, webhooks):
+        app.include_router(module.router, prefix=API_PREFIX)
+    for module in (session_routes, users):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(system.router)
     return app

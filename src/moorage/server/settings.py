@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -41,6 +42,15 @@ class ServerSettings(BaseModel):
     git_timeout_seconds: float = Field(default=60.0, gt=0)
     # at most this many repositories are fetched and validated at once
     git_concurrency: int = Field(default=4, ge=1, le=64)
+    # web UI sign-in: a session ends after this long without a request, and at the latest this long
+    # after sign-in (the cookie's Max-Age); see docs/decisions.md for SameSite
+    session_idle_seconds: int = Field(default=12 * 3600, ge=60)
+    session_max_seconds: int = Field(default=7 * 86400, ge=60)
+    session_cookie_samesite: Literal["lax", "strict"] = "lax"
+    # failed sign-ins allowed per username and per client address within the window, then 429
+    signin_failures_per_user: int = Field(default=10, ge=1)
+    signin_failures_per_address: int = Field(default=30, ge=1)
+    signin_window_seconds: int = Field(default=300, ge=1)
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> "ServerSettings":
@@ -52,7 +62,8 @@ class ServerSettings(BaseModel):
     def from_env(cls, **overrides: object) -> "ServerSettings":
         """Environment variables MOORAGE_DATABASE_URL, MOORAGE_NATS_URL, MOORAGE_AGENT_NATS_URL,
         MOORAGE_PUBLIC_URL, MOORAGE_BOOTSTRAP_TOKEN, MOORAGE_SECRET_KEY, MOORAGE_GIT_POLL_SECONDS,
-        MOORAGE_GIT_ALLOW_FILE; explicit overrides (CLI flags) win."""
+        MOORAGE_GIT_ALLOW_FILE, MOORAGE_SESSION_IDLE_SECONDS, MOORAGE_SESSION_MAX_SECONDS,
+        MOORAGE_SESSION_COOKIE_SAMESITE; explicit overrides (CLI flags) win."""
         env = {
             "database_url": os.environ.get("MOORAGE_DATABASE_URL"),
             "nats_url": os.environ.get("MOORAGE_NATS_URL"),
@@ -65,6 +76,9 @@ class ServerSettings(BaseModel):
             "git_retry_base_seconds": os.environ.get("MOORAGE_GIT_RETRY_BASE_SECONDS"),
             "git_retry_max_seconds": os.environ.get("MOORAGE_GIT_RETRY_MAX_SECONDS"),
             "expire_interval_seconds": os.environ.get("MOORAGE_EXPIRE_INTERVAL_SECONDS"),
+            "session_idle_seconds": os.environ.get("MOORAGE_SESSION_IDLE_SECONDS"),
+            "session_max_seconds": os.environ.get("MOORAGE_SESSION_MAX_SECONDS"),
+            "session_cookie_samesite": os.environ.get("MOORAGE_SESSION_COOKIE_SAMESITE"),
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v}
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -53,6 +53,7 @@ HELP = [
     ["resources", "--help"],
     ["credentials", "--help"],
     ["logs", "--help"],
+    ["users", "--help"],
     ["server", "--help"],  # the processes' and the engine commands' help is light too
 ]
 CLIENT = [

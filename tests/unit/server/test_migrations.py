@@ -2,12 +2,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from moorage.server import service
 from moorage.server.db import Base, make_engine, make_session_factory, migrate, transaction
+from moorage.server.db.session import alembic_config
 from tests import postgres
 
 TABLES = {
@@ -19,7 +21,10 @@ TABLES = {
     "git_credentials",
     "git_repositories",
     "git_syncs",
+    "users",
+    "ui_sessions",
 }
+USER_TABLES = {"users", "ui_sessions"}
 
 
 def _check_schema_and_roundtrip(url: str) -> None:
@@ -50,11 +55,42 @@ def _check_schema_and_roundtrip(url: str) -> None:
         engine.dispose()
 
 
+def _downgrade(url: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def _check_users_down_and_up(url: str) -> None:
+    """0004 (users, ui_sessions) goes down to 0003 and up again, and the schema matches the models."""
+    migrate(url)
+    _downgrade(url, "0003")
+    engine = make_engine(url)
+    try:
+        assert not USER_TABLES & set(inspect(engine).get_table_names())
+        migrate(url)
+        inspector = inspect(engine)
+        assert set(inspector.get_table_names()) >= USER_TABLES
+        assert "ix_ui_sessions_user" in {i["name"] for i in inspector.get_indexes("ui_sessions")}
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
 def test_sqlite_fresh_file(tmp_path: Path) -> None:
-    _check_schema_and_roundtrip(f"sqlite:///{tmp_path / 'sub' / 'moorage.db'}")
+    url = f"sqlite:///{tmp_path / 'sub' / 'moorage.db'}"
+    _check_schema_and_roundtrip(url)
+    _check_users_down_and_up(url)
 
 
 @pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
 def test_postgresql() -> None:
     with postgres.running_postgres() as url:
         _check_schema_and_roundtrip(url)
+        _check_users_down_and_up(url)
