@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test tools venv lint unit integration clean
+.PHONY: demo test tools browser venv lint unit integration clean
 
 demo: tools
 	$(BIN)/python scripts/demo.py
 
-test: tools lint
+test: tools browser lint
 	$(BIN)/pytest -q tests
 
 venv: $(VENV)/.installed
@@ -28,6 +28,14 @@ tools: venv
 	@command -v go >/dev/null || { echo "Go 1.26+ is needed to build the devcluster binaries (tools/k8s)"; exit 1; }
 	tools/k8s/build.sh $(BIN)
 
+# Debian's chromium for the browser tests (Playwright drives it; `playwright install` cannot download here)
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
 lint: venv
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
@@ -37,7 +45,7 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-integration: tools
+integration: tools browser
 	$(BIN)/pytest -q tests/integration
 
 clean:

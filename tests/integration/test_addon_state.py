@@ -264,7 +264,7 @@ def test_live_state_of_every_addon(
 
     # a second field manager that keeps setting spec.replicas: reported as a conflict, not healed forever
     def conflict() -> dict[str, Any] | None:
-        drift = server.api("GET", "/clusters/live/addons/web/drift").json()
+        drift: dict[str, Any] = server.api("GET", "/clusters/live/addons/web/drift").json()
         if drift["conflicts"]:
             return drift
         if kubectl.get("deployment", "web", "-n", "live-apps")["spec"]["replicas"] == 2:

@@ -37,6 +37,7 @@ from moorage.server.middleware import BodyLimitMiddleware
 from moorage.server.ports import Bus
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
+from moorage.server.ui import routes as ui
 
 log = logging.getLogger("moorage.server")
 
@@ -68,7 +69,10 @@ def create_app(
         allow_file=settings.git_allow_file,
         timeout_seconds=settings.git_timeout_seconds,
     )
-    controller = GitOpsController(Deps(session_factory, bus, git, box, settings, clock))
+    events = events or Broadcaster()
+    controller = GitOpsController(
+        Deps(session_factory, bus, git, box, settings, clock, notify=lambda e: events.publish([e]))
+    )
     ctx = AppContext(
         settings=settings,
         session_factory=session_factory,
@@ -77,7 +81,7 @@ def create_app(
         clock=clock,
         box=box,
         gitops=controller,
-        events=events or Broadcaster(),
+        events=events,
     )
 
     @contextlib.asynccontextmanager
@@ -111,6 +115,7 @@ def create_app(
     for module in (session_routes, users):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(system.router)
+    ui.install(app)
     return app
 
 

@@ -43,9 +43,23 @@ class Deps:
     box: SecretBox
     settings: ServerSettings
     clock: Callable[[], datetime]
+    # the live event stream (GET /api/v1/events): each phase and the end of every sync
+    notify: Callable[[dict[str, Any]], None] | None = None
 
     async def db(self, work: Callable[[Session], R]) -> R:
         return await in_transaction(self.session_factory, work)
+
+    def tell(self, run: "Run", status: str, phase: str | None, message: str) -> None:
+        if self.notify is not None:
+            self.notify(
+                {
+                    "type": "gitops",
+                    "cluster": run.cluster_name,
+                    "status": status,
+                    "phase": phase,
+                    "message": message,
+                }
+            )
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,7 @@ async def _phase(deps: Deps, run: Run, phase: str, message: str, **row_fields: A
             setattr(row, key, value)
 
     await deps.db(work)
+    deps.tell(run, store.SYNCING, phase, message)
 
 
 async def execute(deps: Deps, run: Run, fetch_slots: asyncio.Semaphore) -> None:
@@ -332,6 +347,7 @@ async def _complete(
         repo.applied_digests = dict(check.digests)
 
     await deps.db(work)
+    deps.tell(run, store.SYNCED, store.COMPLETED, message)
     log.info("GitOps sync of %s at %s: %s", run.cluster_name, sha[:12], message)
 
 
@@ -359,4 +375,5 @@ async def _fail(deps: Deps, run: Run, failure: SyncFailed) -> None:
             repo.next_retry_at = None
 
     await deps.db(work)
+    deps.tell(run, store.ERROR, None, failure.error.get("message", ""))
     log.warning("GitOps sync of %s failed: %s", run.cluster_name, failure.error.get("message", ""))
