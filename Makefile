@@ -5,10 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test tools browser venv lint unit integration clean
+.PHONY: demo screenshots test tools browser venv lint unit integration clean
 
 demo: tools
 	$(BIN)/python scripts/demo.py
+
+# pictures of the web UI's main pages for the docs (the demo, signed in, in Debian's chromium)
+screenshots: tools browser
+	$(BIN)/python scripts/demo.py --screenshots docs/screenshots
 
 test: tools browser lint
 	$(BIN)/pytest -q tests

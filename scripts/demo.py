@@ -7,8 +7,14 @@
 4. examples/gitops-repo pushed to a local Git server (git http-backend) and the cluster connected to
    it (GitOps: polling every 30 s, a webhook URL, Sync Now), then a status table.
 
-It keeps running until Ctrl-C, which stops everything it started (the devcluster included)."""
+It keeps running until Ctrl-C, which stops everything it started (the devcluster included).
 
+    .venv/bin/python scripts/demo.py [--screenshots docs/screenshots]
+
+With --screenshots it signs in to the web UI in Debian's chromium, saves a picture of each main page
+into that folder, and stops (`make screenshots`)."""
+
+import argparse
 import os
 import secrets
 import signal
@@ -81,7 +87,55 @@ def wait_synced(api: httpx.Client, timeout: float = 300) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+def wait_reported(api: httpx.Client, timeout: float = 120) -> dict[str, Any]:
+    """The add-ons once the agent reported them all and none is still changing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data: dict[str, Any] = api.get(f"/clusters/{NAME}/addons").json()
+        settled = data["result"] and all(a["state"] not in ("Pending", "Deploying") for a in data["result"])
+        if settled or time.monotonic() > deadline:
+            return data
+        time.sleep(0.5)
+
+
+SHOTS = [
+    ("clusters", "/clusters", None),
+    ("addons", f"/clusters/{NAME}", None),
+    ("addon-map", f"/clusters/{NAME}/addons/webapp?tab=map", "svg.map .node"),
+    ("addon", f"/clusters/{NAME}/addons/webapp", None),
+    ("gitops", f"/clusters/{NAME}/gitops", None),
+    ("addon-history", f"/clusters/{NAME}/addons/stateful?tab=history", "#history table"),
+]
+
+
+def screenshots(server_url: str, user: str, password: str, folder: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+    args += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    folder.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{server_url}/login")
+        page.fill("#username", user)
+        page.fill("#password", password)
+        page.click("#signin button[type=submit]")
+        page.wait_for_url(f"{server_url}/clusters")
+        for name, path, ready in SHOTS:
+            page.goto(server_url + path)
+            if ready:
+                page.wait_for_selector(ready, timeout=30_000)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(folder / f"{name}.png"))
+            console.print(f"saved {folder / (name + '.png')}")
+        browser.close()
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--screenshots", type=Path, help="save pictures of the UI's main pages here and stop")
+    options = parser.parse_args()
     stop = False
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -163,15 +217,24 @@ def main() -> int:
             console.print(f"webhook {connected.json()['git_repo']['webhook_url']} (polling every 30 s)")
             state = wait_synced(api)
             console.print(f"GitOps: {state['sync_status']} at {state['last_commit_sha']}")
-            addons = api.get(f"/clusters/{NAME}/addons").json()
+            addons = wait_reported(api)
             table = Table(
-                "add-on", "result", "health", "message", title=f"cluster {NAME} ({addons.get('state')})"
+                "add-on", "state", "chart", "reason", title=f"cluster {NAME} (agent {addons['agent']})"
             )
-            for row in addons.get("result", []):
-                table.add_row(row["name"], row["status"], row.get("health") or "", row["message"])
+            for row in addons["result"]:
+                table.add_row(row["name"], row["state"], f"{row['chart']} {row['version']}", row["reason"])
             console.print(table)
+            password = secrets.token_urlsafe(12)
+            api.post(
+                "/users", json={"username": "demo", "password": password, "role": "admin"}
+            ).raise_for_status()
+            if options.screenshots:
+                step("screenshots of the web UI")
+                screenshots(server_url, "demo", password, options.screenshots)
+                return 0
 
             step("running")
+            console.print(f"web UI     {server_url}/   (user demo, password {password})")
             console.print(f"API        {server_url}/api/v1   (OpenAPI: {server_url}/docs)")
             console.print(f"token      export MOORAGE_TOKEN={token}")
             console.print(f"kubeconfig {kubeconfig}")

@@ -241,6 +241,8 @@ def test_a_typo_in_git_shows_the_error_with_file_line_and_suggestion_then_the_fi
         newest = page.locator("#history tbody tr").first
         assert "success" in newest.inner_text()
         assert newest.locator(f"a[href$='{fixed}']").count() == 1  # the commit, linked
+        files = newest.locator("a", has_text="definition").get_attribute("href") or ""
+        assert f"/{fixed}/clusters/ui" in files  # the definition's files at that commit
         wait_status(scene.server, "ui", lambda s: s["sync_status"] == "synced")
 
 

@@ -181,6 +181,7 @@ class SyncOut(BaseModel):
     message: str
     commit_sha: str | None
     commit_url: str | None
+    files_url: str | None  # the definition's folder at that commit (seed 003's sync metadata)
     commit_timestamp: datetime | None
     revision: str | None
     url: str
@@ -207,6 +208,11 @@ class SyncOut(BaseModel):
             message=row.message,
             commit_sha=row.commit_sha,
             commit_url=repourl.commit_url(web, provider, row.commit_sha) if row.commit_sha else None,
+            files_url=(
+                repourl.files_url(web, provider, row.commit_sha, row.path.rpartition("/")[0])
+                if row.commit_sha
+                else None
+            ),
             commit_timestamp=row.commit_timestamp,
             revision=row.revision,
             url=row.url,
