@@ -28,7 +28,7 @@ from moorage.server.api import session as session_routes
 from moorage.server.api.deps import AppContext
 from moorage.server.db.models import utcnow
 from moorage.server.db.session import SessionFactory, transaction
-from moorage.server.events import Broadcaster
+from moorage.server.events import Broadcaster, JobWaiters
 from moorage.server.gitops.controller import GitOpsController
 from moorage.server.gitops.git import Git
 from moorage.server.gitops.runner import Deps
@@ -54,6 +54,7 @@ def create_app(
     expire_jobs: bool = True,
     run_gitops: bool = True,
     events: Broadcaster | None = None,
+    job_waiters: JobWaiters | None = None,
 ) -> FastAPI:
     """The app, on an already migrated database. `agent_nats_url` is what agents are told at
     registration (default: settings.agent_nats_url, then settings.nats_url). With `expire_jobs`,
@@ -82,6 +83,7 @@ def create_app(
         box=box,
         gitops=controller,
         events=events,
+        job_waiters=job_waiters or JobWaiters(),
     )
 
     @contextlib.asynccontextmanager

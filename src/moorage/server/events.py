@@ -4,10 +4,35 @@ with a final "overflow" event rather than slowing the server down; it reconnects
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 QUEUE_SIZE = 1000
+
+
+class JobWaiters:
+    """Wakes the requests that wait for a job's result (reads through the agent) as soon as the
+    result is in the database, instead of each request polling it."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[asyncio.Event]] = {}
+
+    def done(self, job_id: str) -> None:
+        for event in self._waiting.pop(job_id, []):
+            event.set()
+
+    @contextlib.contextmanager
+    def watch(self, job_id: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._waiting.setdefault(job_id, []).append(event)
+        try:
+            yield event
+        finally:
+            events = self._waiting.get(job_id)
+            if events is not None and event in events:
+                events.remove(event)
+                if not events:
+                    del self._waiting[job_id]
 
 
 class Broadcaster:

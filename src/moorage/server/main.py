@@ -20,7 +20,7 @@ from moorage.server.db.session import (
     migrate,
     transaction,
 )
-from moorage.server.events import Broadcaster
+from moorage.server.events import Broadcaster, JobWaiters
 from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats
 from moorage.server.settings import ServerSettings
 from moorage.spec.protocol import HeartbeatMessage, JobAction, JobMessage, ResultMessage, StateReport
@@ -67,9 +67,11 @@ async def _run(
     nats_password: str | None,
 ) -> None:
     events = Broadcaster()
+    waiters = JobWaiters()
 
     async def on_result(message: ResultMessage) -> None:
         await in_transaction(factory, lambda s: service.record_result(s, message))
+        waiters.done(message.job_id)
 
     async def on_state(report: StateReport) -> None:
         changes = await in_transaction(factory, lambda s: addon_state.record_state(s, report))
@@ -106,7 +108,12 @@ async def _run(
     )
     await bus.start()
     app = create_app(
-        settings, factory, bus, agent_nats_url=settings.agent_nats_url or nats_url, events=events
+        settings,
+        factory,
+        bus,
+        agent_nats_url=settings.agent_nats_url or nats_url,
+        events=events,
+        job_waiters=waiters,
     )
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info"))
     watchdog = asyncio.create_task(_restart_nats_when_it_dies(embedded, factory)) if embedded else None

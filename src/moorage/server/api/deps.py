@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from moorage.server.auth import Principal, require
 from moorage.server.db.session import SessionFactory, in_transaction
-from moorage.server.events import Broadcaster
+from moorage.server.events import Broadcaster, JobWaiters
 from moorage.server.gitops.controller import GitOpsController
 from moorage.server.ports import Bus
 from moorage.server.secretbox import SecretBox
@@ -31,6 +31,7 @@ class AppContext:
     box: SecretBox
     gitops: GitOpsController
     events: Broadcaster
+    job_waiters: JobWaiters
 
     async def db(self, work: Callable[[Session], R]) -> R:
         return await in_transaction(self.session_factory, work)

@@ -1,8 +1,13 @@
 """Browsing a cluster's resources through its agent: each request is a read job, answered by the
 agent over NATS (the server never reaches into a cluster)."""
 
+import asyncio
+import contextlib
+import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -11,19 +16,38 @@ from sqlalchemy.orm import Session
 
 from moorage.server import service
 from moorage.server.api.deps import Ctx, Reader
+from moorage.server.db.models import Cluster
 from moorage.spec.protocol import JobAction, JobMessage
 
+log = logging.getLogger("moorage.server.api")
 router = APIRouter(tags=["resources"])
 
-READ_TIMEOUT_SECONDS = 30
-POLL_SECONDS = 0.02
+READ_TIMEOUT_SECONDS = int(os.environ.get("MOORAGE_READ_TIMEOUT_SECONDS", "30"))
+SLOW_TICK_SECONDS = 1.0
+
+
+def online_cluster(session: Session, name: str, now: datetime) -> Cluster:
+    """The cluster, if its agent is connected; else 503 at once (a read queued for an offline agent
+    would only run when it comes back, long after anyone waits for it)."""
+    cluster = service.get_cluster(session, name)
+    if service.cluster_state(cluster, now) != "online":
+        seen = cluster.last_heartbeat_at.isoformat() if cluster.last_heartbeat_at else "never"
+        raise HTTPException(
+            503,
+            detail=f"the agent of cluster {name} is not connected (last heartbeat: {seen}); reads go "
+            "through the agent: start it (`moorage agent`), then retry",
+        )
+    return cluster
 
 
 async def read_through_agent(
     ctx: Ctx, name: str, who: str, action: JobAction, payload: dict[str, Any]
 ) -> dict[str, Any]:
+    """Queue one read job for the cluster's agent and wait for its answer. An offline agent is refused
+    at once (nothing is queued to run a day later), and a read the caller gave up on is cancelled."""
+
     def create(session: Session) -> tuple[str, JobMessage]:
-        cluster = service.get_cluster(session, name)
+        cluster = online_cluster(session, name, ctx.clock())
         operation, message = service.create_operation_with_job(
             session,
             cluster,
@@ -37,14 +61,23 @@ async def read_through_agent(
         return operation.id, message
 
     operation_id, message = await ctx.db(create)
-    await ctx.bus.publish_job(message)
-    await ctx.db(lambda s: service.mark_dispatched(s, message.job_id, ctx.clock()))
-    job = await ctx.db_until(
-        lambda s: _job_view(service.get_operation(s, operation_id)),
-        lambda j: j["state"] in ("success", "failed", "timeout", "cancelled"),
-        READ_TIMEOUT_SECONDS,
-        POLL_SECONDS,
-    )
+    final = ("success", "failed", "timeout", "cancelled")
+    with ctx.job_waiters.watch(message.job_id) as answered:
+        await ctx.bus.publish_job(message)
+        await ctx.db(lambda s: service.mark_dispatched(s, message.job_id, ctx.clock()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_TIMEOUT_SECONDS
+        while True:
+            job = await ctx.db(lambda s: _job_view(service.get_operation(s, operation_id)))
+            left = deadline - loop.time()
+            if job["state"] in final or left <= 0:
+                break
+            # woken by the result; the slow tick covers a result recorded by another replica
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), min(left, SLOW_TICK_SECONDS))
+            answered.clear()
+    if job["state"] not in final:
+        await _give_up(ctx, operation_id, message)
     if job["state"] == "success":
         result: dict[str, Any] = job["result"]
         return result
@@ -55,6 +88,15 @@ async def read_through_agent(
     raise HTTPException(
         504, detail=f"the agent of cluster {name} did not answer within {READ_TIMEOUT_SECONDS}s"
     )
+
+
+async def _give_up(ctx: Ctx, operation_id: str, message: JobMessage) -> None:
+    """Nobody waits for this read any more: cancel it, so the agent does not run it later."""
+    try:
+        await ctx.db(lambda s: service.cancel_operation(s, operation_id, ctx.clock()))
+        await ctx.bus.cancel_jobs(message.cluster_id, [message.job_id])
+    except Exception:  # the 504 stands whether or not the cancel reached the agent
+        log.warning("cancelling the unanswered read %s failed", operation_id, exc_info=True)
 
 
 def _job_view(operation: Any) -> dict[str, Any]:
@@ -163,7 +205,7 @@ async def pod_logs(
     }
 
     def create(session: Session) -> tuple[str, JobMessage]:
-        cluster = service.get_cluster(session, name)
+        cluster = online_cluster(session, name, ctx.clock())
         _, message = service.create_operation_with_job(
             session,
             cluster,
