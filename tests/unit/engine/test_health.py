@@ -624,7 +624,7 @@ CASES: list[tuple[str, dict[str, Any], HealthStatus, str]] = [
                 ]
             },
         ),
-        D,
+        P,  # waiting for metrics, not broken (issue 14); Degraded once it lasts past the deadline
         "ScalingActive is False: FailedGetResourceMetric",
     ),
     (
@@ -889,7 +889,8 @@ def test_has_rule() -> None:
     assert HAS_RULE("", "PersistentVolumeClaim")
     assert HAS_RULE("apiextensions.k8s.io", "CustomResourceDefinition")
     assert HAS_RULE("", "ConfigMap")
-    assert not HAS_RULE("cert-manager.io", "Certificate")
+    assert HAS_RULE("cert-manager.io", "Certificate")  # a dedicated rule since issue 14
+    assert not HAS_RULE("example.com", "Widget")
     assert not HAS_RULE("", "Deployment")
 
 

@@ -21,17 +21,34 @@ from typing import Any
 
 from moorage.engine.health import (
     apiservice,
+    argorollouts,
+    certmanager,
+    clusterapi,
+    cnpg,
     crd,
+    cronjob,
+    crossplane,
     daemonset,
     deployment,
+    externalsecrets,
+    flux,
+    gatewayapi,
     generic,
     hpa,
     ingress,
+    istio,
     job,
+    karpenter,
+    keda,
+    knative,
+    monitoring,
+    pdb,
     pod,
     pvc,
     replicaset,
+    sealedsecrets,
     service,
+    snapshot,
     statefulset,
 )
 from moorage.engine.health.types import (
@@ -77,6 +94,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("extensions", "ReplicaSet"): replicaset.assess,
     ("", "Pod"): pod.assess,
     ("batch", "Job"): job.assess,
+    ("batch", "CronJob"): cronjob.assess,
+    ("policy", "PodDisruptionBudget"): pdb.assess,
     ("", "PersistentVolumeClaim"): pvc.assess,
     ("", "Service"): service.assess,
     ("networking.k8s.io", "Ingress"): ingress.assess,
@@ -85,6 +104,22 @@ RULES: dict[tuple[str, str], Rule] = {
     ("apiregistration.k8s.io", "APIService"): apiservice.assess,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): crd.assess,
     **dict.fromkeys(generic.STATIC_KINDS, generic.assess_static),
+    # Add-ons people run (one module per API group; docs/health.md lists what decides each).
+    **certmanager.RULES,
+    **gatewayapi.RULES,
+    **argorollouts.RULES,
+    **flux.RULES,
+    **externalsecrets.RULES,
+    **keda.RULES,
+    **karpenter.RULES,
+    **monitoring.RULES,
+    **cnpg.RULES,
+    **sealedsecrets.RULES,
+    **snapshot.RULES,
+    **crossplane.RULES,
+    **clusterapi.RULES,
+    **istio.RULES,
+    **knative.RULES,
 }
 
 
@@ -98,8 +133,9 @@ def group_kind(obj: Mapping[str, Any]) -> tuple[str, str]:
 def has_rule(group: str, kind: str) -> bool:
     """True when ``group``/``kind`` has a dedicated health rule (including built-in kinds whose
     existence is their health). False for everything judged only by the generic
-    ``status.conditions`` rule — the kinds a migration preview flags."""
-    return (group, kind) in RULES
+    ``status.conditions`` rule — the kinds a migration preview flags. Crossplane's groups
+    (``*.crossplane.io``, ``*.upbound.io``: every provider brings its own kinds) count as ruled."""
+    return (group, kind) in RULES or crossplane.handles_group(group)
 
 
 HAS_RULE = has_rule

@@ -1,18 +1,25 @@
-"""Custom resources (and kinds with nothing to check) by ``status.conditions``.
+"""Custom resources (and kinds with nothing to check) by the kstatus conventions.
 
-kstatus/Argo CD-like reading of the usual conventions:
+The reading is :func:`moorage.engine.health.kstatus.evaluate` (sources and the table in
+``docs/health.md``):
 
 1. ``spec.suspend: true`` → Suspended (Flux kinds, CronJob, many operators).
 2. ``status.observedGeneration`` behind ``metadata.generation`` → Progressing.
 3. ``Stalled=True`` → Degraded.
-4. Readiness conditions ``Ready`` / ``Available`` / ``Healthy``:
-   any ``False`` → Degraded with that condition's message, unless ``Reconciling=True`` or
-   ``Progressing=True`` says the controller is still working (then Progressing);
-   ``Unknown`` → Progressing; all ``True`` → Healthy.
-5. Without readiness conditions: ``Failed`` / ``Degraded`` / ``Error`` = True → Degraded;
-   ``Reconciling`` / ``Progressing`` = True → Progressing.
-6. Otherwise Healthy: ankra-spec §5.6, unknown kinds count as healthy once they exist —
+4. Abnormal-true conditions (``NotReady``, ``Degraded``, ``Failed``, ``Error``) ``True`` → Degraded.
+5. Readiness conditions ``Ready`` / ``Available`` / ``Healthy``: one written for an older
+   generation (its ``observedGeneration``) → Progressing; any ``False`` → Degraded with that
+   condition's message, unless ``Reconciling=True`` or ``Progressing=True`` says the controller
+   is still working, or its reason says "not yet" (``Progressing``, ``Pending``, ``Creating``, …),
+   then Progressing; ``Unknown`` (or no status) → Progressing; all ``True`` → Healthy, unless
+   still reconciling.
+6. Without readiness conditions: ``Reconciling`` / ``Progressing`` = True → Progressing.
+7. Otherwise Healthy: ankra-spec §5.6, unknown kinds count as healthy once they exist —
    and the reason says so, because nothing was actually checked.
+
+Crossplane managed resources, composites and claims have groups no table can list (every
+provider and every XRD brings its own); they are recognised here by group suffix or shape and
+judged by :mod:`moorage.engine.health.crossplane`.
 
 Every Progressing here turns Degraded after ``progress_deadline``, counted from the newest
 condition transition (or managedFields write, or creation).
@@ -23,23 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from moorage.engine.health.types import (
-    Context,
-    Health,
-    HealthStatus,
-    conditions,
-    find,
-    generation_lag,
-    section,
-    text,
-    with_deadline,
-)
-
-READINESS = ("Ready", "Available", "Healthy")
-FAILURES = ("Failed", "Degraded", "Error")
-WORKING = ("Reconciling", "Progressing")
-# A Progressing=True condition with these reasons reports a finished rollout (Deployment style).
-DONE_REASONS = frozenset({"NewReplicaSetAvailable", "Complete", "Completed", "Succeeded", "RolloutCompleted"})
+from moorage.engine.health import crossplane, kstatus
+from moorage.engine.health.types import Context, Health, HealthStatus, section, text
 
 #: Built-in kinds whose health is their existence: they have no status to check.
 STATIC_KINDS: frozenset[tuple[str, str]] = frozenset(
@@ -59,7 +51,6 @@ STATIC_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("networking.k8s.io", "NetworkPolicy"),
         ("networking.k8s.io", "IngressClass"),
         ("discovery.k8s.io", "EndpointSlice"),
-        ("policy", "PodDisruptionBudget"),
         ("scheduling.k8s.io", "PriorityClass"),
         ("storage.k8s.io", "StorageClass"),
         ("storage.k8s.io", "CSIDriver"),
@@ -69,7 +60,6 @@ STATIC_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-        ("batch", "CronJob"),
     }
 )
 
@@ -89,58 +79,7 @@ def assess_static(obj: Mapping[str, Any], ctx: Context) -> Health:  # noqa: ARG0
 
 
 def assess(obj: Mapping[str, Any], ctx: Context) -> Health:
-    conds = conditions(obj)
-    return with_deadline(_assess(obj), obj, ctx, conds=conds)
-
-
-def _assess(obj: Mapping[str, Any]) -> Health:
-    kind = text(obj.get("kind")) or "resource"
-    suspended = _suspended(obj)
-    if suspended is not None:
-        return suspended
-    lag = generation_lag(obj)
-    if lag is not None:
-        return lag
-    conds = conditions(obj)
-    stalled = find(conds, "Stalled")
-    if stalled is not None and stalled.true:
-        return Health(HealthStatus.DEGRADED, f"stalled: {stalled.describe()}")
-    working = next(
-        (c for t in WORKING if (c := find(conds, t)) is not None and c.true and c.reason not in DONE_REASONS),
-        None,
-    )
-
-    readiness = [c for t in READINESS if (c := find(conds, t)) is not None]
-    if readiness:
-        failed = next((c for c in readiness if c.false), None)
-        if failed is not None:
-            if working is not None:
-                return Health(
-                    HealthStatus.PROGRESSING,
-                    f"{working.type.lower()}: {working.describe()} "
-                    f"({failed.type} is False: {failed.describe()})",
-                )
-            return Health(HealthStatus.DEGRADED, f"{failed.type} is False: {failed.describe()}")
-        pending = next((c for c in readiness if not c.true), None)
-        if pending is not None:
-            return Health(
-                HealthStatus.PROGRESSING,
-                f"{pending.type} is {pending.status or 'unset'}: {pending.describe()}",
-            )
-        if working is not None:
-            return Health(HealthStatus.PROGRESSING, f"{working.type.lower()}: {working.describe()}")
-        ready = readiness[0]
-        return Health(
-            HealthStatus.HEALTHY, f"{ready.type} is True" + (f": {ready.message}" if ready.message else "")
-        )
-
-    failure = next((c for t in FAILURES if (c := find(conds, t)) is not None and c.true), None)
-    if failure is not None:
-        return Health(HealthStatus.DEGRADED, f"{failure.type}: {failure.describe()}")
-    if working is not None:
-        return Health(HealthStatus.PROGRESSING, f"{working.type.lower()}: {working.describe()}")
-    what = "has no status" if not section(obj, "status") else "reports no readiness condition"
-    return Health(
-        HealthStatus.HEALTHY,
-        f"exists and {what}; there is no health rule for {kind}, so it counts as healthy once it exists",
-    )
+    api_version = text(obj.get("apiVersion"))
+    if crossplane.handles_group(api_version.rpartition("/")[0]) or crossplane.looks_like(obj):
+        return crossplane.resource(obj, ctx)
+    return kstatus.assess(obj, ctx)

@@ -2,10 +2,17 @@
 
 * A container waiting with an error reason (``ErrImagePull``, ``ImagePullBackOff``,
   ``CrashLoopBackOff``, ``CreateContainerConfigError``, …) makes the Pod Degraded at once.
+* A container (or init container) whose current state is ``terminated`` with a non-zero exit
+  code while the Pod has not finished is Degraded at once, whatever the restart policy:
+  with ``Never`` it will not run again, so the Pod cannot succeed (and with a sidecar still
+  running it may never even reach ``Failed``); with ``OnFailure``/``Always`` the kubelet
+  restarts it, but it has just crashed. A container that exited 0 under ``Never``/``OnFailure``
+  has simply finished its part.
 * ``Succeeded`` is Healthy, ``Failed`` Degraded (with the eviction or exit reason).
-* ``Running`` with ``restartPolicy: Always`` is Healthy once Ready; with ``Never`` or
-  ``OnFailure`` the Pod runs to completion and stays Progressing until it ends (no deadline:
-  such pods are batch work, like Jobs).
+* ``Running`` with ``restartPolicy: Always`` is Healthy once Ready (a container that is not
+  ready yet names its last crash, if any); with ``Never`` or ``OnFailure`` the Pod runs to
+  completion and stays Progressing until it ends (no deadline: such pods are batch work, like
+  Jobs).
 * ``Pending`` and running-but-not-ready turn Degraded after ``progress_deadline``.
 """
 
@@ -59,6 +66,11 @@ def assess(obj: Mapping[str, Any], ctx: Context) -> Health:
                 + (f": {message}" if message else ""),
             )
 
+    if phase not in ("Succeeded", "Failed"):
+        crashed = _crashed(statuses, restart_policy)
+        if crashed is not None:
+            return crashed
+
     if phase == "Succeeded":
         return Health(HealthStatus.HEALTHY, "pod completed successfully")
     if phase == "Failed":
@@ -75,12 +87,58 @@ def assess(obj: Mapping[str, Any], ctx: Context) -> Health:
             text(cs.get("name")) for label, cs in statuses if label == "container" and not cs.get("ready")
         ]
         what = f"containers not ready: {names(unready)}" if unready else "pod is not ready"
-        return with_deadline(Health(HealthStatus.PROGRESSING, f"running; {what}"), obj, ctx)
+        return with_deadline(
+            Health(HealthStatus.PROGRESSING, f"running; {what}{_last_crash(statuses)}"), obj, ctx
+        )
     if phase == "Unknown":
         return Health(HealthStatus.UNKNOWN, "pod phase is Unknown (its node may have stopped reporting)")
     return with_deadline(
         Health(HealthStatus.PROGRESSING, "waiting for the pod to be scheduled and report a phase"), obj, ctx
     )
+
+
+def _exit(terminated: Mapping[str, Any]) -> str:
+    code = integer(terminated.get("exitCode"))
+    why = text(terminated.get("reason")) or "Error"
+    msg = text(terminated.get("message")).strip()
+    return f"exited with code {code} ({why})" + (f": {msg}" if msg else "")
+
+
+def _crashed(statuses: list[tuple[str, Mapping[str, Any]]], restart_policy: str) -> Health | None:
+    """Degraded when a container's current state is terminated with an error. Sidecars (init
+    containers that keep running) stopped after every container finished are a pod finishing."""
+    containers = [cs for label, cs in statuses if label == "container"]
+    finishing = bool(containers) and all(section(cs, "state", "terminated") for cs in containers)
+    for label, cs in statuses:
+        terminated = section(cs, "state", "terminated")
+        if not terminated or integer(terminated.get("exitCode")) == 0:
+            continue
+        if finishing and label == "init container":
+            continue
+        again = (
+            "it will not be restarted (restartPolicy Never), so the pod cannot succeed"
+            if restart_policy == "Never" and label == "container"
+            else "the kubelet will restart it"
+        )
+        return Health(
+            HealthStatus.DEGRADED,
+            f"{label} {text(cs.get('name'))} {_exit(terminated)}; {again}",
+        )
+    return None
+
+
+def _last_crash(statuses: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """``; container app last exited with code 1 (Error), restarted 2 times`` — a hint for a
+    running container that is not ready yet and has crashed before."""
+    for label, cs in statuses:
+        if label != "container" or cs.get("ready") is True:
+            continue
+        last = section(cs, "lastState", "terminated")
+        if last and integer(last.get("exitCode")) != 0:
+            restarts = integer(cs.get("restartCount"))
+            again = f", restarted {restarts} times" if restarts else ""
+            return f"; {label} {text(cs.get('name'))} last {_exit(last)}{again}"
+    return ""
 
 
 def _failure(status: Mapping[str, Any], statuses: list[tuple[str, Mapping[str, Any]]]) -> str:
@@ -89,13 +147,8 @@ def _failure(status: Mapping[str, Any], statuses: list[tuple[str, Mapping[str, A
         return "pod failed: " + ": ".join(p for p in (reason, message) if p)
     for label, cs in statuses:
         terminated = section(cs, "state", "terminated")
-        code = integer(terminated.get("exitCode"))
-        if terminated and code != 0:
-            why = text(terminated.get("reason")) or "Error"
-            msg = text(terminated.get("message")).strip()
-            return f"pod failed: {label} {text(cs.get('name'))} exited with code {code} ({why})" + (
-                f": {msg}" if msg else ""
-            )
+        if terminated and integer(terminated.get("exitCode")) != 0:
+            return f"pod failed: {label} {text(cs.get('name'))} {_exit(terminated)}"
     return "pod failed"
 
 
