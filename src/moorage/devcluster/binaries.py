@@ -28,11 +28,19 @@ def find(name: str) -> Path:
     )
 
 
+# Moorage's own kwok stages, shipped in the package (e.g. pods whose image never pulls).
+OWN_STAGES = Path(__file__).parent / "stages"
+
+
 def kwok_stages() -> list[Path]:
-    """kwok's node, pod and volume Stage files, which tools/k8s/build.sh keeps next to the binary."""
+    """kwok's node, pod and volume Stage files, which tools/k8s/build.sh keeps next to the binary,
+    then Moorage's own (`OWN_STAGES`)."""
     stages = sorted((find("kwok").resolve().parent / "stages").glob("*.yaml"))
     if not stages:
         raise DevclusterError(
             "kwok's stage files are missing next to its binary; run `make tools` to restore them"
         )
-    return stages
+    own = sorted(OWN_STAGES.glob("*.yaml"))
+    if not own:
+        raise DevclusterError(f"Moorage's kwok stage files are missing from {OWN_STAGES}")
+    return stages + own

@@ -13,7 +13,17 @@ from typing import Any
 from moorage.engine import addons, fights, heal, objects, prune, windows
 from moorage.engine.context import EngineContext
 from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource
-from moorage.engine.health import AddonHealth, addon_health, assess
+from moorage.engine.health import (
+    DEFAULT_PROGRESS_DEADLINE,
+    AddonHealth,
+    Context,
+    HealthStatus,
+    addon_health,
+    assess,
+    is_workload,
+    owned_pods,
+    with_pods,
+)
 from moorage.engine.outcome import Heartbeat
 from moorage.engine.removed import current_release
 from moorage.helm.cli import HelmError
@@ -55,11 +65,14 @@ def ignore_rules(addon: ResolvedAddon) -> list[IgnoreRule]:
 @dataclass
 class Scan:
     """One batched look at the cluster: each add-on's current release, the objects of its deployed
-    manifest, and those objects live (None when missing)."""
+    manifest, and those objects live (None when missing); plus, per namespace holding a workload
+    that is not Healthy, its Pods (and ReplicaSets, for Deployments), so health can name the pod
+    and container that keep such a workload from working."""
 
     release_of: dict[str, Release | None]
     desired: dict[str, list[dict[str, Any]]]
     live: dict[objects.ObjectKey, dict[str, Any] | None]
+    children: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def drift(self, addon: ResolvedAddon) -> list[ResourceDrift]:
         rules = ignore_rules(addon)
@@ -71,14 +84,20 @@ class Scan:
         return found
 
     def health(self, addon: ResolvedAddon, now: datetime) -> AddonHealth | None:
-        """The worst health of the release's resources; None when it is not installed here."""
+        """The worst health of the release's resources (a workload that is not Healthy judged with
+        its pods as well); None when it is not installed here."""
         if addon.name not in self.desired:
             return None
-        keys = sorted(objects.key_of(o) for o in self.desired[addon.name])
-        return addon_health(
-            [(str(k), assess(self.live.get(k), now)) for k in keys],
-            strict=addon.settings.strict_health_check,
-        )
+        pod_ctx = Context(now=now, progress_deadline=DEFAULT_PROGRESS_DEADLINE)
+        found = []
+        for key in sorted(objects.key_of(o) for o in self.desired[addon.name]):
+            live = self.live.get(key)
+            health = assess(live, now)
+            if live is not None and health.status is not HealthStatus.HEALTHY and is_workload(live):
+                pods = owned_pods(live, self.children.get(key.namespace, []))
+                health = with_pods(health, live, pods, pod_ctx)
+            found.append((str(key), health))
+        return addon_health(found, strict=addon.settings.strict_health_check)
 
 
 async def scan(
@@ -87,7 +106,8 @@ async def scan(
     releases: Mapping[tuple[str, str], Release],
     only: Collection[str] | None = None,
 ) -> Scan:
-    """Every (or `only` these) installed add-on's deployed objects, fetched live in one batch."""
+    """Every (or `only` these) installed add-on's deployed objects, fetched live in one batch, and
+    the pods of workloads that are not Healthy (one LIST per namespace)."""
     desired_by_addon: dict[str, list[dict[str, Any]]] = {}
     release_of: dict[str, Release | None] = {}
     for name, addon in cluster.addons.items():
@@ -101,7 +121,30 @@ async def scan(
             ctx.kube, objects.parse_manifest(release.manifest), release.namespace
         )
     everything = [o for objs in desired_by_addon.values() for o in objs]
-    return Scan(release_of, desired_by_addon, await objects.fetch_live(ctx.kube, everything))
+    live = await objects.fetch_live(ctx.kube, everything)
+
+    # Pods (and ReplicaSets, for Deployments) only where a workload is not Healthy: none when all are.
+    now = ctx.clock()
+    wanted: set[tuple[str, str, str]] = set()
+    for key, obj in live.items():
+        if obj is None or not key.namespace or not is_workload(obj):
+            continue
+        if assess(obj, now).status is HealthStatus.HEALTHY:
+            continue
+        wanted.add(("v1", "Pod", key.namespace))
+        if key.kind == "Deployment":
+            wanted.add(("apps/v1", "ReplicaSet", key.namespace))
+    children: dict[str, list[dict[str, Any]]] = {}
+
+    async def listed(api_version: str, kind: str, namespace: str) -> None:
+        try:
+            found = await ctx.kube.list(api_version, kind, namespace)
+        except kube_errors.KubeError:
+            return  # its workloads keep their own health
+        children.setdefault(namespace, []).extend(found)
+
+    await asyncio.gather(*(listed(*w) for w in sorted(wanted)))
+    return Scan(release_of, desired_by_addon, live, children)
 
 
 async def detect_drift(

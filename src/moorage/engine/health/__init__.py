@@ -7,6 +7,8 @@ The current time is a parameter so that deadlines are testable.
 * :func:`worst` — the worst of several healths (order in :data:`SEVERITY`).
 * :func:`addon_health` — an add-on's health: the worst of its resources, named in the reason,
   plus whether a deploy may count it as successful (``strict_health_check``).
+* :func:`with_pods` / :func:`owned_pods` (``pods.py``) — a workload that is not Healthy, judged by
+  its pods: Degraded, naming the pod and the container, when one of them is Degraded.
 * :func:`has_rule` / :data:`HAS_RULE` — whether a kind has a dedicated rule (migration preview
   flags kinds without one; they are judged by the generic ``status.conditions`` rule).
 
@@ -51,6 +53,7 @@ from moorage.engine.health import (
     snapshot,
     statefulset,
 )
+from moorage.engine.health.pods import WORKLOAD_KINDS, is_workload, owned_pods, with_pods
 from moorage.engine.health.types import (
     SEVERITY,
     AddonHealth,
@@ -69,7 +72,9 @@ __all__ = [
     "DEFAULT_PROGRESS_DEADLINE",
     "HAS_RULE",
     "SEVERITY",
+    "WORKLOAD_KINDS",
     "AddonHealth",
+    "Context",
     "Health",
     "HealthStatus",
     "addon_health",
@@ -77,6 +82,9 @@ __all__ = [
     "group_kind",
     "has_rule",
     "is_acceptable",
+    "is_workload",
+    "owned_pods",
+    "with_pods",
     "worst",
 ]
 
