@@ -4,22 +4,17 @@ the image in the definition brings it to Synced. On the devcluster, Moorage's ow
 ImagePullBackOff."""
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
-import pytest
-
 from moorage.devcluster import DevCluster
 from moorage.devcluster.chartsources import ChartRepo
-from moorage.engine.addons import Desired, release_labels
 from moorage.engine.context import EngineContext
 from moorage.engine.executor import sync
 from moorage.engine.observe import observe
 from moorage.spec.content import ResolvedCluster
 from moorage.spec.lifecycle import AddonState, Cause, ServerView, decide
 from moorage.spec.protocol import AddonObservation
-from tests.integration.conftest import Helm
 from tests.integration.engine_support import Definition, Engine, new_definition
 
 FAILING = """
@@ -70,36 +65,11 @@ async def synced(ctx: EngineContext, d: Definition, tag: str, http: str) -> Reso
 
 
 async def test_unpullable_image_is_degraded_naming_the_container_and_a_fix_syncs(
-    cluster: DevCluster, helm_home: Path, helm: Helm, chart_repo: ChartRepo, tmp_path: Path
-) -> None:
-    d = new_definition(tmp_path)
-    d.write(FAILING.format(http=chart_repo.url, tag="never-ready"))
-    resolved, _ = d.load()
-    addon = resolved.addons[d.ns("web")]
-    # The failing revision as a deploy that does not wait leaves it: the definition's values and
-    # Moorage's release labels, installed by helm without --wait (see the xfail test below).
-    values = tmp_path / "values.json"
-    values.write_text(json.dumps(Desired.of(addon).values))
-    labels = ",".join(f"{k}={v}" for k, v in sorted(release_labels(addon, resolved.name).items()))
-    helm.run(
-        "install", addon.name, "webapp", "--repo", chart_repo.url, "--version", "1.0.0",
-        "-n", addon.namespace, "--create-namespace", "--values", str(values), "--labels", labels,
-    )  # fmt: skip
-    async with Engine(cluster.kubeconfig, helm_home) as ctx:
-        await degraded_naming_the_container(ctx, resolved, d)
-        await fixed_and_synced(ctx, d, chart_repo.url)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/addons.py passes --rollback-on-failure, which makes helm v4 turn --wait=hookOnly "
-    "into watcher: without strict_health_check the deploy of a never-ready image still waits, fails "
-    "and is rolled back (uninstalled), so there is nothing left to observe",
-)
-async def test_through_the_engine_alone(
     cluster: DevCluster, helm_home: Path, chart_repo: ChartRepo, tmp_path: Path
 ) -> None:
     d = new_definition(tmp_path)
+    # without strict health a deploy does not wait (helm --wait=hookOnly, no rollback): it is applied,
+    # and the add-on's state says what is wrong
     async with Engine(cluster.kubeconfig, helm_home, timeout_seconds=15) as ctx:
         resolved = await synced(ctx, d, "never-ready", chart_repo.url)
         await degraded_naming_the_container(ctx, resolved, d)

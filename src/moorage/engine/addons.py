@@ -173,7 +173,8 @@ async def deploy(
                 secrets=desired.secrets,
                 history_max=settings.revision_history_limit,
                 take_ownership=adopt,
-                rollback_on_failure=True,
+                # helm v4 turns --wait to watcher whenever it may roll back: only under strict health
+                rollback_on_failure=settings.strict_health_check,
                 wait="watcher" if settings.strict_health_check else "hookOnly",
                 timeout_seconds=timeout,
                 description=f"moorage: {what}",
