@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,13 +44,30 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
-# ankra-spec §7.2 OperationStatus
-OP_RUNNING, OP_STOPPING, OP_SUCCESS, OP_CLEANUP = "running", "stopping", "success", "cleanup"
-OP_FAILED, OP_CRITICAL, OP_CANCELLED = "failed", "critical", "cancelled"
-OPERATION_STATES = (OP_RUNNING, OP_STOPPING, OP_SUCCESS, OP_CLEANUP, OP_FAILED, OP_CRITICAL, OP_CANCELLED)
-FINAL_OPERATION_STATES = frozenset({OP_SUCCESS, OP_FAILED, OP_CRITICAL, OP_CANCELLED})
 
-SOURCE_SERVER, SOURCE_AGENT = "server", "agent"
+class OperationState(StrEnum):
+    """ankra-spec §7.2 OperationStatus: an operation's state, derived from its jobs' states."""
+
+    RUNNING = "running"
+    STOPPING = "stopping"  # a cancel reached a running job; the agent has not confirmed yet
+    SUCCESS = "success"
+    CLEANUP = "cleanup"
+    FAILED = "failed"
+    CRITICAL = "critical"
+    CANCELLED = "cancelled"
+
+
+OPERATION_STATES = tuple(s.value for s in OperationState)
+FINAL_OPERATION_STATES = frozenset(
+    {OperationState.SUCCESS, OperationState.FAILED, OperationState.CRITICAL, OperationState.CANCELLED}
+)
+
+
+class Source(StrEnum):
+    """Who stated a job's state: the server's own decision (timeout, cancel) or the agent's result."""
+
+    SERVER = "server"
+    AGENT = "agent"
 
 
 class ServiceError(Exception):
@@ -262,7 +280,7 @@ def create_operation_with_job(
     operation = Operation(
         cluster_id=cluster.id,
         kind=operation_kind,
-        state=OP_RUNNING,
+        state=OperationState.RUNNING,
         created_at=now,
         updated_at=now,
         created_by=created_by,
@@ -276,7 +294,7 @@ def create_operation_with_job(
         messages=[],
         timeout_seconds=timeout_seconds,
         created_at=now,
-        state_source=SOURCE_SERVER,
+        state_source=Source.SERVER,
         state_at=now,
     )
     operation.jobs.append(job)
@@ -308,7 +326,7 @@ _RANK = {
     JobState.CANCELLING: 2,
     **{s: 3 for s in FINAL_JOB_STATES},
 }
-_SOURCE_RANK = {SOURCE_SERVER: 0, SOURCE_AGENT: 1}
+_SOURCE_RANK = {Source.SERVER: 0, Source.AGENT: 1}
 
 
 @dataclass(frozen=True)
@@ -316,7 +334,7 @@ class Report:
     """One statement about a job's state: by the agent (a result) or by the server (timeout, cancel)."""
 
     state: JobState
-    source: str
+    source: Source
     at: datetime
 
     def key(self) -> tuple[int, int, datetime, str]:
@@ -331,19 +349,19 @@ def supersedes(new: Report, current: Report) -> bool:
 
 
 def _current_report(job: Job) -> Report:
-    return Report(JobState(job.state), job.state_source, job.state_at or job.created_at)
+    return Report(JobState(job.state), Source(job.state_source), job.state_at or job.created_at)
 
 
-def derive_operation_state(job_states: Sequence[JobState]) -> str:
+def derive_operation_state(job_states: Sequence[JobState]) -> OperationState:
     if any(s is JobState.CANCELLING for s in job_states):
-        return OP_STOPPING
+        return OperationState.STOPPING
     if not job_states or any(s not in FINAL_JOB_STATES for s in job_states):
-        return OP_RUNNING
+        return OperationState.RUNNING
     if any(s in (JobState.FAILED, JobState.TIMEOUT) for s in job_states):
-        return OP_FAILED
+        return OperationState.FAILED
     if any(s is JobState.CANCELLED for s in job_states):
-        return OP_CANCELLED
-    return OP_SUCCESS
+        return OperationState.CANCELLED
+    return OperationState.SUCCESS
 
 
 def _refresh_operation(operation: Operation, now: datetime) -> None:
@@ -376,7 +394,7 @@ def record_result(session: Session, message: ResultMessage, now: datetime | None
     job = session.get(Job, message.job_id, options=[selectinload(Job.operation).selectinload(Operation.jobs)])
     if job is None or job.cluster_id != message.cluster_id:
         return False
-    changed = _apply_report(job, Report(message.state, SOURCE_AGENT, aware(message.at)), now or utcnow())
+    changed = _apply_report(job, Report(message.state, Source.AGENT, aware(message.at)), now or utcnow())
     if changed:
         # the agent sends all of a job's messages with each result: the winning report's list is it
         if message.messages:
@@ -401,7 +419,7 @@ def expire_jobs(session: Session, now: datetime | None = None) -> list[str]:
         else:
             deadline = job.created_at + PENDING_MAX_AGE
         if now > deadline:
-            _apply_report(job, Report(JobState.TIMEOUT, SOURCE_SERVER, now), now)
+            _apply_report(job, Report(JobState.TIMEOUT, Source.SERVER, now), now)
             waited = "never started" if job.started_at is None else f"timed out after {job.timeout_seconds} s"
             job.messages = [*job.messages, f"{waited} (server)"]
             expired.append(job.id)
@@ -412,7 +430,7 @@ def fail_job(session: Session, job_id: str, message: str, now: datetime | None =
     """The server gives up on a job (e.g. it could not be queued). An agent's later report wins."""
     now = now or utcnow()
     job = session.get(Job, job_id)
-    if job is not None and _apply_report(job, Report(JobState.FAILED, SOURCE_SERVER, now), now):
+    if job is not None and _apply_report(job, Report(JobState.FAILED, Source.SERVER, now), now):
         job.messages = [*job.messages, message]
 
 
@@ -423,9 +441,9 @@ def cancel_operation(session: Session, operation_id: str, now: datetime | None =
     for job in operation.jobs:
         state = JobState(job.state)
         if state in (JobState.PENDING, JobState.BLOCKED):
-            _apply_report(job, Report(JobState.CANCELLED, SOURCE_SERVER, now), now)
+            _apply_report(job, Report(JobState.CANCELLED, Source.SERVER, now), now)
         elif state is JobState.RUNNING:
-            _apply_report(job, Report(JobState.CANCELLING, SOURCE_SERVER, now), now)
+            _apply_report(job, Report(JobState.CANCELLING, Source.SERVER, now), now)
     _refresh_operation(operation, now)
     return operation
 

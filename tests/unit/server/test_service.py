@@ -19,7 +19,7 @@ T0 = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 reports = st.builds(
     Report,
     state=st.sampled_from(list(JobState)),
-    source=st.sampled_from([service.SOURCE_AGENT, service.SOURCE_SERVER]),
+    source=st.sampled_from([service.Source.AGENT, service.Source.SERVER]),
     at=st.integers(0, 5).map(lambda s: T0 + timedelta(seconds=s)),
 )
 
@@ -34,7 +34,7 @@ def _fold(start: Report, items: list[Report]) -> Report:
 
 @given(st.lists(reports, max_size=8), st.randoms())
 def test_any_order_of_reports_ends_the_same(items: list[Report], rnd: object) -> None:
-    start = Report(JobState.PENDING, service.SOURCE_SERVER, T0)
+    start = Report(JobState.PENDING, service.Source.SERVER, T0)
     shuffled = list(items)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
     assert _fold(start, items) == _fold(start, shuffled)
@@ -42,7 +42,7 @@ def test_any_order_of_reports_ends_the_same(items: list[Report], rnd: object) ->
 
 @given(st.lists(reports, min_size=1, max_size=8))
 def test_a_final_state_is_never_left_for_an_open_one(items: list[Report]) -> None:
-    current = Report(JobState.PENDING, service.SOURCE_SERVER, T0)
+    current = Report(JobState.PENDING, service.Source.SERVER, T0)
     reached_final = False
     for r in items:
         if service.supersedes(r, current):

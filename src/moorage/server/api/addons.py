@@ -262,7 +262,7 @@ async def rollback(
     operation_id, state, messages, _ = await _queue_and_wait(
         ctx, name, JobAction.ROLLBACK, payload, "rollback", who.name, wait
     )
-    if state == service.OP_SUCCESS:
+    if state == service.OperationState.SUCCESS:
 
         def held(session: Session) -> addon_state.Change | None:
             cluster, current = _row(session, name, addon)

@@ -271,7 +271,7 @@ async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict
         raise SyncFailed(store.general_error(reason), retry=True) from None
     await deps.db(lambda s: service.mark_dispatched(s, message.job_id, deps.clock()))
     state, messages, result = await _wait(deps, run, operation_id)
-    if state != service.OP_SUCCESS:
+    if state != service.OperationState.SUCCESS:
         outcomes = result.get("outcomes") if isinstance(result.get("outcomes"), dict) else {}
         failed = sorted(
             f"{ref}: {o.get('message', '')}"
