@@ -3,6 +3,7 @@ rollback | resume | sync | releases`: the live state of a cluster's add-ons, fro
 Tables by default; `-o json|yaml` prints the API's JSON as it came. Light imports only (see main.py)."""
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -48,6 +49,19 @@ def _table(data: dict[str, Any]) -> Table:
             esc(a.get("reason")),
         )
     return table
+
+
+def _tabulate(
+    data: Any, output: Output, columns: tuple[str, ...], items: list[Any], row: Callable[[Any], list[str]]
+) -> None:
+    """The API's answer as it came (`-o json|yaml`), or a table with one row per item."""
+    if output is not Output.table:
+        dump(data, output)
+        return
+    table = Table(*columns)
+    for item in items:
+        table.add_row(*row(item))
+    out.print(table)
 
 
 def _summary(data: dict[str, Any]) -> str:
@@ -237,19 +251,13 @@ def addons_history(
 ) -> None:
     """Helm revisions, newest first (the counterpart of `helm history`)."""
     data = _read(cluster, addon, "history", server, token)
-    if output is not Output.table:
-        dump(data, output)
-        return
-    table = Table("revision", "updated", "status", "chart", "description")
-    for r in data["revisions"]:
-        table.add_row(
-            esc(r["revision"]),
-            when(r["updated"]),
-            styled(r["status"]),
-            esc(f"{r['chart']}-{r['chart_version']}"),
-            esc(r["description"]),
-        )
-    out.print(table)
+    _tabulate(
+        data, output, ("revision", "updated", "status", "chart", "description"), data["revisions"],
+        lambda r: [
+            esc(r["revision"]), when(r["updated"]), styled(r["status"]),
+            esc(f"{r['chart']}-{r['chart_version']}"), esc(r["description"]),
+        ],
+    )  # fmt: skip
 
 
 @addons_app.command("events")
@@ -262,15 +270,12 @@ def addons_events(
 ) -> None:
     """Kubernetes events of the add-on's resources, oldest first."""
     data = _read(cluster, addon, "events", server, token)
-    if output is not Output.table:
-        dump(data, output)
-        return
-    table = Table("last seen", "type", "object", "reason", "message")
-    for e in data["events"]:
-        table.add_row(
+    _tabulate(
+        data, output, ("last seen", "type", "object", "reason", "message"), data["events"],
+        lambda e: [
             when(e["last_seen"]), esc(e["type"]), esc(e["object"]), esc(e["reason"]), esc(e["message"])
-        )
-    out.print(table)
+        ],
+    )  # fmt: skip
 
 
 @addons_app.command("transitions")
@@ -285,19 +290,13 @@ def addons_transitions(
     remote = Remote.from_options(server, token)
     with handled(remote):
         data = remote.pages(api_path("clusters", cluster, "addons", addon, "transitions"), limit=200)
-    if output is not Output.table:
-        dump(data, output)
-        return
-    table = Table("at", "from", "to", "cause", "reason")
-    for t in data["result"]:
-        table.add_row(
-            when(t["at"]),
-            _state(t["from_state"] or "-"),
-            _state(t["to_state"]),
-            esc(t["cause"]),
-            esc(t["reason"]),
-        )
-    out.print(table)
+    _tabulate(
+        data, output, ("at", "from", "to", "cause", "reason"), data["result"],
+        lambda t: [
+            when(t["at"]), _state(t["from_state"] or "-"), _state(t["to_state"]),
+            esc(t["cause"]), esc(t["reason"]),
+        ],
+    )  # fmt: skip
 
 
 def _act(
@@ -380,17 +379,15 @@ def addons_releases(
     remote = Remote.from_options(server, token)
     with handled(remote):
         data = remote.get(api_path("clusters", cluster, "releases"))
-    if output is not Output.table:
-        dump(data, output)
-        return
-    table = Table("release", "namespace", "chart", "revision", "status", "updated", "managed")
-    for r in data["releases"]:
-        table.add_row(
+    _tabulate(
+        data, output, ("release", "namespace", "chart", "revision", "status", "updated", "managed"),
+        data["releases"],
+        lambda r: [
             esc(r["name"]), esc(r["namespace"]), esc(f"{r['chart']}-{r['chart_version']}"),
             esc(r["revision"]),
             styled(r["status"]), when(r["updated"]), "yes" if r.get("managed") else "no (read-only)",
-        )  # fmt: skip
-    out.print(table)
+        ],
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
