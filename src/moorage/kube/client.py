@@ -226,6 +226,47 @@ class KubeClient:
                 return items
             params["continue"] = token
 
+    async def list_version(self, api_version: str, kind: str, label_selector: str | None = None) -> str:
+        """The resourceVersion of `kind`'s collection now (cluster-wide): where a watch starts."""
+        res = await self.resource(api_version, kind)
+        params = {"limit": "1", **({"labelSelector": label_selector} if label_selector else {})}
+        page = await self.request("GET", res.path(None), params=params, what=f"list {kind}")
+        return str((page or {}).get("metadata", {}).get("resourceVersion") or "")
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (`{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …}`) of `kind`
+        cluster-wide after `resource_version`, until the server ends the watch (`timeout_seconds`)."""
+        res = await self.resource(api_version, kind)
+        params = {
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        async for line in self.stream_lines(
+            res.path(None), params, what=f"watch {kind}", timeout=timeout_seconds + 30
+        ):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                raise errors.Unavailable(
+                    f"watch {kind}: the API server sent a line that is not JSON"
+                ) from None
+            if isinstance(event, dict):
+                yield event
+
     async def apply(
         self,
         obj: Mapping[str, Any],

@@ -1,0 +1,40 @@
+"""Which watch events wake the sweep: edits yes, a controller's status updates no."""
+
+from typing import Any
+
+from moorage.agent.watch import is_edit
+
+
+def deployment(
+    uid: str = "u1", generation: int = 1, labels: dict[str, str] | None = None, rv: str = "1"
+) -> dict[str, Any]:
+    meta = {"uid": uid, "generation": generation, "labels": labels or {"app": "web"}, "resourceVersion": rv}
+    return {"kind": "Deployment", "metadata": meta, "status": {"readyReplicas": int(rv)}}
+
+
+def test_status_updates_of_a_workload_do_not_wake_the_sweep() -> None:
+    seen: dict[str, tuple[Any, ...]] = {}
+    is_edit({"type": "ADDED", "object": deployment()}, seen, has_status=True)
+    assert not is_edit({"type": "MODIFIED", "object": deployment(rv="2")}, seen, has_status=True)
+    assert is_edit({"type": "MODIFIED", "object": deployment(generation=2, rv="3")}, seen, has_status=True)
+    assert is_edit(
+        {"type": "MODIFIED", "object": deployment(generation=2, labels={"a": "b"}, rv="4")}, seen, True
+    )
+    assert not is_edit({"type": "BOOKMARK", "object": deployment(rv="5")}, seen, has_status=True)
+
+
+def test_any_change_of_a_kind_without_status_counts_and_so_do_deletes() -> None:
+    seen: dict[str, tuple[Any, ...]] = {}
+    cm = {"kind": "ConfigMap", "metadata": {"uid": "c1", "resourceVersion": "7"}}
+    is_edit({"type": "ADDED", "object": cm}, seen, has_status=False)
+    assert not is_edit({"type": "MODIFIED", "object": cm}, seen, has_status=False)  # replayed
+    changed = {"kind": "ConfigMap", "metadata": {"uid": "c1", "resourceVersion": "8"}}
+    assert is_edit({"type": "MODIFIED", "object": changed}, seen, has_status=False)
+    assert is_edit({"type": "DELETED", "object": changed}, seen, has_status=False)
+    assert "c1" not in seen
+
+
+def test_malformed_events_are_ignored() -> None:
+    seen: dict[str, tuple[Any, ...]] = {}
+    assert not is_edit({"type": "MODIFIED", "object": "nonsense"}, seen, has_status=True)
+    assert not is_edit({}, seen, has_status=True)
