@@ -1,7 +1,9 @@
-"""`moorage agent`: the per-cluster agent (outbound connections only)."""
+"""`moorage agent`: the per-cluster agent (outbound connections only).
+
+Every setting is a flag and an environment variable (the agent chart, charts/moorage-agent, sets the
+variables); a flag wins over its variable."""
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,28 +12,63 @@ import typer
 
 def agent_command(
     server: Annotated[
-        str, typer.Option("--server", help="The control plane's URL, e.g. https://moorage.example.com")
+        str,
+        typer.Option(
+            "--server",
+            envvar="MOORAGE_SERVER",
+            help="The control plane's URL, e.g. https://moorage.example.com",
+        ),
     ],
     token: Annotated[
         str | None,
         typer.Option(
-            "--token", help="The cluster's agent token (or $MOORAGE_AGENT_TOKEN).", show_default=False
+            "--token",
+            envvar="MOORAGE_AGENT_TOKEN",
+            help="The cluster's agent token.",
+            show_default=False,
         ),
     ] = None,
     kubeconfig: Annotated[
         Path | None,
-        typer.Option("--kubeconfig", help="Kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config)."),
+        typer.Option("--kubeconfig", help="Kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)."),
     ] = None,
-    read_workers: Annotated[int, typer.Option("--read-workers", min=1, max=50)] = 5,
-    write_workers: Annotated[int, typer.Option("--write-workers", min=1, max=50)] = 5,
+    read_workers: Annotated[
+        int,
+        typer.Option(
+            "--read-workers", envvar="MOORAGE_AGENT_READ_WORKERS", min=1, max=50, help="Read jobs at once."
+        ),
+    ] = 5,
+    write_workers: Annotated[
+        int,
+        typer.Option(
+            "--write-workers",
+            envvar="MOORAGE_AGENT_WRITE_WORKERS",
+            min=1,
+            max=50,
+            help="Write jobs held at once (run one at a time).",
+        ),
+    ] = 5,
     health_port: Annotated[
-        int, typer.Option("--health-port", help="Port of /livez, /readyz and /metrics.")
+        int,
+        typer.Option(
+            "--health-port", envvar="MOORAGE_AGENT_HEALTH_PORT", help="Port of /livez, /readyz and /metrics."
+        ),
     ] = 8080,
     sweep_interval: Annotated[
-        float, typer.Option("--sweep-interval", help="Seconds between reconcile sweeps.")
+        float,
+        typer.Option(
+            "--sweep-interval",
+            envvar="MOORAGE_AGENT_SWEEP_INTERVAL",
+            help="Seconds between reconcile sweeps.",
+        ),
     ] = 60.0,
     heartbeat_interval: Annotated[
-        float, typer.Option("--heartbeat-interval", help="Seconds between heartbeats.")
+        float,
+        typer.Option(
+            "--heartbeat-interval",
+            envvar="MOORAGE_AGENT_HEARTBEAT_INTERVAL",
+            help="Seconds between heartbeats.",
+        ),
     ] = 15.0,
 ) -> None:
     """Run the agent of one cluster: connects out to the server and NATS, runs jobs, sweeps, heartbeats."""
@@ -41,13 +78,12 @@ def agent_command(
     from moorage.agent.runner import Agent, AgentSettings, RegistrationError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    secret = token or os.environ.get("MOORAGE_AGENT_TOKEN")
-    if not secret:
+    if not token:
         typer.echo("error: an agent token is needed: --token or $MOORAGE_AGENT_TOKEN", err=True)
         raise typer.Exit(2)
     settings = AgentSettings(
         server=server,
-        token=secret,
+        token=token,
         kubeconfig=kubeconfig,
         read_workers=read_workers,
         write_workers=write_workers,

@@ -62,15 +62,78 @@ def _agent_instructions(remote: Remote, name: str, token: str) -> None:
     out.print(f"  moorage agent --server {remote.server} --token {token}", markup=False, soft_wrap=True)
 
 
+AGENT_CHART_ENV = "MOORAGE_AGENT_CHART"
+AGENT_RELEASE = "moorage-agent"
+AGENT_NAMESPACE = "moorage"
+AGENT_SECRET_NAME = "moorage-agent-token"  # noqa: S105 - the name of a Secret
+
+
+def _helm_value(value: str) -> str:
+    # helm --set splits on commas; the shell must see one word
+    import shlex
+
+    return shlex.quote(value.replace("\\", "\\\\").replace(",", "\\,"))
+
+
+def _chart_args(chart: str) -> str:
+    """The chart reference, with --plain-http for an OCI registry on loopback (a local registry)."""
+    import ipaddress
+    import shlex
+    from urllib.parse import urlparse
+
+    args = shlex.quote(chart)
+    if chart.startswith("oci://"):
+        host = urlparse(chart).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            args += " --plain-http"
+    return args
+
+
+def _install_commands(remote: Remote, token: str, chart: str) -> None:
+    """The Helm install of the agent chart for this cluster, and the variant with an existing Secret."""
+    head = f"helm upgrade --install {AGENT_RELEASE} {_chart_args(chart)}"
+    head += f" --namespace {AGENT_NAMESPACE} --create-namespace"
+    server_url = f"--set config.server_url={_helm_value(remote.server)}"
+    out.print("Or install the agent in the cluster with Helm:")
+    out.print(f"  {head} --set config.token={_helm_value(token)} {server_url}", markup=False, soft_wrap=True)
+    out.print("With the token in a Secret of your own instead:")
+    out.print(f"  kubectl create namespace {AGENT_NAMESPACE}", markup=False, soft_wrap=True)
+    out.print(
+        f"  kubectl create secret generic {AGENT_SECRET_NAME} --namespace {AGENT_NAMESPACE}"
+        f" --from-literal=token={token}",
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"  {head} --set config.existing_secret_name={AGENT_SECRET_NAME} --set config.secret_key=token"
+        f" {server_url}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 @cluster_app.command("register")
 def cluster_register(
     name: Annotated[str, typer.Argument(help="A name for the cluster (unique on the server).")],
     description: Annotated[str, typer.Option("--description", "-d", help="Free text.")] = "",
+    chart: Annotated[
+        str,
+        typer.Option(
+            "--chart",
+            envvar=AGENT_CHART_ENV,
+            help="The agent chart in the printed install command: a path or oci://REGISTRY/…/moorage-agent.",
+        ),
+    ] = "charts/moorage-agent",
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Register a cluster and print its agent token (shown once) and the agent command to run."""
+    """Register a cluster and print its agent token (shown once), the agent command to run and the
+    Helm command that installs the agent in the cluster."""
     remote = Remote.from_options(server, token)
     with handled(remote):
         _, data = remote.call("POST", "/clusters", body={"name": name, "description": description})
@@ -79,6 +142,7 @@ def cluster_register(
         return
     out.print(f"registered cluster [bold]{esc(data['name'])}[/] (id {esc(data['id'])})")
     _agent_instructions(remote, data["name"], data["agent_token"])
+    _install_commands(remote, data["agent_token"], chart)
 
 
 @cluster_app.command("list")

@@ -17,6 +17,9 @@ import yaml
 from moorage.kube.errors import KubeConfigError
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Another directory holding the same files (token, ca.crt, namespace): the in-cluster configuration of a
+# process that runs outside a pod with a pod's identity (tests/integration/test_agent_chart.py).
+SERVICE_ACCOUNT_DIR_ENV = "MOORAGE_SERVICE_ACCOUNT_DIR"
 _MAX_KUBECONFIG_BYTES = 1 << 20
 
 
@@ -133,13 +136,16 @@ def from_kubeconfig(path: Path, context: str | None = None) -> ClusterConfig:
 
 
 def in_cluster() -> ClusterConfig:
+    """The pod's service account: its files under SERVICE_ACCOUNT (or $MOORAGE_SERVICE_ACCOUNT_DIR) and
+    the API server at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT."""
+    account = Path(os.environ.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT)
     host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port or not (SERVICE_ACCOUNT / "token").exists():
+    if not host or not port or not (account / "token").exists():
         raise KubeConfigError("not running in a pod (no service account); pass --kubeconfig")
-    tls = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT / "ca.crt"))
-    namespace = (SERVICE_ACCOUNT / "namespace").read_text().strip()
+    tls = ssl.create_default_context(cafile=str(account / "ca.crt"))
+    namespace = (account / "namespace").read_text().strip()
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-    return ClusterConfig(server, tls, None, SERVICE_ACCOUNT / "token", namespace, "in-cluster")
+    return ClusterConfig(server, tls, None, account / "token", namespace, "in-cluster")
 
 
 def load(kubeconfig: Path | None = None, context: str | None = None) -> ClusterConfig:

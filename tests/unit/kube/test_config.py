@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from moorage.kube.config import ClusterConfig, from_kubeconfig
+from moorage.kube import config as kube_config
+from moorage.kube.config import ClusterConfig, from_kubeconfig, in_cluster
 from moorage.kube.errors import KubeConfigError
 
 SERVER = "https://kube.test:6443"
@@ -470,3 +471,94 @@ def test_cluster_config_is_frozen(tmp_path: Path) -> None:
     cfg: ClusterConfig = from_kubeconfig(write(tmp_path, kubeconfig()))
     with pytest.raises(AttributeError):
         cfg.token = "x"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- in-cluster
+
+
+def service_account(root: Path, pki: Pki, token: str = TOKEN, namespace: str = "moorage") -> Path:
+    """A directory laid out like a pod's /var/run/secrets/kubernetes.io/serviceaccount."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "token").write_text(token)
+    (root / "ca.crt").write_bytes(pki.ca_cert)
+    (root / "namespace").write_text(namespace + "\n")
+    return root
+
+
+@pytest.fixture
+def pod_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """The environment of a pod: the API server's address, no kubeconfig, and nothing at the fixed
+    service-account path (so a test sees only the directory it names)."""
+    monkeypatch.setattr(kube_config, "SERVICE_ACCOUNT", tmp_path / "no-such-service-account")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv(kube_config.SERVICE_ACCOUNT_DIR_ENV, raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "kube.test")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    return monkeypatch
+
+
+def test_in_cluster_from_the_service_account_dir_named_by_the_environment(
+    tmp_path: Path, pki: Pki, pod_env: pytest.MonkeyPatch
+) -> None:
+    account = service_account(tmp_path / "sa", pki)
+    pod_env.setenv("MOORAGE_SERVICE_ACCOUNT_DIR", str(account))
+    cfg = in_cluster()
+    assert (cfg.server, cfg.namespace, cfg.source, cfg.token) == (SERVER, "moorage", "in-cluster", None)
+    assert cfg.token_file == account / "token"
+    assert cfg.bearer() == TOKEN
+    (account / "token").write_text("rotated")  # projected tokens rotate: read on use
+    assert cfg.bearer() == "rotated"
+    # the CA of that directory verifies the server, under the server's name
+    handshake(cfg.ssl_context, server_context(pki, require_client_cert=False))
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        handshake(cfg.ssl_context, server_context(pki, require_client_cert=False), hostname="other.test")
+
+
+def test_in_cluster_ca_is_the_only_trust(tmp_path: Path, pki: Pki, pod_env: pytest.MonkeyPatch) -> None:
+    account = service_account(tmp_path / "sa", pki)
+    (account / "ca.crt").write_bytes(pki.other_ca_cert)
+    pod_env.setenv("MOORAGE_SERVICE_ACCOUNT_DIR", str(account))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        handshake(in_cluster().ssl_context, server_context(pki, require_client_cert=False))
+
+
+def test_in_cluster_fixed_path_without_the_override(
+    tmp_path: Path, pki: Pki, pod_env: pytest.MonkeyPatch
+) -> None:
+    account = service_account(tmp_path / "fixed", pki, namespace="kube-system")
+    pod_env.setattr(kube_config, "SERVICE_ACCOUNT", account)
+    pod_env.setenv("MOORAGE_SERVICE_ACCOUNT_DIR", "")  # empty counts as unset
+    cfg = in_cluster()
+    assert (cfg.token_file, cfg.namespace) == (account / "token", "kube-system")
+
+
+def test_in_cluster_ipv6_host(tmp_path: Path, pki: Pki, pod_env: pytest.MonkeyPatch) -> None:
+    pod_env.setenv("MOORAGE_SERVICE_ACCOUNT_DIR", str(service_account(tmp_path / "sa", pki)))
+    pod_env.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    assert in_cluster().server == "https://[fd00::1]:6443"
+
+
+def test_load_chooses_in_cluster_when_the_service_host_is_set(
+    tmp_path: Path, pki: Pki, pod_env: pytest.MonkeyPatch
+) -> None:
+    pod_env.setenv("MOORAGE_SERVICE_ACCOUNT_DIR", str(service_account(tmp_path / "sa", pki)))
+    assert kube_config.load().source == "in-cluster"
+    # a kubeconfig, given or in $KUBECONFIG, still wins
+    path = write(tmp_path, kubeconfig(user={"token": TOKEN}))
+    assert kube_config.load(path).source == str(path)
+    pod_env.setenv("KUBECONFIG", str(path))
+    assert kube_config.load().source == str(path)
+
+
+@pytest.mark.parametrize("missing", ["dir", "token", "host", "port"])
+def test_not_in_a_pod(tmp_path: Path, pki: Pki, pod_env: pytest.MonkeyPatch, missing: str) -> None:
+    account = service_account(tmp_path / "sa", pki)
+    pod_env.setenv("MOORAGE_SERVICE_ACCOUNT_DIR", str(account))
+    if missing == "dir":
+        pod_env.setenv("MOORAGE_SERVICE_ACCOUNT_DIR", str(tmp_path / "elsewhere"))
+    elif missing == "token":
+        (account / "token").unlink()
+    else:
+        pod_env.delenv(f"KUBERNETES_SERVICE_{missing.upper()}")
+    with pytest.raises(KubeConfigError, match="not running in a pod"):
+        in_cluster()
