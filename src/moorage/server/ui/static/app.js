@@ -158,8 +158,10 @@ async function postAction(button, body) {
 function showInstall(server, token) {
   const box = document.getElementById("install");
   const pre = document.getElementById("install-command");
-  pre.textContent = "moorage agent --server " + server + " --token " + token + " --kubeconfig KUBECONFIG\n" +
-    "# or in the cluster: helm install moorage-agent charts/moorage-agent --set server=" + server + " --set token=" + token;
+  pre.textContent = "helm upgrade --install moorage-agent charts/moorage-agent --namespace moorage --create-namespace \\\n" +
+    "  --set config.server_url=" + server + " --set config.token=" + token + "\n" +
+    "# or as a process next to the cluster:\n" +
+    "moorage agent --server " + server + " --token " + token + " --kubeconfig KUBECONFIG";
   box.hidden = false;
   pre.focus();
 }
