@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from moorage import __version__
 from moorage.agent import jobs
 from moorage.agent.state import StateTracker
 from moorage.engine.context import EngineContext, Options
+from moorage.engine.health.custom import Checks, load_file
 from moorage.engine.observe import from_report, observe
 from moorage.engine.outcome import Heartbeat
 from moorage.helm.cli import Helm
@@ -34,6 +36,7 @@ from moorage.kube.errors import KubeError
 from moorage.spec import protocol
 from moorage.spec.content import ResolvedCluster
 from moorage.spec.lifecycle import Cause
+from moorage.spec.models import HealthCheck
 from moorage.spec.protocol import (
     AddonObservation,
     HeartbeatMessage,
@@ -42,6 +45,7 @@ from moorage.spec.protocol import (
     JobState,
     ResultMessage,
 )
+from moorage.spec.yamlsafe import parse_documents
 
 log = logging.getLogger("moorage.agent")
 # seconds; well inside the server's ack wait (60 s by default)
@@ -68,9 +72,34 @@ class AgentSettings:
     health_port: int = 8080
     health_host: str = "0.0.0.0"  # noqa: S104 - kubelet probes reach the pod IP
     shutdown_grace: float = 30.0
+    # server-wide user health checks (a YAML list of spec.health_checks entries), read at start;
+    # a definition's own entries override them for the same kind
+    health_checks_file: Path | None = None
 
     def __repr__(self) -> str:
         return f"AgentSettings(server={self.server!r}, kubeconfig={self.kubeconfig!r})"
+
+
+def definition_checks(payload: Mapping[str, Any], base: Checks | None) -> Checks | None:
+    """The user health checks of a job's definition (``spec.health_checks`` of its root file) over
+    the agent's own. The definition was validated by ``jobs.load_bundle``; here only that list is read
+    again, since the resolved definition does not carry it."""
+    files = payload.get("files") or {}
+    root = str(payload.get("root") or "import-cluster.yaml")
+    text = files.get(root) if isinstance(files, Mapping) else None
+    if not isinstance(text, str):
+        return base
+    try:
+        docs = parse_documents(text, "definition")
+        spec = docs[0].value.get("spec") if docs and isinstance(docs[0].value, dict) else None
+        raw = spec.get("health_checks", spec.get("healthChecks")) if isinstance(spec, dict) else None
+        entries = [HealthCheck.model_validate(e) for e in raw] if isinstance(raw, list) else []
+    except Exception as e:  # an invalid definition is refused by load_bundle with every problem
+        log.warning("the definition's health checks are ignored: %s", e)
+        return base
+    if not entries:
+        return base
+    return Checks.compile(entries).over(base)
 
 
 @dataclass
@@ -143,6 +172,9 @@ class Agent:
         self._state_lock = asyncio.Lock()  # reports leave in the order they were made
         self._last_beat: Heartbeat | None = None
         self._ready = False
+        # raises ChecksFileError (every problem, with file and line) before anything starts
+        path = settings.health_checks_file
+        self._server_checks: Checks | None = load_file(path) if path is not None else None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -157,7 +189,9 @@ class Agent:
             self.reg = await self._register_with_backoff()
             self._state = StateTracker(self.reg.cluster_id)
             self._kube = KubeClient(kube_config.load(self.settings.kubeconfig))
-            self._ctx = EngineContext(self._kube, Helm(kubeconfig=self.settings.kubeconfig), Options())
+            self._ctx = EngineContext(
+                self._kube, Helm(kubeconfig=self.settings.kubeconfig), Options(), checks=self._server_checks
+            )
             await self._connect()
             assert self._nc is not None
             await self._nc.subscribe(protocol.control_subject(self.reg.cluster_id), cb=self._control)
@@ -313,6 +347,7 @@ class Agent:
                 outcome, cluster = jobs.define(job)
                 if cluster is not None:
                     self._cluster, self._commit = cluster, _commit_of(job)
+                    self._ctx.checks = definition_checks(job.payload, self._server_checks)
                     await self._report_all(Cause.DEFINE, locked=True)
             return outcome
         if kind is JobKind.READ:
@@ -358,8 +393,13 @@ class Agent:
                 ],
                 complete=False,
             )
+        # the deploy's health (strict health included) already follows the new definition's checks
+        previous_checks = self._ctx.checks
+        self._ctx.checks = definition_checks(job.payload, self._server_checks)
         outcome, cluster, failed = await jobs.run_sync(self._ctx, job)
-        if cluster is not None:
+        if cluster is None:
+            self._ctx.checks = previous_checks
+        else:
             self._cluster, self._commit = cluster, _commit_of(job)
             await self._publish_state(
                 await observe(self._ctx, cluster, cause=Cause.SYNC, commit=self._commit, errors=failed),

@@ -70,6 +70,15 @@ def agent_command(
             help="Seconds between heartbeats.",
         ),
     ] = 15.0,
+    health_checks_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--health-checks-file",
+            envvar="MOORAGE_HEALTH_CHECKS_FILE",
+            help="Server-wide user health checks (Lua or CEL, a YAML list like spec.health_checks), "
+            "read at start; a definition's own checks override them per kind.",
+        ),
+    ] = None,
 ) -> None:
     """Run the agent of one cluster: connects out to the server and NATS, runs jobs, sweeps, heartbeats."""
     # here, not at the top: nats, the engine and the Kubernetes client load only when the agent runs
@@ -90,9 +99,17 @@ def agent_command(
         health_port=health_port,
         sweep_interval=sweep_interval,
         heartbeat_interval=heartbeat_interval,
+        health_checks_file=health_checks_file,
     )
+    from moorage.engine.health.custom import ChecksFileError
+
     try:
-        asyncio.run(Agent(settings).run())
+        agent = Agent(settings)
+    except ChecksFileError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(agent.run())
     except RegistrationError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

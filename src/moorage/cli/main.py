@@ -15,6 +15,7 @@ from moorage.cli import (
     devcluster,
     engine_commands,
     gitops_commands,
+    health_commands,
     remote_commands,
     server_commands,
     spec_commands,
@@ -36,6 +37,7 @@ remote_commands.register(app)
 addon_commands.register(app)
 gitops_commands.register(app)
 user_commands.register(app)
+health_commands.register(app)
 
 
 if __name__ == "__main__":

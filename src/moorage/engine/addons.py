@@ -110,7 +110,7 @@ async def release_health(ctx: EngineContext, release: Release, strict: bool) -> 
     )
     live = await objects.fetch_live(ctx.kube, desired)
     now = ctx.clock()
-    healths = [(str(key), assess(live[key], now)) for key in sorted(live)]
+    healths = [(str(key), assess(live[key], now, checks=ctx.checks)) for key in sorted(live)]
     return addon_health(healths, strict=strict)
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from moorage.engine.fights import FightDetector
+from moorage.engine.health.custom import Checks
 from moorage.helm.cli import Helm
 from moorage.kube.client import KubeClient
 
@@ -52,3 +53,6 @@ class EngineContext:
     # self-heal's memory of recent heals (engine/fights.py), as long-lived as the context: one per
     # agent process. None: every drift is healed, fights are not detected.
     fights: FightDetector | None = field(default_factory=FightDetector)
+    # user health checks (Lua, CEL) in force: the definition's over the agent's server-wide file;
+    # asked before the dedicated rules (engine/health/custom). None: the built-in rules only.
+    checks: Checks | None = None

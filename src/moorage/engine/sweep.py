@@ -16,6 +16,7 @@ from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift,
 from moorage.engine.health import (
     DEFAULT_PROGRESS_DEADLINE,
     AddonHealth,
+    Checks,
     Context,
     HealthStatus,
     addon_health,
@@ -73,6 +74,7 @@ class Scan:
     desired: dict[str, list[dict[str, Any]]]
     live: dict[objects.ObjectKey, dict[str, Any] | None]
     children: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    checks: Checks | None = None  # user health checks (EngineContext.checks)
 
     def drift(self, addon: ResolvedAddon) -> list[ResourceDrift]:
         rules = ignore_rules(addon)
@@ -92,7 +94,7 @@ class Scan:
         found = []
         for key in sorted(objects.key_of(o) for o in self.desired[addon.name]):
             live = self.live.get(key)
-            health = assess(live, now)
+            health = assess(live, now, checks=self.checks)
             if live is not None and health.status is not HealthStatus.HEALTHY and is_workload(live):
                 pods = owned_pods(live, self.children.get(key.namespace, []))
                 health = with_pods(health, live, pods, pod_ctx)
@@ -144,7 +146,7 @@ async def scan(
         children.setdefault(namespace, []).extend(found)
 
     await asyncio.gather(*(listed(*w) for w in sorted(wanted)))
-    return Scan(release_of, desired_by_addon, live, children)
+    return Scan(release_of, desired_by_addon, live, children, ctx.checks)
 
 
 async def detect_drift(

@@ -511,6 +511,101 @@ class Stack(SpecModel):
         return _stringify_variables(value)
 
 
+MAX_HEALTH_SCRIPT = 65536  # characters of one Lua health script
+MAX_HEALTH_EXPRESSION = 8192  # characters of one CEL expression
+ARGOCD_HEALTH_PREFIX = "resource.customizations.health."
+_GROUP_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_KIND_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+
+
+class CelHealthCheck(SpecModel):
+    """Flux's ``healthCheckExprs`` expressions: ``current`` (required), ``inProgress``, ``failed``."""
+
+    current: str = Field(max_length=MAX_HEALTH_EXPRESSION)
+    in_progress: str | None = Field(
+        None, max_length=MAX_HEALTH_EXPRESSION, validation_alias=_alias("in_progress", "inProgress")
+    )
+    failed: str | None = Field(None, max_length=MAX_HEALTH_EXPRESSION)
+
+    def expressions(self) -> list[tuple[str, str]]:
+        """(field as written in Flux, expression) in Flux's order of evaluation."""
+        found = [("inProgress", self.in_progress), ("failed", self.failed), ("current", self.current)]
+        return [(name, expr) for name, expr in found if expr is not None]
+
+
+def split_argocd_key(key: str) -> tuple[str, str]:
+    """``cert-manager.io_Certificate`` (or the whole ``resource.customizations.health.…`` key, or
+    Argo CD's older ``cert-manager.io/Certificate``) → (group, kind); a core kind has no group."""
+    key = key.strip().removeprefix(ARGOCD_HEALTH_PREFIX)
+    if "*" in key or "?" in key:
+        raise PydanticCustomError(
+            "health_check_key", "argocd_key '{value}': wildcards are not supported", {"value": key}
+        )
+    for sep in ("_", "/"):
+        group, found, kind = key.rpartition(sep)
+        if found:
+            return group, kind
+    return "", key
+
+
+class HealthCheck(SpecModel):
+    """A user-defined health check for one kind: an Argo CD-style Lua script or Flux-style CEL."""
+
+    group: str | None = Field(None, description="API group; empty for the core group.")
+    kind: str | None = None
+    argocd_key: str | None = Field(
+        None,
+        validation_alias=_alias("argocd_key", "argocdKey"),
+        description="Argo CD's key instead of group/kind, e.g. cert-manager.io_Certificate.",
+    )
+    api_version: str | None = Field(
+        None,
+        validation_alias=_alias("api_version", "apiVersion"),
+        description="Flux's spelling instead of group (the version is not used).",
+    )
+    lua: str | None = Field(None, max_length=MAX_HEALTH_SCRIPT)
+    cel: CelHealthCheck | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> HealthCheck:
+        if (self.lua is None) == (self.cel is None):
+            raise PydanticCustomError(
+                "health_check_shape", "a health check needs exactly one of 'lua' or 'cel'"
+            )
+        if self.argocd_key is not None:
+            if self.group is not None or self.kind is not None or self.api_version is not None:
+                raise PydanticCustomError("health_check_key", "set either argocd_key or group/kind, not both")
+            self.group, self.kind = split_argocd_key(self.argocd_key)
+        elif self.api_version is not None:
+            if self.group is not None:
+                raise PydanticCustomError("health_check_key", "set either api_version or group, not both")
+            self.group = self.api_version.rpartition("/")[0]
+        if not self.kind:
+            raise PydanticCustomError(
+                "health_check_key", "a health check needs 'kind' (or 'argocd_key', e.g. example.com_Widget)"
+            )
+        self.group = (self.group or "").strip()
+        if self.group and not _GROUP_RE.match(self.group):
+            raise PydanticCustomError(
+                "health_check_key", "group '{value}' is not an API group", {"value": self.group}
+            )
+        if not _KIND_RE.match(self.kind):
+            raise PydanticCustomError(
+                "health_check_key", "kind '{value}' is not a Kubernetes kind", {"value": self.kind}
+            )
+        return self
+
+    @property
+    def group_kind(self) -> tuple[str, str]:
+        return self.group or "", self.kind or ""
+
+    @property
+    def display(self) -> str:
+        """``cert-manager.io/Certificate`` (``Service`` for the core group)."""
+        group, kind = self.group_kind
+        return f"{group}/{kind}" if group else kind
+
+
 class Spec(SpecModel):
     git_repository: GitRepository | None = None
     prometheus_metrics: PrometheusMetrics | None = None
@@ -521,6 +616,11 @@ class Spec(SpecModel):
         default_factory=dict, description="Moorage extension: cluster-scope variables kept in Git."
     )
     deployment_engine: Engine | None = Field(None, description="Moorage name: the cluster default engine.")
+    health_checks: list[HealthCheck] = Field(
+        default_factory=list,
+        validation_alias=_alias("health_checks", "healthChecks"),
+        description="Moorage extension: user-defined health checks (Lua or CEL), per kind.",
+    )
 
     @field_validator("variables", mode="before")
     @classmethod

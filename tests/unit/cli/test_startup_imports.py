@@ -55,6 +55,7 @@ HELP = [
     ["logs", "--help"],
     ["users", "--help"],
     ["server", "--help"],  # the processes' and the engine commands' help is light too
+    ["health", "test", "--help"],
 ]
 CLIENT = [
     ["cluster", "list"],

@@ -11,6 +11,8 @@ The current time is a parameter so that deadlines are testable.
   its pods: Degraded, naming the pod and the container, when one of them is Degraded.
 * :func:`has_rule` / :data:`HAS_RULE` — whether a kind has a dedicated rule (migration preview
   flags kinds without one; they are judged by the generic ``status.conditions`` rule).
+* :class:`Checks` (``custom/``) — user checks (Lua, CEL) per kind, passed to :func:`assess`; they come
+  before the dedicated rules. ``custom.not_covered`` lists kinds nothing really judges.
 
 A rule that fails on a malformed object yields Unknown with the error, never an exception.
 """
@@ -53,6 +55,7 @@ from moorage.engine.health import (
     snapshot,
     statefulset,
 )
+from moorage.engine.health.custom import Checks
 from moorage.engine.health.pods import WORKLOAD_KINDS, is_workload, owned_pods, with_pods
 from moorage.engine.health.types import (
     SEVERITY,
@@ -74,6 +77,7 @@ __all__ = [
     "SEVERITY",
     "WORKLOAD_KINDS",
     "AddonHealth",
+    "Checks",
     "Context",
     "Health",
     "HealthStatus",
@@ -154,8 +158,12 @@ def assess(
     now: datetime,
     *,
     progress_deadline: timedelta = DEFAULT_PROGRESS_DEADLINE,
+    checks: Checks | None = None,
 ) -> Health:
-    """The health of one live object (``None``: it does not exist → Missing)."""
+    """The health of one live object (``None``: it does not exist → Missing).
+
+    Order: an object being deleted; then a user check for its kind in ``checks`` (Lua or CEL,
+    ``custom/``); then the kind's dedicated rule; then the generic rule."""
     if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
     if obj is None:
@@ -167,6 +175,9 @@ def assess(
         deleting = _deleting(obj, ctx)
         if deleting is not None:
             return deleting
+        user = checks.for_object(obj) if checks else None
+        if user is not None:
+            return user.assess(obj, ctx)
         rule = RULES.get(group_kind(obj), generic.assess)
         return rule(obj, ctx)
     except Exception as error:  # a rule must never crash the engine (gitops-engine does the same)
