@@ -37,6 +37,7 @@ from moorage.server.middleware import BodyLimitMiddleware
 from moorage.server.ports import Bus
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
+from moorage.server.tokens import TOKEN_KEY_PURPOSE, TokenHasher
 from moorage.server.ui import routes as ui
 
 log = logging.getLogger("moorage.server")
@@ -60,11 +61,15 @@ def create_app(
     registration (default: settings.agent_nats_url, then settings.nats_url). With `expire_jobs`,
     a background task marks overdue jobs as timeout while the app runs; with `run_gitops`, the
     GitOps loop (polling, retries, syncs) runs too."""
-    if settings.bootstrap_token:
-        with transaction(session_factory) as session:
-            if service.ensure_bootstrap_token(session, settings.bootstrap_token):
-                log.info("created the bootstrap admin token")
     box = SecretBox.load_or_create(settings.data_dir, settings.secret_key)
+    hasher = TokenHasher(box.derive_key(TOKEN_KEY_PURPOSE))
+    with transaction(session_factory) as session:
+        if upgraded := service.upgrade_token_hashes(session, hasher):
+            log.info("rewrote %d token hash(es) as keyed hashes", upgraded)
+        if settings.bootstrap_token and service.ensure_bootstrap_token(
+            session, hasher, settings.bootstrap_token
+        ):
+            log.info("created the bootstrap admin token")
     git = Git(
         settings.data_dir / "git",
         allow_file=settings.git_allow_file,
@@ -84,6 +89,7 @@ def create_app(
         gitops=controller,
         events=events,
         job_waiters=job_waiters or JobWaiters(),
+        token_hasher=hasher,
     )
 
     @contextlib.asynccontextmanager

@@ -68,11 +68,15 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-def _token_principal(factory: SessionFactory, token: str) -> Principal:
+def token_hasher(request: Request) -> tokens.TokenHasher:
+    return _context(request).token_hasher
+
+
+def _token_principal(factory: SessionFactory, hasher: tokens.TokenHasher, token: str) -> Principal:
     if token.startswith(tokens.AGENT_TOKEN_PREFIX):
         raise _unauthorized("agent tokens are accepted only by /api/v1/agent endpoints")
     with transaction(factory) as session:
-        row = service.authenticate_token(session, token)
+        row = service.authenticate_token(session, hasher, token)
         if row is None:
             raise _unauthorized("unknown or revoked token")
         return Principal(row.id, row.name, tuple(row.scopes))
@@ -116,7 +120,7 @@ def require(scope: Scope) -> Callable[..., Principal]:
     ) -> Principal:
         token = _bearer(request)
         if token is not None:
-            principal = _token_principal(factory, token)
+            principal = _token_principal(factory, token_hasher(request), token)
             if not tokens.granted(principal.scopes, scope):
                 raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"token lacks scope '{scope.value}'")
             return principal
@@ -141,11 +145,12 @@ class AgentPrincipal:
 
 
 def require_agent(
+    request: Request,
     token: Annotated[str, Depends(bearer_token)],
     factory: Annotated[SessionFactory, Depends(session_factory)],
 ) -> AgentPrincipal:
     with transaction(factory) as session:
-        cluster: Cluster | None = service.authenticate_agent(session, token)
+        cluster: Cluster | None = service.authenticate_agent(session, token_hasher(request), token)
         if cluster is None:
             raise _unauthorized("unknown or revoked agent token")
         return AgentPrincipal(cluster.id, cluster.name)

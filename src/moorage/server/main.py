@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from moorage.server import addon_state, service
@@ -33,8 +35,67 @@ def _agent_users(factory: SessionFactory) -> list[AgentUser]:
         return [AgentUser(cluster_id, password) for cluster_id, password in service.agent_users(session)]
 
 
+# what the data directory holds that only the server may read: the database (definitions, sealed
+# secrets, token hashes), the server's key, the embedded NATS (its config holds bcrypt hashes, its
+# store the queued jobs with their values) and the Git cache
+_PRIVATE_FILES = (
+    "secret.agekey",
+    "nats/nats.conf",
+    "nats/nats.log",
+    "nats/nats.port",
+    "nats/nats-monitor.port",
+)
+_PRIVATE_DIRS = ("nats", "nats/jetstream", "git")
+
+
+def _sqlite_path(database_url: str) -> Path | None:
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def _private(path: Path, mode: int) -> None:
+    """`path` gets `mode` if it exists and has more; logged, because what was readable may have
+    been read."""
+    try:
+        current = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if current & ~mode:
+        try:
+            path.chmod(mode)
+        except OSError as e:  # not ours to change: say so, and go on
+            log.warning("%s is mode %o and cannot be made %o: %s", path, current, mode, e)
+            return
+        log.warning("%s was mode %o; now %o (only the server's user may read it)", path, current, mode)
+
+
+def secure_storage(settings: ServerSettings) -> None:
+    """The data directory 0700 and what it holds 0600 (0700 for folders): created so, and fixed at
+    every start when an older server (or a copy) left them readable by others. New files of the
+    server and its nats-server child are private from here on (umask 077); SQLite gives its -wal
+    and -shm files the database file's mode."""
+    os.umask(0o077)
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _private(data_dir, 0o700)
+    for name in _PRIVATE_DIRS:
+        _private(data_dir / name, 0o700)
+    for name in _PRIVATE_FILES:
+        _private(data_dir / name, 0o600)
+    database = _sqlite_path(settings.database_url)
+    if database is not None:
+        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not database.exists():
+            # created empty and private before SQLite opens it (an empty file is a new database)
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _private(database.with_name(database.name + suffix), 0o600)
+
+
 async def serve(settings: ServerSettings) -> None:
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    secure_storage(settings)
     url = settings.database_url
     await asyncio.to_thread(migrate, url)
     factory = make_session_factory(make_engine(url))
@@ -115,7 +176,7 @@ async def _run(
         events=events,
         job_waiters=waiters,
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info"))
+    server = uvicorn.Server(uvicorn_config(app, settings))
     watchdog = asyncio.create_task(_restart_nats_when_it_dies(embedded, factory)) if embedded else None
     try:
         await server.serve()
@@ -128,6 +189,28 @@ async def _run(
             log.exception("closing the NATS connection failed")
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+class DropQueryString(logging.Filter):
+    """Removes the query string from uvicorn's access log lines: a token or other secret sent as
+    `?token=…` (by mistake, or by a client that knows no better) would otherwise land on disk.
+    uvicorn passes the path with its query as one of the record's arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                a.partition("?")[0] if isinstance(a, str) and a.startswith("/") else a for a in record.args
+            )
+        return True
+
+
+def uvicorn_config(app: FastAPI, settings: ServerSettings) -> uvicorn.Config:
+    """uvicorn for the app, its access log without query strings."""
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
+    access = logging.getLogger("uvicorn.access")  # configured by uvicorn.Config just now
+    if not any(isinstance(f, DropQueryString) for f in access.filters):
+        access.addFilter(DropQueryString())
+    return config
 
 
 def heartbeat_received(

@@ -7,6 +7,8 @@ Each sealed value is bound to its purpose (e.g. "credential:<id>"): a ciphertext
 row does not open there."""
 
 import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -87,6 +89,14 @@ class SecretBox:
         if path.stat().st_mode & 0o077:
             raise SecretBoxError(f"{path} must be readable by its owner only (chmod 600 {path})")
         return cls.from_key(path.read_text())
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for `purpose` (e.g. hashing API tokens), derived from the server key: the
+        same key gives the same bytes on every start, and one purpose's key reveals nothing of the
+        server key or of another purpose's key."""
+        return hmac.new(
+            str(self._identity).encode(), b"moorage-derived-key\n" + purpose.encode(), hashlib.sha256
+        ).digest()
 
     def seal(self, plaintext: str, purpose: str) -> str:
         data = _MAGIC + purpose.encode() + b"\n" + plaintext.encode()

@@ -12,12 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from moorage.server import tokens
+from moorage.server import safetext, tokens
 from moorage.server.db.models import ApiToken, Cluster, Job, Operation, aware, utcnow
 from moorage.spec.protocol import (
     FINAL_JOB_STATES,
@@ -93,30 +93,57 @@ class Invalid(ServiceError):
 # --------------------------------------------------------------------------- API tokens
 
 
-def create_token(session: Session, name: str, scopes: Iterable[str]) -> tuple[ApiToken, str]:
+def create_token(
+    session: Session, hasher: tokens.TokenHasher, name: str, scopes: Iterable[str]
+) -> tuple[ApiToken, str]:
     """A new API token; the plaintext is returned here and never again."""
+    if (why := safetext.problem(name, "the token name")) is not None:
+        raise Invalid(why)
     wanted = sorted(set(scopes))
-    unknown = [s for s in wanted if s not in {x.value for x in tokens.Scope}]
+    if tokens.Scope.AGENT.value in wanted:
+        raise Invalid(
+            "an API token cannot have the scope 'agent': agent tokens are made by registering a "
+            "cluster (`moorage cluster register`) and work only for /api/v1/agent; use read, write or admin"
+        )
+    unknown = [s for s in wanted if s not in {x.value for x in tokens.API_SCOPES}]
     if unknown:
-        raise Invalid(f"unknown scope(s) {', '.join(unknown)}; use read, write, admin or agent")
+        raise Invalid(f"unknown scope(s) {', '.join(unknown)}; use read, write or admin")
     if not wanted:
         raise Invalid("a token needs at least one scope")
     plaintext = tokens.new_api_token()
-    row = ApiToken(name=name, token_hash=tokens.token_hash(plaintext), scopes=wanted)
+    row = ApiToken(name=name, token_hash=hasher.hash(plaintext), scopes=wanted)
     session.add(row)
     session.flush()
     return row, plaintext
 
 
-def ensure_bootstrap_token(session: Session, plaintext: str) -> bool:
+def ensure_bootstrap_token(session: Session, hasher: tokens.TokenHasher, plaintext: str) -> bool:
     """First start: make `plaintext` an admin token if no API token exists yet. True if created."""
     if len(plaintext) < 16:
         raise Invalid("the bootstrap token must be at least 16 characters long")
     if session.scalar(select(func.count()).select_from(ApiToken)):
         return False
-    session.add(ApiToken(name="bootstrap", token_hash=tokens.token_hash(plaintext), scopes=["admin"]))
+    session.add(ApiToken(name="bootstrap", token_hash=hasher.hash(plaintext), scopes=["admin"]))
     session.flush()
     return True
+
+
+def upgrade_token_hashes(session: Session, hasher: tokens.TokenHasher) -> int:
+    """Rewrite the unkeyed sha256 hashes of older servers (API and agent tokens) as keyed hashes;
+    the number rewritten. The keyed hash is computed over the sha256 hex, so no token is needed."""
+    count = 0
+    for row in session.scalars(
+        select(ApiToken).where(ApiToken.token_hash.not_like(f"{tokens.KEYED_PREFIX}%"))
+    ):
+        row.token_hash = hasher.upgrade(row.token_hash)
+        count += 1
+    for cluster in session.scalars(
+        select(Cluster).where(Cluster.agent_token_hash.not_like(f"{tokens.KEYED_PREFIX}%"))
+    ):
+        cluster.agent_token_hash = hasher.upgrade(cluster.agent_token_hash)
+        count += 1
+    session.flush()
+    return count
 
 
 def list_tokens(session: Session) -> list[ApiToken]:
@@ -132,13 +159,35 @@ def revoke_token(session: Session, token_id: str, now: datetime | None = None) -
     return row
 
 
-def authenticate_token(session: Session, plaintext: str, now: datetime | None = None) -> ApiToken | None:
+_Row = TypeVar("_Row", ApiToken, Cluster)
+
+
+def _lookup(
+    session: Session, model: type[_Row], field: str, hasher: tokens.TokenHasher, plaintext: str
+) -> tuple[_Row | None, str | None]:
+    """The row whose `field` holds the keyed hash of `plaintext`, else one still holding its plain
+    sha256 (written by an older server after this one's start-up rewrite) with the keyed hash to
+    store instead. The lookup uses the hash as a key; it is compared once more in constant time."""
+    column = getattr(model, field)
+    keyed = hasher.hash(plaintext)
+    row = session.scalar(select(model).where(column == keyed))
+    if row is not None:
+        return (row, None) if hasher.matches(getattr(row, field), plaintext) else (None, None)
+    row = session.scalar(select(model).where(column == tokens.sha256_hex(plaintext)))
+    if row is not None and tokens.hashes_match(getattr(row, field), plaintext):
+        return row, keyed
+    return None, None
+
+
+def authenticate_token(
+    session: Session, hasher: tokens.TokenHasher, plaintext: str, now: datetime | None = None
+) -> ApiToken | None:
     """The live API token for `plaintext`, or None (unknown or revoked)."""
-    digest = tokens.token_hash(plaintext)
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    # the lookup used the hash as a key; compare once more in constant time before trusting it
-    if row is None or row.revoked_at is not None or not tokens.hashes_match(row.token_hash, plaintext):
+    row, rewrite = _lookup(session, ApiToken, "token_hash", hasher, plaintext)
+    if row is None or row.revoked_at is not None:
         return None
+    if rewrite is not None:
+        row.token_hash = rewrite
     now = now or utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         row.last_used_at = now
@@ -152,20 +201,24 @@ def agent_nats_user(cluster_id: str) -> str:
     return f"agent-{cluster_id}"
 
 
-def register_cluster(session: Session, name: str, description: str = "") -> tuple[Cluster, str]:
+def register_cluster(
+    session: Session, hasher: tokens.TokenHasher, name: str, description: str = ""
+) -> tuple[Cluster, str]:
     """A new cluster and its agent token (plaintext returned here only)."""
-    if not CLUSTER_NAME.match(name):
+    if not CLUSTER_NAME.fullmatch(name):
         raise Invalid(
             f"invalid cluster name {name!r}: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
         )
     if session.scalar(select(Cluster.id).where(Cluster.name == name)) is not None:
         raise Conflict(f"a cluster named {name!r} already exists")
+    if (why := safetext.problem(description, "the description")) is not None:
+        raise Invalid(why)
     plaintext = tokens.new_agent_token()
     cluster = Cluster(
         name=name,
         description=description,
-        agent_token_hash=tokens.token_hash(plaintext),
+        agent_token_hash=hasher.hash(plaintext),
         agent_password_bcrypt=tokens.bcrypt_hash(plaintext),
     )
     session.add(cluster)
@@ -207,10 +260,10 @@ def revoke_agent_token(cluster: Cluster, now: datetime | None = None) -> None:
         cluster.revoked_at = now or utcnow()
 
 
-def rotate_agent_token(session: Session, cluster: Cluster) -> str:
+def rotate_agent_token(session: Session, hasher: tokens.TokenHasher, cluster: Cluster) -> str:
     """A new agent token replaces the old one (which stops working at once)."""
     plaintext = tokens.new_agent_token()
-    cluster.agent_token_hash = tokens.token_hash(plaintext)
+    cluster.agent_token_hash = hasher.hash(plaintext)
     cluster.agent_password_bcrypt = tokens.bcrypt_hash(plaintext)
     cluster.revoked_at = None
     session.flush()
@@ -231,13 +284,12 @@ def agent_cluster_ids(session: Session) -> list[str]:
     return [cid for cid, _ in agent_users(session)]
 
 
-def authenticate_agent(session: Session, plaintext: str) -> Cluster | None:
-    digest = tokens.token_hash(plaintext)
-    cluster = session.scalar(select(Cluster).where(Cluster.agent_token_hash == digest))
+def authenticate_agent(session: Session, hasher: tokens.TokenHasher, plaintext: str) -> Cluster | None:
+    cluster, rewrite = _lookup(session, Cluster, "agent_token_hash", hasher, plaintext)
     if cluster is None or cluster.revoked_at is not None:
         return None
-    if not tokens.hashes_match(cluster.agent_token_hash, plaintext):
-        return None
+    if rewrite is not None:
+        cluster.agent_token_hash = rewrite
     return cluster
 
 

@@ -338,7 +338,7 @@ def start_session(
     )
     secret = secrets.token_urlsafe(32)
     row = UiSession(
-        secret_hash=tokens.token_hash(secret),
+        secret_hash=tokens.sha256_hex(secret),
         user_id=user.id,
         created_at=now,
         last_seen_at=now,
@@ -357,7 +357,7 @@ def authenticate(session: Session, secret: str, now: datetime, policy: SessionPo
     idle too long, or its user disabled."""
     if not secret or len(secret) > 200:
         return None
-    row = session.scalar(select(UiSession).where(UiSession.secret_hash == tokens.token_hash(secret)))
+    row = session.scalar(select(UiSession).where(UiSession.secret_hash == tokens.sha256_hex(secret)))
     # the lookup used the hash as a key; compare once more in constant time before trusting it
     if row is None or not tokens.hashes_match(row.secret_hash, secret):
         return None
@@ -373,7 +373,7 @@ def authenticate(session: Session, secret: str, now: datetime, policy: SessionPo
 
 def end_session(session: Session, secret: str, now: datetime) -> bool:
     """Sign out: revoke the session whose cookie holds `secret`. False if there was none."""
-    row = session.scalar(select(UiSession).where(UiSession.secret_hash == tokens.token_hash(secret)))
+    row = session.scalar(select(UiSession).where(UiSession.secret_hash == tokens.sha256_hex(secret)))
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = now

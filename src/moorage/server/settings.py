@@ -1,6 +1,7 @@
 """Settings of `moorage server`: explicit fields with defaults, overridable from the environment."""
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +58,20 @@ class ServerSettings(BaseModel):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'moorage.db'}"
         return self
+
+    def base_url(self) -> str:
+        """The server's URL in what it hands out (webhook URLs, the agent install command):
+        `public_url`, else `http://<host>:<port>` from its own settings (a wildcard host becomes the
+        machine's host name). Never a request's Host header: the client chooses that, and a link
+        built from it can point anywhere. Behind a proxy or NAT set MOORAGE_PUBLIC_URL."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):  # noqa: S104 (compared, not bound)
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerSettings":

@@ -58,6 +58,8 @@ def server_app(
         database_url=f"sqlite:///{tmp_path / 'moorage.db'}",
         bootstrap_token=ADMIN_TOKEN,
         nats_url="nats://127.0.0.1:4222",
+        # the server's links (webhook URL) come from its settings, never from a request's Host
+        public_url=SERVER,
     )
     app = create_app(settings, factory, bus, clock=clock, expire_jobs=False, run_gitops=False)
     monkeypatch.setattr(client_module, "transport_factory", lambda: InProcess(app))

@@ -15,9 +15,12 @@ from sqlalchemy import Engine
 from moorage.server.app import create_app
 from moorage.server.db import SessionFactory, make_engine, make_session_factory, migrate
 from moorage.server.settings import ServerSettings
+from moorage.server.tokens import TokenHasher
 from moorage.spec.protocol import JobMessage, LogChunk
 
 ADMIN_TOKEN = "test-bootstrap-admin-token-0123456789"
+# for tests that call the service functions directly (the app derives its own from the server key)
+HASHER = TokenHasher(b"unit-test-token-hashing-key-0123456789")
 EXAMPLE_REPO = Path(__file__).resolve().parents[3] / "examples" / "gitops-repo"
 
 

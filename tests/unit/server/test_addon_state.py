@@ -12,6 +12,7 @@ from moorage.server.db import SessionFactory, transaction
 from moorage.server.db.models import Cluster
 from moorage.spec.lifecycle import Cause
 from moorage.spec.protocol import AddonObservation, HeartbeatMessage, StateReport
+from tests.unit.server.conftest import HASHER
 
 T0 = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 DRIFT = [
@@ -41,7 +42,7 @@ def obs(name: str = "web", **fields: Any) -> AddonObservation:
 
 def _cluster(factory: SessionFactory) -> str:
     with transaction(factory) as s:
-        cluster, _ = service.register_cluster(s, "c1")
+        cluster, _ = service.register_cluster(s, HASHER, "c1")
         return cluster.id
 
 

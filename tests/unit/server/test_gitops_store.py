@@ -330,11 +330,11 @@ def test_connect_with_a_given_webhook_secret(factory: SessionFactory) -> None:
         repo, generated = connect(s, cluster, webhook_secret="chosen-by-the-user")
         assert generated is None
         assert store.webhook_secret(BOX, repo) == b"chosen-by-the-user"
-        _, generated = connect(s, cluster, webhook_secret="changed")
+        _, generated = connect(s, cluster, webhook_secret="changed-by-the-user")
         assert generated is None
-        assert store.webhook_secret(BOX, repo) == b"changed"
+        assert store.webhook_secret(BOX, repo) == b"changed-by-the-user"
         new = store.rotate_webhook_secret(s, BOX, repo)
-        assert new != "changed"
+        assert new != "changed-by-the-user"
         assert store.webhook_secret(BOX, repo) == new.encode()
 
 

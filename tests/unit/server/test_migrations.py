@@ -11,6 +11,7 @@ from moorage.server import service
 from moorage.server.db import Base, make_engine, make_session_factory, migrate, transaction
 from moorage.server.db.session import alembic_config
 from tests import postgres
+from tests.unit.server.conftest import HASHER
 
 TABLES = {
     "alembic_version",
@@ -43,7 +44,7 @@ def _check_schema_and_roundtrip(url: str) -> None:
         factory = make_session_factory(engine)
         when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
         with transaction(factory) as s:
-            cluster, _ = service.register_cluster(s, "prod-1")
+            cluster, _ = service.register_cluster(s, HASHER, "prod-1")
             cluster.last_heartbeat_at = when
         with transaction(factory) as s:
             again = service.get_cluster(s, "prod-1")

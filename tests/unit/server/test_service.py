@@ -11,6 +11,7 @@ from moorage.server.db import SessionFactory, make_engine, make_session_factory,
 from moorage.server.db.models import Job
 from moorage.server.service import Report
 from moorage.spec.protocol import FINAL_JOB_STATES, HeartbeatMessage, JobAction, JobState, ResultMessage
+from tests.unit.server.conftest import HASHER
 
 T0 = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 
@@ -79,7 +80,7 @@ def shared_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session
     engine = make_engine(url)
     factory = make_session_factory(engine)
     with transaction(factory) as s:
-        service.register_cluster(s, "shared")
+        service.register_cluster(s, HASHER, "shared")
     yield factory
     engine.dispose()
 
@@ -89,7 +90,7 @@ def _new_job(factory: SessionFactory, name: str) -> tuple[str, str, str]:
         try:
             cluster = service.get_cluster(s, name)
         except service.NotFound:
-            cluster, _ = service.register_cluster(s, name)
+            cluster, _ = service.register_cluster(s, HASHER, name)
         op, msg = service.create_operation_with_job(
             s, cluster, action=JobAction.SYNC, payload={}, timeout_seconds=60, operation_kind="apply", now=T0
         )
@@ -232,7 +233,7 @@ def test_cancel_running_job_waits_for_the_agent(factory: SessionFactory) -> None
 
 def test_heartbeat_online_offline(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        cluster, _ = service.register_cluster(s, "c1")
+        cluster, _ = service.register_cluster(s, HASHER, "c1")
         assert service.cluster_state(cluster, T0) == "never_connected"
         beat = HeartbeatMessage(
             cluster_id=cluster.id, agent_version="0.1.0", last_sweep_at=T0, addons_inspected=3
@@ -251,21 +252,21 @@ def test_heartbeat_online_offline(factory: SessionFactory) -> None:
 
 def test_agent_users_excludes_revoked(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        a, token_a = service.register_cluster(s, "a")
-        b, _ = service.register_cluster(s, "b")
+        a, token_a = service.register_cluster(s, HASHER, "a")
+        b, _ = service.register_cluster(s, HASHER, "b")
         service.revoke_agent_token(b)
         users = service.agent_users(s)
         assert [cid for cid, _ in users] == [a.id]
         assert users[0][1].startswith("$2b$")  # bcrypt, as nats-server expects
         assert token_a not in str(users)
-        authed = service.authenticate_agent(s, token_a)
+        authed = service.authenticate_agent(s, HASHER, token_a)
         assert authed is not None
         assert authed.id == a.id
 
 
 def test_bootstrap_token_only_once(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        assert service.ensure_bootstrap_token(s, "x" * 20)
-        assert not service.ensure_bootstrap_token(s, "y" * 20)
-        assert service.authenticate_token(s, "x" * 20) is not None
-        assert service.authenticate_token(s, "y" * 20) is None
+        assert service.ensure_bootstrap_token(s, HASHER, "x" * 20)
+        assert not service.ensure_bootstrap_token(s, HASHER, "y" * 20)
+        assert service.authenticate_token(s, HASHER, "x" * 20) is not None
+        assert service.authenticate_token(s, HASHER, "y" * 20) is None

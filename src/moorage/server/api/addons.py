@@ -23,7 +23,7 @@ from moorage.server.api.addon_schemas import (
     RollbackRequest,
     TransitionOut,
 )
-from moorage.server.api.deps import Ctx, Reader, Writer
+from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.resources import read_through_agent
 from moorage.server.api.schemas import Page, page_of
 from moorage.server.db.models import AddonState
@@ -36,11 +36,9 @@ log = logging.getLogger("moorage.server.api")
 
 router = APIRouter(tags=["addons"])
 
-MAX_WAIT_SECONDS = 600
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
 
-Wait = Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to end.")]
 StateFilter = Annotated[State | None, Query(description="Only add-ons in this lifecycle state.")]
 Search = Annotated[str | None, Query(max_length=253, description="Part of the add-on's name or namespace.")]
 
@@ -253,7 +251,7 @@ async def _detail(ctx: Ctx, name: str, addon: str) -> AddonDetail | None:
 
 @router.post("/clusters/{name}/addons/{addon}/rollback")
 async def rollback(
-    name: str, addon: str, body: RollbackRequest, ctx: Ctx, who: Writer, wait: Wait = 300
+    name: str, addon: str, body: RollbackRequest, ctx: Ctx, who: Writer, wait: WaitSeconds = 300
 ) -> AddonAction:
     """`helm rollback` through the agent. The add-on is then held at that revision: syncs (and so
     self-heal toward Git) leave it until `resume` or the next commit that changes it."""
@@ -297,7 +295,7 @@ async def _sync_one(ctx: Ctx, name: str, addon: str, who: str, wait: float, kind
 
 
 @router.post("/clusters/{name}/addons/{addon}/resume")
-async def resume(name: str, addon: str, ctx: Ctx, who: Writer, wait: Wait = 300) -> AddonAction:
+async def resume(name: str, addon: str, ctx: Ctx, who: Writer, wait: WaitSeconds = 300) -> AddonAction:
     """End a rollback hold and deploy what the definition says for this add-on."""
 
     def release(session: Session) -> addon_state.Change | None:
@@ -309,7 +307,7 @@ async def resume(name: str, addon: str, ctx: Ctx, who: Writer, wait: Wait = 300)
 
 
 @router.post("/clusters/{name}/addons/{addon}/sync")
-async def sync_addon(name: str, addon: str, ctx: Ctx, who: Writer, wait: Wait = 300) -> AddonAction:
+async def sync_addon(name: str, addon: str, ctx: Ctx, who: Writer, wait: WaitSeconds = 300) -> AddonAction:
     """Deploy this add-on as the definition says, now (the manual sync of `automated: false`)."""
     return await _sync_one(ctx, name, addon, who.name, wait, "addon_sync")
 

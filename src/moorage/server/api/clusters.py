@@ -25,7 +25,7 @@ PageSize = Annotated[int, Query(ge=1, le=100)]
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def register_cluster(body: ClusterCreate, ctx: Ctx, _who: Writer) -> ClusterCreated:
     def work(session: Session) -> ClusterCreated:
-        cluster, plaintext = service.register_cluster(session, body.name, body.description)
+        cluster, plaintext = service.register_cluster(session, ctx.token_hasher, body.name, body.description)
         return ClusterCreated(**ClusterOut.of(cluster, ctx.clock()).model_dump(), agent_token=plaintext)
 
     created = await ctx.db(work)
@@ -72,7 +72,7 @@ async def revoke_agent_token(name: str, ctx: Ctx, _who: Writer) -> ClusterOut:
 async def rotate_agent_token(name: str, ctx: Ctx, _who: Writer) -> AgentTokenOut:
     def work(session: Session) -> AgentTokenOut:
         cluster = service.get_cluster(session, name)
-        plaintext = service.rotate_agent_token(session, cluster)
+        plaintext = service.rotate_agent_token(session, ctx.token_hasher, cluster)
         return AgentTokenOut(cluster_id=cluster.id, cluster_name=cluster.name, agent_token=plaintext)
 
     out = await ctx.db(work)

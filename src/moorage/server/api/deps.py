@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from sqlalchemy.orm import Session
 
 from moorage.server.auth import Principal, require
@@ -16,9 +16,22 @@ from moorage.server.gitops.controller import GitOpsController
 from moorage.server.ports import Bus
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
-from moorage.server.tokens import Scope
+from moorage.server.tokens import Scope, TokenHasher
 
 R = TypeVar("R")
+
+MAX_WAIT_SECONDS = 600
+# every route with a `wait` query takes it as this type: a finite number of seconds (FastAPI's float
+# would take nan and inf, and nan fails every comparison, so a range check alone does not stop it)
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        allow_inf_nan=False,
+        description=f"Seconds to wait for the outcome (0: answer at once; at most {MAX_WAIT_SECONDS}).",
+    ),
+]
 
 
 @dataclass
@@ -32,6 +45,7 @@ class AppContext:
     gitops: GitOpsController
     events: Broadcaster
     job_waiters: JobWaiters
+    token_hasher: TokenHasher
 
     async def db(self, work: Callable[[Session], R]) -> R:
         return await in_transaction(self.session_factory, work)

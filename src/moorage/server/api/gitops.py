@@ -4,12 +4,12 @@ history, and Sync Now (optionally a given commit of the branch)."""
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from moorage.server import service
-from moorage.server.api.deps import Ctx, Reader, Writer
+from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.gitops_schemas import (
     Connected,
     ConnectRequest,
@@ -26,18 +26,16 @@ from moorage.spec.protocol import JobAction
 
 router = APIRouter(prefix="/clusters/{name}/gitops", tags=["gitops"])
 
-MAX_WAIT_SECONDS = 600
 WAIT_POLL_SECONDS = 0.2
 
 
-def webhook_base(ctx: Ctx, request: Request) -> str:
-    base = ctx.settings.public_url or str(request.base_url)
-    return base.rstrip("/") + "/api/v1/webhooks"
+def webhook_base(ctx: Ctx) -> str:
+    return ctx.settings.base_url() + "/api/v1/webhooks"
 
 
 @router.get("/status")
-async def gitops_status(name: str, ctx: Ctx, _who: Reader, request: Request) -> GitOpsStatus:
-    base = webhook_base(ctx, request)
+async def gitops_status(name: str, ctx: Ctx, _who: Reader) -> GitOpsStatus:
+    base = webhook_base(ctx)
 
     def work(session: Session) -> GitOpsStatus:
         cluster = service.get_cluster(session, name)
@@ -67,7 +65,7 @@ async def _pvc_count(ctx: Ctx, name: str, who: str) -> int:
 
 
 @router.put("")
-async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer, request: Request) -> Connected:
+async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer) -> Connected:
     """Connect (or repoint) the cluster. Repointing to another URL, branch or path prunes whatever the
     new source does not define (ankra-spec §2.2), so it needs `allow_repoint`, and also
     `allow_repoint_destroying_data` when the cluster holds PVCs."""
@@ -85,6 +83,9 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer, reques
         instance_url=body.instance_url,
         repository=body.repository,
     )
+    secret = body.webhook_secret.get_secret_value() if body.webhook_secret is not None else None
+    if secret is not None:
+        store.check_webhook_secret(secret)
 
     def repoint(session: Session) -> list[str]:
         cluster = service.get_cluster(session, name)
@@ -111,8 +112,7 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer, reques
                     "may destroy their data. Pass allow_repoint_destroying_data "
                     "(--allow-repoint-destroying-data) as well",
                 )
-    base = webhook_base(ctx, request)
-    secret = body.webhook_secret.get_secret_value() if body.webhook_secret else None
+    base = webhook_base(ctx)
 
     def work(session: Session) -> Connected:
         cluster = service.get_cluster(session, name)
@@ -135,9 +135,9 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer, reques
 
 
 @router.delete("")
-async def disconnect(name: str, ctx: Ctx, _who: Writer, request: Request) -> GitOpsStatus:
+async def disconnect(name: str, ctx: Ctx, _who: Writer) -> GitOpsStatus:
     """Stop syncing from Git; the cluster keeps what is deployed and the history stays."""
-    base = webhook_base(ctx, request)
+    base = webhook_base(ctx)
 
     def work(session: Session) -> GitOpsStatus:
         cluster = service.get_cluster(session, name)
@@ -148,8 +148,8 @@ async def disconnect(name: str, ctx: Ctx, _who: Writer, request: Request) -> Git
 
 
 @router.post("/webhook-secret/rotate")
-async def rotate_webhook_secret(name: str, ctx: Ctx, _who: Writer, request: Request) -> Connected:
-    base = webhook_base(ctx, request)
+async def rotate_webhook_secret(name: str, ctx: Ctx, _who: Writer) -> Connected:
+    base = webhook_base(ctx)
 
     def work(session: Session) -> Connected:
         cluster = service.get_cluster(session, name)
@@ -162,19 +162,13 @@ async def rotate_webhook_secret(name: str, ctx: Ctx, _who: Writer, request: Requ
     return await ctx.db(work)
 
 
-Wait = Annotated[
-    float,
-    Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the sync to finish (0: do not wait)."),
-]
-
-
 @router.post(
     "/sync",
     status_code=202,
     responses={200: {"model": SyncRequested, "description": "the sync ended within `wait`"}},
 )
 async def sync_now(
-    name: str, ctx: Ctx, who: Writer, body: SyncRequest | None = None, wait: Wait = 0
+    name: str, ctx: Ctx, who: Writer, body: SyncRequest | None = None, wait: WaitSeconds = 0
 ) -> JSONResponse:
     """Sync Now: fetch the branch and sync its tip, or `revision` (a commit of the branch)."""
     revision = None

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from moorage.server import addon_state, service
-from moorage.server.api.deps import Ctx, Reader, Writer
+from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.schemas import ApplyRequest, OperationOut, Page, page_of
 from moorage.server.bundle import validate_bundle
 from moorage.spec.protocol import JobAction, JobMessage
@@ -18,13 +18,7 @@ log = logging.getLogger("moorage.server.api")
 
 router = APIRouter(tags=["operations"])
 
-MAX_WAIT_SECONDS = 600
 POLL_SECONDS = 0.2
-
-Wait = Annotated[
-    float,
-    Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the operation to end (200), else 202."),
-]
 
 
 @router.post(
@@ -32,7 +26,7 @@ Wait = Annotated[
     status_code=202,
     responses={200: {"model": OperationOut, "description": "the operation ended within `wait`"}},
 )
-async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: Wait = 0) -> JSONResponse:
+async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: WaitSeconds = 0) -> JSONResponse:
     """Validate a repository bundle and queue one write job (sync) for the cluster's agent."""
     await ctx.db(lambda s: service.get_cluster(s, name))  # 404 before any validation work
     check = await run_in_threadpool(validate_bundle, body.files, body.root)

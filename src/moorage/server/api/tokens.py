@@ -13,7 +13,9 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_token(body: TokenCreate, ctx: Ctx, _who: Admin) -> TokenCreated:
     def work(session: Session) -> TokenCreated:
-        row, plaintext = service.create_token(session, body.name, [s.value for s in body.scopes])
+        row, plaintext = service.create_token(
+            session, ctx.token_hasher, body.name, [s.value for s in body.scopes]
+        )
         return TokenCreated(**TokenOut.of(row).model_dump(), token=plaintext)
 
     return await ctx.db(work)

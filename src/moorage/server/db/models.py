@@ -58,7 +58,8 @@ class ApiToken(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the token
+    # keyed hash of the token (moorage.server.tokens.TokenHasher; sha256 hex in rows of older servers)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -71,7 +72,7 @@ class Cluster(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
-    agent_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # like ApiToken.token_hash
     # bcrypt of the same token: nats-server checks the agent's password against it
     agent_password_bcrypt: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -247,6 +248,18 @@ class GitSync(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     operation_id: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class WebhookDelivery(Base):
+    """A signed webhook delivery already acted on, by the sender's delivery id: a replay of it is
+    not enqueued again. Bounded per provider by age and count (moorage.server.gitops.store)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_provider_received", "provider", "received_at"),)
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column()
 
 
 class AddonState(Base):

@@ -78,6 +78,7 @@ class GitOpsController:
 
         async def one() -> None:
             try:
+                await self._supersede(cluster_id)
                 run = await runner.claim(self.deps, cluster_id)
                 if run is not None:
                     await runner.execute(self.deps, run, self._fetch_slots)
@@ -91,8 +92,31 @@ class GitOpsController:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _supersede(self, cluster_id: str) -> None:
+        """A new run of the cluster starts: a GitOps sync operation still open (its run was
+        interrupted by a restart) is cancelled, so its job is not left queued next to the new one."""
+        now = self.deps.clock()
+        job_ids = await self.deps.db(lambda s: store.supersede_open_syncs(s, cluster_id, now))
+        if not job_ids:
+            return
+        log.info(
+            "cluster %s: superseded the unfinished GitOps sync job(s) %s", cluster_id, ", ".join(job_ids)
+        )
+        try:
+            await self.deps.bus.cancel_jobs(cluster_id, job_ids)
+        except Exception as e:  # an offline agent skips cancelled jobs it is handed later
+            log.warning("telling the agent of cluster %s to cancel failed: %s", cluster_id, e)
+
     async def poll_round(self) -> None:
-        """ls-remote every due repository once per distinct source; request syncs where the tip moved."""
+        """ls-remote every due repository once per distinct source; request syncs where the tip moved.
+        One repository's failure (its credential cannot be opened, git fails in an unexpected way)
+        is logged and never keeps the others from being polled."""
+        try:
+            await self._poll_round()
+        except Exception:
+            log.exception("a GitOps poll round failed; the next one starts at the next tick")
+
+    async def _poll_round(self) -> None:
         now = self.deps.clock()
 
         def due(session: Session) -> dict[tuple[str, str, str | None], list[tuple[str, GitAuth | None]]]:
@@ -100,7 +124,14 @@ class GitOpsController:
             for repo in store.due_polls(session, now):
                 repo.next_poll_at = store.next_poll(repo, now)
                 key = (repo.url, repo.branch, repo.credential_id)
-                groups[key].append((repo.cluster_id, store.auth_of(self.deps.box, repo.credential)))
+                try:
+                    auth = store.auth_of(self.deps.box, repo.credential)
+                except Exception as e:
+                    log.warning(
+                        "cluster %s is not polled: its Git credential cannot be used: %s", repo.cluster_id, e
+                    )
+                    continue
+                groups[key].append((repo.cluster_id, auth))
                 fresh_for = min(
                     fresh.get(key, float("inf")), 2 * store.POLL_JITTER * repo.poll_interval_seconds
                 )
@@ -125,6 +156,9 @@ class GitOpsController:
                     answer: tuple[str | None, str] = await self.deps.git.ls_remote(key[0], key[1], auth), ""
                 except GitError as e:
                     answer = None, e.message
+                except Exception as e:  # a bug or a bad stored value: this source only
+                    log.exception("polling branch %s of %s failed unexpectedly", key[1], key[0])
+                    answer = None, f"internal error: {type(e).__name__}"
             self._answers[key] = (loop.time(), *answer)
             return answer
 

@@ -28,6 +28,9 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _HELPER = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.-]*::")
 _SCP = re.compile(r"(?P<user>[^@/:\[\]]+)@(?P<host>\[[^\]/@]+\]|[^@/:\[\]]+):(?P<path>.*)", re.DOTALL)
 _SCP_PASSWORD = re.compile(r"[^@/]*:[^@/]*@")
+# what may stand for the host in `user@host:path` (and in `user@[host]:path`); git hands it to ssh
+_SCP_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_SCP_BRACKETED_HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9._:%-]*")
 _DOS_PATH = re.compile(r"[A-Za-z]:([\\/]|$)")
 # CVE-2020-5260: an encoded newline in a URL once made git send credentials to another host
 _ENCODED_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")
@@ -165,8 +168,15 @@ def _check_scp_like(url: str) -> None:
             raise RepoInputError(f"the repository URL holds a password or token; {_CREDENTIAL_HINT}")
         raise RepoInputError(f"this URL form is not supported; use {_ALLOWED}")
     _check_user(match["user"])
-    if match["host"].startswith("-"):
+    host = match["host"]
+    bare = host[1:-1] if host.startswith("[") else host
+    if bare.startswith("-"):
         raise RepoInputError("the host must not start with '-' (ssh would read it as an option)")
+    if not (_SCP_BRACKETED_HOST if host.startswith("[") else _SCP_HOST).fullmatch(bare):
+        raise RepoInputError(
+            "the host may hold only letters, digits, '.', '-' and '_' (and, inside [ ], an IPv6 "
+            "address or a port after ':'); check the URL"
+        )
     if not match["path"].strip("/"):
         raise RepoInputError("the repository URL has no repository path; give e.g. git@host:owner/repo.git")
     if match["path"].startswith("-"):

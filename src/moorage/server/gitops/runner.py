@@ -255,7 +255,7 @@ async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict
                 "held": addon_state.held_addons(session, cluster),
             },
             timeout_seconds=check.timeout_seconds,
-            operation_kind="gitops_sync",
+            operation_kind=store.GITOPS_SYNC_KIND,
             created_by=f"gitops {run.source}: {run.triggered_by}"[:200],
             now=deps.clock(),
         )

@@ -8,18 +8,37 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from moorage.server.db.models import Cluster, GitCredential, GitRepository, GitSync, new_id, utcnow
+from moorage.server import safetext
+from moorage.server.db.models import (
+    Cluster,
+    GitCredential,
+    GitRepository,
+    GitSync,
+    Operation,
+    WebhookDelivery,
+    new_id,
+    utcnow,
+)
 from moorage.server.gitops import repourl
 from moorage.server.gitops.git import GitAuth
 from moorage.server.secretbox import SecretBox
-from moorage.server.service import Conflict, Invalid, NotFound
+from moorage.server.service import FINAL_OPERATION_STATES, Conflict, Invalid, NotFound, cancel_operation
+from moorage.spec.protocol import JobState
 
 CREDENTIAL_KINDS = ("token", "ssh_key")
 SOURCES = ("webhook", "manual", "poll")
 MAX_SECRET_CHARS = 16 * 1024
+# a webhook secret authenticates every push: shorter ones are refused, generated ones have 43 chars
+MIN_WEBHOOK_SECRET_CHARS = 16
+MAX_WEBHOOK_SECRET_CHARS = 1024
+# signed deliveries remembered per provider, so that a replay is enqueued once: GitHub lets a
+# delivery be redelivered for 3 days
+DELIVERY_MEMORY = timedelta(days=3)
+MAX_DELIVERIES_PER_PROVIDER = 10_000
+GITOPS_SYNC_KIND = "gitops_sync"  # the operation kind of a GitOps sync's job
 # sync_status values (ankra-spec §6.3)
 SYNCED, SYNCING, ERROR, NOT_CONFIGURED = "synced", "syncing", "error", "not_configured"
 # sync phases
@@ -51,21 +70,47 @@ def _credential_purpose(row: GitCredential) -> str:
     return f"git-credential:{row.id}"
 
 
+def _control_character(text: str, allowed: str = "") -> tuple[int, str] | None:
+    """The first control character (C0, DEL, C1) of `text` not in `allowed`, with its position."""
+    for index, ch in enumerate(text):
+        if (ch < " " or "\x7f" <= ch <= "\x9f") and ch not in allowed:
+            return index + 1, ch
+    return None
+
+
 def _check_secret(kind: str, secret: str) -> None:
     if kind not in CREDENTIAL_KINDS:
         raise Invalid(f"unknown credential kind {kind!r}; use token or ssh_key")
     if not secret.strip() or len(secret) > MAX_SECRET_CHARS:
         raise Invalid(f"the secret must have 1 to {MAX_SECRET_CHARS} characters")
+    # a NUL cannot be put in git's environment and no control character survives HTTP basic auth
+    # or an ssh-agent: every sync using such a secret would fail, so it is refused here (the
+    # position only, never the secret itself)
+    found = _control_character(
+        secret.strip() if kind == "token" else secret, "" if kind == "token" else "\n\r\t"
+    )
+    if found is not None:
+        position, ch = found
+        raise Invalid(
+            f"the {'token' if kind == 'token' else 'private key'} contains a control character "
+            f"(U+{ord(ch):04X} at position {position}) that git cannot use; paste it again without it"
+        )
     if kind == "ssh_key" and "PRIVATE KEY-----" not in secret:
         raise Invalid("an ssh_key credential needs a private key in OpenSSH or PEM format")
     if kind == "token" and any(c.isspace() for c in secret.strip()):
         raise Invalid("a token must not contain whitespace")
 
 
+def _check_username(username: str | None) -> None:
+    if username is not None and (why := safetext.problem(username, "the user name")) is not None:
+        raise Invalid(why)
+
+
 def create_credential(
     session: Session, box: SecretBox, name: str, kind: str, secret: str, username: str | None = None
 ) -> GitCredential:
     _check_secret(kind, secret)
+    _check_username(username)
     if session.scalar(select(GitCredential.id).where(GitCredential.name == name)) is not None:
         raise Conflict(f"a credential named {name!r} already exists; rotate it instead")
     now = utcnow()
@@ -88,6 +133,7 @@ def rotate_credential(
 ) -> GitCredential:
     row = get_credential(session, name)
     _check_secret(row.kind, secret)
+    _check_username(username)
     row.secret_sealed = box.seal(secret.strip() if row.kind == "token" else secret, _credential_purpose(row))
     if username is not None:
         row.username = username
@@ -241,6 +287,20 @@ def _webhook_purpose(repo: GitRepository) -> str:
     return f"webhook-secret:{repo.id}"
 
 
+def check_webhook_secret(secret: str) -> None:
+    """A webhook secret someone chose: long enough not to be guessed, and carried as is by the
+    Git provider's form (no control characters, no surrounding whitespace)."""
+    if len(secret) < MIN_WEBHOOK_SECRET_CHARS:
+        raise Invalid(
+            f"the webhook secret must have at least {MIN_WEBHOOK_SECRET_CHARS} characters (it has "
+            f"{len(secret)}); it authenticates every push. Leave it out and one is generated"
+        )
+    if len(secret) > MAX_WEBHOOK_SECRET_CHARS:
+        raise Invalid(f"the webhook secret must have at most {MAX_WEBHOOK_SECRET_CHARS} characters")
+    if secret != secret.strip() or _control_character(secret) is not None:
+        raise Invalid("the webhook secret must not contain control characters or surrounding whitespace")
+
+
 def connect(
     session: Session,
     box: SecretBox,
@@ -255,6 +315,8 @@ def connect(
     """Create or update the cluster's repository and request a first sync. Returns the row and the
     webhook secret when one was generated (shown once). Repoint checks are the caller's."""
     now = now or utcnow()
+    if webhook_secret is not None:
+        check_webhook_secret(webhook_secret)
     credential = get_credential(session, source.credential_name) if source.credential_name else None
     identity = source.identity()
     repo = get_repository(session, cluster)
@@ -358,6 +420,29 @@ def webhook_candidates(
     )
 
 
+def remember_delivery(session: Session, provider: str, delivery_id: str, now: datetime) -> bool:
+    """Record a signed delivery's id; False when it was recorded before (a replay: act on it once).
+    Ids older than DELIVERY_MEMORY, and beyond the newest MAX_DELIVERIES_PER_PROVIDER, are
+    forgotten. Two identical deliveries at the same moment: the second one's transaction fails on
+    the primary key (the caller treats that as a replay)."""
+    if session.get(WebhookDelivery, (provider, delivery_id)) is not None:
+        return False
+    where = WebhookDelivery.provider == provider
+    session.execute(delete(WebhookDelivery).where(where, WebhookDelivery.received_at < now - DELIVERY_MEMORY))
+    oldest_kept = session.scalar(
+        select(WebhookDelivery.received_at)
+        .where(where)
+        .order_by(WebhookDelivery.received_at.desc())
+        .offset(MAX_DELIVERIES_PER_PROVIDER - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        session.execute(delete(WebhookDelivery).where(where, WebhookDelivery.received_at <= oldest_kept))
+    session.add(WebhookDelivery(provider=provider, delivery_id=delivery_id, received_at=now))
+    session.flush()
+    return True
+
+
 def requested(session: Session, busy: Sequence[str]) -> list[GitRepository]:
     """Repositories with a sync request, whose cluster has no sync running."""
     query = select(GitRepository).where(GitRepository.requested_at.is_not(None))
@@ -440,6 +525,28 @@ def interrupted_syncs(session: Session, now: datetime) -> int:
             request_again(session, repo, row, now=now)
         count += 1
     return count
+
+
+def supersede_open_syncs(session: Session, cluster_id: str, now: datetime) -> list[str]:
+    """Cancel the GitOps sync operations of a cluster that are still open when a new sync run
+    starts: a sync interrupted by a server restart (or whose wait failed) left its job queued or
+    running, and the new run applies a newer state anyway. Returns the ids of the jobs cancelled or
+    being cancelled, for the agent to be told."""
+    operations = session.scalars(
+        select(Operation).where(
+            Operation.cluster_id == cluster_id,
+            Operation.kind == GITOPS_SYNC_KIND,
+            Operation.state.not_in([str(s) for s in FINAL_OPERATION_STATES]),
+        )
+    ).all()
+    job_ids: list[str] = []
+    for operation in operations:
+        cancel_operation(session, operation.id, now)
+        for job in operation.jobs:
+            if job.state in (JobState.CANCELLED.value, JobState.CANCELLING.value):
+                job.messages = [*job.messages, "superseded by a newer GitOps sync (server)"]
+                job_ids.append(job.id)
+    return job_ids
 
 
 def request_again(

@@ -253,7 +253,6 @@ async def addon_map(name: str, addon: str, ctx: Ctx, viewer: User) -> HTMLRespon
 @router.get("/clusters/{name}/gitops")
 async def gitops_page(
     name: str,
-    request: Request,
     ctx: Ctx,
     viewer: User,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -262,7 +261,7 @@ async def gitops_page(
 ) -> HTMLResponse:
     if sort not in SYNC_SORTS:
         sort = "started_at"
-    base = (ctx.settings.public_url or str(request.base_url)).rstrip("/") + "/api/v1/webhooks"
+    base = ctx.settings.base_url() + "/api/v1/webhooks"
 
     def work(session: Session) -> dict[str, Any]:
         cluster = _cluster(session, name)
@@ -300,8 +299,8 @@ async def resources_page(name: str, ctx: Ctx, viewer: User) -> HTMLResponse:
 
 
 @router.get("/clusters/{name}/settings")
-async def settings_page(name: str, request: Request, ctx: Ctx, viewer: User) -> HTMLResponse:
-    base = (ctx.settings.public_url or str(request.base_url)).rstrip("/")
+async def settings_page(name: str, ctx: Ctx, viewer: User) -> HTMLResponse:
+    base = ctx.settings.base_url()
 
     def work(session: Session) -> dict[str, Any]:
         cluster = _cluster(session, name)
