@@ -295,3 +295,56 @@ def decrypted_password() -> str:
     ).stdout
     assert out.strip()
     return out.strip()
+
+
+WATCHED = """
+apiVersion: v1
+kind: ImportCluster
+metadata:
+  name: watched
+spec:
+  helm_registries:
+    - name: local
+      url: {url}
+  stacks:
+    - name: apps
+      addons:
+        - name: quick
+          chart_name: webapp
+          chart_version: "1.0.0"
+          registry_name: local
+          namespace: watched-apps
+          configuration:
+            values:
+              replicaCount: 2
+"""
+
+
+def test_an_edit_is_seen_and_healed_without_waiting_for_the_sweep(
+    server: Server, agents: Agents, cluster: DevCluster, kubectl: Kubectl, chart_repo: ChartRepo
+) -> None:
+    token = register(server, "watched")
+    # a sweep only every ten minutes: what this test sees comes from the agent's watch
+    agents.start(server, token, cluster.kubeconfig, "--sweep-interval", "600", "--heartbeat-interval", "1")
+    files = {"import-cluster.yaml": WATCHED.format(url=chart_repo.url)}
+    queued = server.api(
+        "POST", "/clusters/watched/apply", json={"files": files, "root": "import-cluster.yaml"}
+    )
+    assert wait_operation(server, queued.json()["id"], timeout=240)["state"] == "success"
+
+    def quick() -> dict[str, Any]:
+        data: dict[str, Any] = server.api("GET", "/clusters/watched/addons/quick").json()
+        return data
+
+    wait_for("quick Synced", lambda: quick().get("state") == "Synced")
+    kubectl.run("scale", "deployment/quick", "-n", "watched-apps", "--replicas=4")
+
+    def seen() -> list[dict[str, Any]]:
+        rows = server.api("GET", "/clusters/watched/addons/quick/transitions").json()["result"]
+        return [t for t in rows if t["to_state"] == "OutOfSync" and "want 2, live 4" in t["reason"]]
+
+    wait_for("the edit seen through the watch", seen, timeout=60)
+    wait_for(
+        "healed", lambda: kubectl.get("deployment", "quick", "-n", "watched-apps")["spec"]["replicas"] == 2
+    )
+    wait_for("Synced again", lambda: quick().get("state") == "Synced")

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from moorage import __version__
 from moorage.agent import jobs
 from moorage.agent.state import StateTracker
+from moorage.agent.watch import watch_changes
 from moorage.engine.context import EngineContext, Options
 from moorage.engine.health.custom import Checks, load_file
 from moorage.engine.observe import from_report, observe
@@ -50,6 +51,7 @@ from moorage.spec.yamlsafe import parse_documents
 log = logging.getLogger("moorage.agent")
 # seconds; well inside the server's ack wait (60 s by default)
 IN_PROGRESS_EVERY = float(os.environ.get("MOORAGE_AGENT_IN_PROGRESS_SECONDS", "15"))
+EDIT_SETTLE_SECONDS = 0.5  # after an edit is seen, the sweep waits this long for the rest of a burst
 
 
 _STREAM_ID = re.compile(r"^[a-z0-9]{1,32}$")
@@ -68,6 +70,8 @@ class AgentSettings:
     read_workers: int = 5
     write_workers: int = 5
     sweep_interval: float = 60.0
+    # watch Helm-managed objects and sweep as soon as one is edited (drift seen in seconds)
+    watch: bool = os.environ.get("MOORAGE_AGENT_WATCH", "1") != "0"
     heartbeat_interval: float = 15.0
     health_port: int = 8080
     health_host: str = "0.0.0.0"  # noqa: S104 - kubelet probes reach the pod IP
@@ -170,6 +174,7 @@ class Agent:
         self._commit: str | None = None  # the Git commit of the definition, when it came from Git
         self._state: StateTracker | None = None
         self._state_lock = asyncio.Lock()  # reports leave in the order they were made
+        self._edited = asyncio.Event()  # a watched object was edited: sweep now, not at the interval
         self._last_beat: Heartbeat | None = None
         self._ready = False
         # raises ChecksFileError (every problem, with file and line) before anything starts
@@ -197,7 +202,10 @@ class Agent:
             await self._nc.subscribe(protocol.control_subject(self.reg.cluster_id), cb=self._control)
             self._ready = True
             log.info("agent of cluster %s connected to %s", self.reg.cluster_name, self.reg.nats_url)
-            await asyncio.gather(self._consume(), self._heartbeats(), self._sweeps())
+            loops = [self._consume(), self._heartbeats(), self._sweeps()]
+            if self.settings.watch:
+                loops.append(self._watch())
+            await asyncio.gather(*loops)
         finally:
             self._ready = False
             await self._shutdown()
@@ -542,10 +550,33 @@ class Agent:
 
     # -- sweeps and heartbeats -----------------------------------------------------------------------
 
+    async def _watch(self) -> None:
+        """Watch Helm-managed objects until the agent stops (an edit wakes the sweep)."""
+        assert self._kube is not None
+        task = asyncio.create_task(watch_changes(self._kube, self._edited.set), name="watch")
+        await self._stopping.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    async def _next_sweep(self) -> None:
+        """Until the sweep interval has passed, or a watched object was edited (then a short pause
+        gathers the rest of a burst of edits into one sweep)."""
+        waiting = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._edited.wait())]
+        try:
+            await asyncio.wait(
+                waiting, timeout=self.settings.sweep_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for w in waiting:
+                w.cancel()
+        if self._edited.is_set() and not self._stopping.is_set():
+            await asyncio.sleep(EDIT_SETTLE_SECONDS)
+        self._edited.clear()
+
     async def _sweeps(self) -> None:
         while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.sweep_interval)
+            await self._next_sweep()
             if self._stopping.is_set() or self._cluster is None or self._ctx is None:
                 continue
             async with self._write_lock:
