@@ -259,8 +259,10 @@ def test_a_reader_sees_no_buttons_and_the_api_refuses_them_anyway(scene: Scene) 
         page.goto(f"{base}/clusters")
         assert page.locator("[data-action=register-open]").count() == 0
         status = page.evaluate(
-            """async () => (await fetch('/api/v1/clusters/ui/gitops/sync', {method: 'POST',
-                 headers: {'X-CSRF-Token': document.body.dataset.csrf}})).status"""
+            """async () => {
+                 const token = (await (await fetch('/api/v1/session')).json()).csrf_token;
+                 const sent = {method: 'POST', headers: {'X-CSRF-Token': token}};
+                 return (await fetch('/api/v1/clusters/ui/gitops/sync', sent)).status; }"""
         )
         assert status == 403
 

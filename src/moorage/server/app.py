@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from moorage.server import addon_state, service
 from moorage.server.api import (
@@ -117,6 +118,9 @@ def create_app(
     app.state.session_factory = session_factory  # read by moorage.server.auth
     app.state.metrics_registry = make_registry(session_factory, clock)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # pages, JSON and static files compressed (server-sent events are left alone by Starlette);
+    # no page carries a secret, so a reflected search term cannot reveal one (BREACH)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     errors.install(app)
     for module in (tokens, clusters, addons, operations, agent, resources, credentials, gitops, webhooks):
         app.include_router(module.router, prefix=API_PREFIX)

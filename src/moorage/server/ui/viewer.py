@@ -1,5 +1,5 @@
-"""Who is looking at a page: the signed-in user of the session cookie, with the CSRF token the page's
-script sends on every change (see moorage.server.sessions)."""
+"""Who is looking at a page: the signed-in user of the session cookie. The page holds no secret: its
+script asks GET /api/v1/session for the CSRF token when it first makes a change."""
 
 from dataclasses import dataclass
 
@@ -13,7 +13,6 @@ from moorage.server import auth, sessions
 class Viewer:
     name: str
     role: str  # read | write | admin
-    csrf: str
 
     @property
     def can_write(self) -> bool:
@@ -25,5 +24,4 @@ def viewer_of(session: Session, request: Request) -> Viewer | None:
     if principal is None:
         return None
     role = principal.scopes[0] if principal.scopes else sessions.Role.READ.value
-    secret = request.cookies[sessions.COOKIE_NAME]
-    return Viewer(principal.username or principal.name, role, sessions.csrf_token(secret))
+    return Viewer(principal.username or principal.name, role)

@@ -3,12 +3,22 @@
 // with textContent, never parsed as HTML (the map fragment is rendered and escaped by the server).
 "use strict";
 
-const csrf = () => document.body.dataset.csrf || "";
+// The CSRF token is asked of the API once, when the first change is made: pages carry no secret,
+// so they can be compressed without a reflected search term revealing it (BREACH).
+let csrfToken = null;
+async function csrf() {
+  if (csrfToken === null) {
+    const response = await fetch("/api/v1/session", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    csrfToken = response.ok ? (await response.json()).csrf_token || "" : "";
+  }
+  return csrfToken;
+}
 const canWrite = () => document.body.dataset.canWrite === "true";
 
 async function api(method, url, body) {
   const headers = { Accept: "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
+  // signing in and out needs no token (there is no session yet, or it ends)
+  if (method !== "GET" && url !== "/api/v1/session") headers["X-CSRF-Token"] = await csrf();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
     method, headers, credentials: "same-origin",
