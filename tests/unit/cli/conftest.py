@@ -43,7 +43,8 @@ class InProcess(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         async def run() -> httpx.Response:
             response = await self._asgi.handle_async_request(request)
-            content = await response.aread()
+            # the bytes as sent (gzip included): the client decodes them as it would off the wire
+            content = b"".join([chunk async for chunk in response.aiter_raw()])
             return httpx.Response(response.status_code, headers=response.headers, content=content)
 
         return asyncio.run(run())
