@@ -90,7 +90,18 @@ def record_state(session: Session, report: StateReport, now: datetime | None = N
     if cluster is None or cluster.revoked_at is not None or not _newer(cluster, report):
         return []
     cluster.state_session, cluster.state_seq = report.session, report.seq
-    rows = {r.name: r for r in session.scalars(select(AddonState).where(AddonState.cluster_id == cluster.id))}
+    # only the rows this report is about: a one-add-on delta must not read the whole cluster
+    names = [obs.name for obs in report.addons]
+    rows = (
+        {
+            r.name: r
+            for r in session.scalars(
+                select(AddonState).where(AddonState.cluster_id == cluster.id, AddonState.name.in_(names))
+            )
+        }
+        if names
+        else {}
+    )
     changes: list[Change] = []
     for obs in report.addons:
         row = rows.get(obs.name)
@@ -106,17 +117,22 @@ def record_state(session: Session, report: StateReport, now: datetime | None = N
         session.add(row)
         if change:
             changes.append(change)
-    gone = set(report.removed)
+    if report.removed:
+        session.execute(
+            delete(AddonState).where(
+                AddonState.cluster_id == cluster.id, AddonState.name.in_(sorted(report.removed))
+            )
+        )
     if report.snapshot is not None:
         cluster.state_snapshot = report.snapshot
-        if report.all_names is not None:
-            gone |= set(rows) - set(report.all_names)
+        if report.all_names is not None:  # the last part: forget what the agent no longer has
+            session.execute(
+                delete(AddonState).where(
+                    AddonState.cluster_id == cluster.id, AddonState.name.not_in(report.all_names)
+                )
+            )
             cluster.state_full_at = now
             cluster.state_snapshot = None
-    if gone:
-        session.execute(
-            delete(AddonState).where(AddonState.cluster_id == cluster.id, AddonState.name.in_(sorted(gone)))
-        )
     session.flush()
     return changes
 
