@@ -202,21 +202,30 @@ def cluster_get(
     out.print(table)
 
 
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def delete_confirmed(remote: Remote, what: str, path: str, yes: bool) -> Any:
+    """Ask (unless `yes`), then DELETE `path`; the server's answer. Refusing exits with EXIT_FAILED."""
+    if not yes and not typer.confirm(f"Delete {what} from {remote.server}?", default=False):
+        err.print("aborted; nothing was deleted")
+        raise typer.Exit(EXIT_FAILED)
+    with handled(remote):
+        _, data = remote.call("DELETE", path)
+    return data
+
+
 @cluster_app.command("delete")
 def cluster_delete(
     name: Annotated[str, typer.Argument(help="The cluster's name.")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Delete a cluster from the server (its agent is disconnected; nothing in the cluster is removed)."""
     remote = Remote.from_options(server, token)
-    if not yes and not typer.confirm(f"Delete cluster {name!r} from {remote.server}?", default=False):
-        err.print("aborted; nothing was deleted")
-        raise typer.Exit(EXIT_FAILED)
-    with handled(remote):
-        _, data = remote.call("DELETE", api_path("clusters", name))
+    data = delete_confirmed(remote, f"cluster {name!r}", api_path("clusters", name), yes)
     if output is not Output.table:
         dump(data, output)
         return

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from moorage.cli.client import Remote, api_path, handled
 from moorage.cli.output import Output, OutputOpt, dump, err, esc, out, when
-from moorage.cli.remote_commands import EXIT_FAILED, EXIT_USAGE, ServerOpt, TokenOpt
+from moorage.cli.remote_commands import EXIT_USAGE, ServerOpt, TokenOpt, YesOpt, delete_confirmed
 
 
 class Role(StrEnum):
@@ -128,18 +128,14 @@ def users_list(server: ServerOpt = None, token: TokenOpt = None, output: OutputO
 @users_app.command("delete")
 def users_delete(
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Delete a user; their sessions end at once."""
     remote = Remote.from_options(server, token)
-    if not yes and not typer.confirm(f"Delete user {name!r} from {remote.server}?", default=False):
-        err.print("aborted; nothing was deleted")
-        raise typer.Exit(EXIT_FAILED)
-    with handled(remote):
-        _, data = remote.call("DELETE", api_path("users", name))
+    data = delete_confirmed(remote, f"user {name!r}", api_path("users", name), yes)
     if output is not Output.table:
         dump(data, output)
         return
