@@ -239,6 +239,14 @@ def test_live_state_of_every_addon(
     wait_addon(server, "manual", "Synced")
     assert len(helm_history(helm, "live-manual", "manual")) == 2
 
+    # an image that never becomes ready: Degraded naming the container; the fix brings it back to Synced
+    never = "image: {repository: registry.example/nginx, tag: never-ready}"
+    assert apply(server, chart_repo, greeting="changed", web_extra=never)["state"] == "success"
+    broken = wait_addon(server, "web", "Degraded", contains="ImagePullBackOff")
+    assert "container" in broken["reason"]
+    assert apply(server, chart_repo, greeting="changed")["state"] == "success"
+    wait_addon(server, "web", "Synced", timeout=120)
+
     # the agent stopped: Unknown after the threshold; back with no manual step
     agent.terminate()
     agent.wait(60)
