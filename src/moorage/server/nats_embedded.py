@@ -157,11 +157,40 @@ class EmbeddedNats:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def reload(self, agents: Iterable[AgentUser]) -> None:
-        """New users/permissions take effect at once; removed users are disconnected by nats-server."""
+    def reload(self, agents: Iterable[AgentUser], timeout: float = 10.0) -> None:
+        """New users/permissions are in force when this returns; removed users are disconnected by
+        nats-server. SIGHUP is asynchronous, so this waits until /varz reports a newer config load."""
         self.write_config(agents)
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGHUP)
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        before = self._config_load_time()
+        self._proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._proc.poll() is None:
+            loaded = self._config_load_time()
+            if loaded is not None and loaded != before:
+                return
+            time.sleep(0.02)
+        if self._proc.poll() is not None:
+            raise NatsStartError(f"nats-server exited on reload: {self._tail()}")
+        raise NatsStartError(f"nats-server did not reload its config within {timeout:.0f}s: {self._tail()}")
+
+    def _config_load_time(self) -> str | None:
+        """`config_load_time` from the monitoring endpoint, or None when it does not answer."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.monitor_port), timeout=1) as s:
+                s.sendall(b"GET /varz HTTP/1.0\r\n\r\n")
+                chunks = []
+                while chunk := s.recv(65536):
+                    chunks.append(chunk)
+        except OSError:
+            return None
+        _, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        try:
+            value = json.loads(body).get("config_load_time")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
 
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
