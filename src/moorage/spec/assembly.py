@@ -48,10 +48,15 @@ class Assembly:
     manifests: list[Entry[Manifest]] = field(default_factory=list)
     addons: list[Entry[Addon]] = field(default_factory=list)
     applications: list[Entry[Application]] = field(default_factory=list)
+    # Entries that failed validation (or sit in a stack that did), kept as stand-ins with only their
+    # name and parents, so the graph still checks their references and others' references to them.
+    partial: list[Entry[Any]] = field(default_factory=list)
+    # helm_registries that validated on their own while the spec as a whole did not
+    salvaged_registries: list[HelmRegistry] = field(default_factory=list)
 
     @property
     def registries(self) -> list[HelmRegistry]:
-        return list(self.spec.helm_registries) if self.spec else []
+        return list(self.spec.helm_registries) if self.spec else list(self.salvaged_registries)
 
     def cluster(self) -> ImportCluster | None:
         """The whole definition as one model (invalid entries left out), if the top level is valid."""

@@ -80,6 +80,7 @@ def _entries(asm: Assembly) -> Iterable[Entry]:  # type: ignore[type-arg]
     yield from asm.manifests
     yield from asm.addons
     yield from asm.applications
+    yield from asm.partial
 
 
 def build_plan(asm: Assembly, ctx: Context) -> Plan | None:
@@ -162,6 +163,8 @@ def build_plan(asm: Assembly, ctx: Context) -> Plan | None:
                 plist.append(pref)
         parents[ref] = plist
 
+    if asm.partial:
+        ok = False  # the broken entries are reported already; no plan, but every reference checked
     for cycle in _cycles(parents, decl):
         ok = False
         text = " -> ".join(str(r) for r in [*cycle, cycle[0]])

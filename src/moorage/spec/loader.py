@@ -6,10 +6,13 @@ with a file, line, column, field path and hint. It raises only for programming e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from moorage.spec import rules
 from moorage.spec.assembly import Assembly, Entry
@@ -19,9 +22,11 @@ from moorage.spec.models import (
     WIRE_ONLY_FIELDS,
     Addon,
     Application,
+    HelmRegistry,
     ImportCluster,
     Manifest,
     Metadata,
+    Parent,
     Spec,
     Stack,
 )
@@ -275,6 +280,8 @@ def _validate_assembly(tree: Any, root_rel: str, ctx: Context) -> Assembly:
     )
     asm.spec = validate_piece(Spec, spec_head, ("spec",), ctx)
     asm.head_valid = head is not None and asm.spec is not None
+    if asm.spec is None and isinstance(spec_raw, dict):
+        asm.salvaged_registries = _salvage(HelmRegistry, spec_raw.get("helm_registries"))
     if not isinstance(stacks_raw, list):
         return asm
     for si, stack_raw in enumerate(stacks_raw):
@@ -287,6 +294,7 @@ def _validate_assembly(tree: Any, root_rel: str, ctx: Context) -> Assembly:
         stack_head = {**stack_raw, **{k: [] for k, v in lists.items() if isinstance(v, list)}}
         stack = validate_piece(Stack, stack_head, spath, ctx)
         file = ctx.sources.file_of(spath) or root_rel
+        holder = stack or _stand_in_stack(stack_raw, si)
         children: dict[str, list[Any]] = {"manifests": [], "addons": [], "applications": []}
         for key, cls, kind_name in (
             ("manifests", Manifest, "manifest"),
@@ -303,6 +311,11 @@ def _validate_assembly(tree: Any, root_rel: str, ctx: Context) -> Assembly:
                 model = validate_piece(cls, item, epath, ctx)
                 if model is not None:
                     children[key].append((model, epath))
+                    if stack is None:
+                        asm.partial.append(Entry(kind_name, model, epath, holder, file))
+                elif isinstance(item, dict):
+                    stand_in = _stand_in(cls, item, ei, kind_name)
+                    asm.partial.append(Entry(kind_name, stand_in, epath, holder, file))
         if stack is None:
             continue
         stack.manifests = [m for m, _ in children["manifests"]]
@@ -318,6 +331,42 @@ def _validate_assembly(tree: Any, root_rel: str, ctx: Context) -> Assembly:
                 Entry("application", model, epath, stack, ctx.sources.file_of(epath) or file)
             )
     return asm
+
+
+_P = TypeVar("_P", bound=BaseModel)
+
+
+def _salvage(cls: type[_P], items: Any) -> list[_P]:
+    """The items of a list that validate on their own (their problems are reported elsewhere)."""
+    out: list[_P] = []
+    for item in items if isinstance(items, list) else []:
+        with contextlib.suppress(ValidationError):
+            out.append(cls.model_validate(item))
+    return out
+
+
+def _stand_in(
+    cls: type[Manifest] | type[Addon] | type[Application], raw: dict[str, Any], index: int, kind: str
+) -> Any:
+    """An invalid entry reduced to what the graph needs: its name and its parents."""
+    name = raw.get("name")
+    fields: dict[str, Any] = {
+        "name": name if isinstance(name, str) and name else f"<{kind} #{index + 1}>",
+        "parents": _salvage(Parent, raw.get("parents")),
+    }
+    if cls is not Application and isinstance(raw.get("dependencies_override"), list):
+        fields["dependencies_override"] = _salvage(Parent, raw["dependencies_override"])
+    return cls.model_construct(**fields)
+
+
+def _stand_in_stack(raw: dict[str, Any], index: int) -> Stack:
+    name = raw.get("name")
+    wave = raw.get("deploy_wave")
+    return Stack.model_construct(
+        name=name if isinstance(name, str) and name else f"<stack #{index + 1}>",
+        deploy_wave=wave if isinstance(wave, int) and not isinstance(wave, bool) and wave >= 0 else None,
+        variables={},
+    )
 
 
 def assemble(
