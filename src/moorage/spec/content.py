@@ -18,7 +18,14 @@ from moorage.spec.models import Addon, AddonSettings, JobConfiguration, Manifest
 from moorage.spec.paths import RepoFS
 from moorage.spec.report import Location, SpecError
 from moorage.spec.secrets import scan
-from moorage.spec.sops import decrypt_yaml, encrypted_paths, is_encrypted_value, is_sops_document
+from moorage.spec.sops import (
+    decrypt_yaml,
+    encrypted_paths,
+    glob_problem,
+    is_encrypted_value,
+    is_sops_document,
+    listed_matches,
+)
 from moorage.spec.validate import Context
 from moorage.spec.variables import Scopes, substitute, substitute_tree
 from moorage.spec.yamlsafe import Limits, PathKey, YamlDoc, decode_text, parse_documents
@@ -221,12 +228,19 @@ class Resolver:
 
     def _check_listed(self, docs: list[YamlDoc], listed: list[str], src: _Source, path: PathKey) -> None:
         for entry in listed:
-            # SOPS matches key names anywhere: a dotted path means its last segment,
-            # unless it starts with '.' (`.dockerconfigjson` is literal).
-            key = entry if entry.startswith(".") else entry.rsplit(".", 1)[-1]
+            problem = glob_problem(entry)
+            if problem:
+                self.ctx.report.error(
+                    "encrypted-paths",
+                    problem,
+                    location=src.location,
+                    path=self.ctx.where(path)[0],
+                    hint="for example: glob:stringData.DB_*",
+                )
+                continue
             hits: list[tuple[YamlDoc, PathKey, Any]] = []
             for doc in docs:
-                hits.extend((doc, p, v) for p, v in _find_key(doc.value, key))
+                hits.extend((doc, p, v) for p, v in listed_matches(doc.value, entry))
             if not hits:
                 self.ctx.report.warning(
                     "encrypted-paths",
@@ -389,9 +403,8 @@ class Resolver:
                 values = first
                 secret = frozenset(p[1:] for p in secret if p[0] == 0)
                 self._secrets([values], frozenset((0, *p) for p in secret), docs, src, path, multi=False)
-            if conf.encrypted_paths:
-                names = {e if e.startswith(".") else e.rsplit(".", 1)[-1] for e in conf.encrypted_paths}
-                secret = secret | {p for p, _ in _find_key(values, *names)}
+            for listed in conf.encrypted_paths:
+                secret = secret | {p for p, _ in listed_matches(values, listed)}
         url = (
             a.registry_url
             or a.repository_url
@@ -420,25 +433,6 @@ def _text_location(src: _Source, offset: int) -> Location:
     line = src.text.count("\n", 0, offset)
     start = src.text.rfind("\n", 0, offset) + 1
     return Location(src.file, line + 1 + src.line_offset, offset - start + 1)
-
-
-def _find_key(tree: Any, *keys: str) -> list[tuple[PathKey, Any]]:
-    wanted = set(keys)
-    found: list[tuple[PathKey, Any]] = []
-    stack: list[tuple[Any, PathKey]] = [(tree, ())]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if not path and key == "sops":
-                    continue
-                if key in wanted:
-                    found.append(((*path, key), value))
-                else:
-                    stack.append((value, (*path, key)))
-        elif isinstance(node, list):
-            stack.extend((v, (*path, i)) for i, v in enumerate(node))
-    return sorted(found, key=lambda item: str(item[0]))
 
 
 def _all_encrypted(value: Any) -> bool:

@@ -7,6 +7,7 @@ classified into fixed, safe messages instead.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -45,6 +46,62 @@ def encrypted_paths(value: Any, path: tuple[str | int, ...] = ()) -> set[tuple[s
     elif is_encrypted_value(value):
         found.add(path)
     return found
+
+
+GLOB_PREFIX = "glob:"
+
+
+def listed_key(entry: str) -> str:
+    """The key name an ``encrypted_paths`` entry names: SOPS matches key names anywhere, so a dotted
+    path means its last segment, unless it starts with '.' (``.dockerconfigjson`` is literal)."""
+    return entry if entry.startswith(".") else entry.rsplit(".", 1)[-1]
+
+
+def listed_matches(tree: Any, entry: str) -> list[tuple[tuple[str | int, ...], Any]]:
+    """(path, value) of every key an ``encrypted_paths`` entry names, outside the ``sops`` block.
+
+    ``glob:stringData.DB_*`` (as the Ankra CLI writes it): the last segment is a shell-style pattern
+    for key names anywhere; the segments before it, patterns too, must name the keys right above it
+    (``glob:*_password`` matches every key ending in ``_password``). A plain entry names one key.
+    """
+    glob = entry.startswith(GLOB_PREFIX)
+    segments = entry[len(GLOB_PREFIX) :].split(".") if glob else [listed_key(entry)]
+    found: list[tuple[tuple[str | int, ...], Any]] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(tree, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not path and key == "sops":
+                    continue
+                child = (*path, key)
+                if _suffix_matches(child, segments, glob):
+                    found.append((child, value))
+                else:
+                    stack.append((value, child))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(node))
+    return sorted(found, key=lambda item: str(item[0]))
+
+
+def _suffix_matches(path: tuple[str | int, ...], segments: list[str], glob: bool) -> bool:
+    keys = [p for p in path if isinstance(p, str)]  # list indexes are not part of a key path
+    if len(keys) < len(segments) or not isinstance(path[-1], str):
+        return False
+    tail = keys[len(keys) - len(segments) :]
+    if not glob:
+        return tail == segments
+    return all(fnmatch.fnmatchcase(key, pattern) for key, pattern in zip(tail, segments, strict=True))
+
+
+def glob_problem(entry: str) -> str:
+    """Why a ``glob:`` entry cannot match anything, or "" when it is usable."""
+    if not entry.startswith(GLOB_PREFIX):
+        return ""
+    pattern = entry[len(GLOB_PREFIX) :]
+    if not pattern or any(not segment for segment in pattern.split(".")):
+        return f"encrypted_paths entry '{entry}' has an empty pattern segment"
+    return ""
 
 
 def find_sops() -> str | None:
