@@ -179,7 +179,8 @@ def main() -> int:
             port = free_port(8000)
             server_url = f"http://127.0.0.1:{port}"
             server_log = work / "server.log"
-            env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": token}
+            # the demo's Git server is on loopback, which the server refuses unless allowed
+            env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": token, "MOORAGE_EGRESS_ALLOW": "loopback"}
             argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(port)]
             argv += ["--data-dir", str(work / "server")]
             server = subprocess.Popen(argv, stdout=server_log.open("ab"), stderr=subprocess.STDOUT, env=env)

@@ -75,6 +75,7 @@ def create_app(
         settings.data_dir / "git",
         allow_file=settings.git_allow_file,
         timeout_seconds=settings.git_timeout_seconds,
+        egress_policy=settings.egress_policy(),
     )
     events = events or Broadcaster()
     controller = GitOpsController(

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from moorage.server.egress import EgressPolicy
+
 DEFAULT_DATA_DIR = Path("~/.local/share/moorage/server")
 
 
@@ -41,6 +43,9 @@ class ServerSettings(BaseModel):
     git_retry_max_seconds: float = Field(default=300.0, gt=0)
     git_allow_file: bool = False
     git_timeout_seconds: float = Field(default=60.0, gt=0)
+    # special address ranges (loopback, private, link-local …) the server may still connect to for
+    # Git and chart hosts, as CIDRs or the words "loopback" / "private"; public addresses always
+    egress_allow: str = ""
     # at most this many repositories are fetched and validated at once
     git_concurrency: int = Field(default=4, ge=1, le=64)
     # web UI sign-in: a session ends after this long without a request, and at the latest this long
@@ -52,6 +57,14 @@ class ServerSettings(BaseModel):
     signin_failures_per_user: int = Field(default=10, ge=1)
     signin_failures_per_address: int = Field(default=30, ge=1)
     signin_window_seconds: int = Field(default=300, ge=1)
+
+    @model_validator(mode="after")
+    def _check_egress(self) -> "ServerSettings":
+        EgressPolicy.parse(self.egress_allow)  # a bad range is an error at start-up, naming it
+        return self
+
+    def egress_policy(self) -> EgressPolicy:
+        return EgressPolicy.parse(self.egress_allow)
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> "ServerSettings":
@@ -77,7 +90,7 @@ class ServerSettings(BaseModel):
     def from_env(cls, **overrides: object) -> "ServerSettings":
         """Environment variables MOORAGE_DATABASE_URL, MOORAGE_NATS_URL, MOORAGE_AGENT_NATS_URL,
         MOORAGE_PUBLIC_URL, MOORAGE_BOOTSTRAP_TOKEN, MOORAGE_SECRET_KEY, MOORAGE_GIT_POLL_SECONDS,
-        MOORAGE_GIT_ALLOW_FILE, MOORAGE_SESSION_IDLE_SECONDS, MOORAGE_SESSION_MAX_SECONDS,
+        MOORAGE_GIT_ALLOW_FILE, MOORAGE_EGRESS_ALLOW, MOORAGE_SESSION_IDLE_SECONDS, MOORAGE_SESSION_MAX_SECONDS,
         MOORAGE_SESSION_COOKIE_SAMESITE; explicit overrides (CLI flags) win."""
         env = {
             "database_url": os.environ.get("MOORAGE_DATABASE_URL"),
@@ -88,6 +101,7 @@ class ServerSettings(BaseModel):
             "secret_key": os.environ.get("MOORAGE_SECRET_KEY"),
             "git_poll_seconds": os.environ.get("MOORAGE_GIT_POLL_SECONDS"),
             "git_allow_file": os.environ.get("MOORAGE_GIT_ALLOW_FILE"),
+            "egress_allow": os.environ.get("MOORAGE_EGRESS_ALLOW"),
             "git_retry_base_seconds": os.environ.get("MOORAGE_GIT_RETRY_BASE_SECONDS"),
             "git_retry_max_seconds": os.environ.get("MOORAGE_GIT_RETRY_MAX_SECONDS"),
             "expire_interval_seconds": os.environ.get("MOORAGE_EXPIRE_INTERVAL_SECONDS"),

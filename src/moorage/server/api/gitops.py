@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from moorage.server import service
+from moorage.server import egress, service
 from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.gitops_schemas import (
     Connected,
@@ -64,6 +64,19 @@ async def _pvc_count(ctx: Ctx, name: str, who: str) -> int:
     return int(result.get("total") or 0)
 
 
+async def _check_egress(ctx: Ctx, url: str) -> None:
+    """A repository on a loopback, private or link-local address is refused at once (each fetch
+    checks again: a name may resolve elsewhere later)."""
+    found = repourl.endpoint(url)
+    if found is None:
+        return
+    try:
+        await egress.vet(found[1], found[2], ctx.settings.egress_policy())
+    except egress.EgressRefused as e:
+        if not e.temporary:  # a name that does not resolve yet is the sync's to report
+            raise HTTPException(422, detail=f"the repository URL is refused: {e.message}") from None
+
+
 @router.put("")
 async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer) -> Connected:
     """Connect (or repoint) the cluster. Repointing to another URL, branch or path prunes whatever the
@@ -86,6 +99,7 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer) -> Con
     secret = body.webhook_secret.get_secret_value() if body.webhook_secret is not None else None
     if secret is not None:
         store.check_webhook_secret(secret)
+    await _check_egress(ctx, source.url)
 
     def repoint(session: Session) -> list[str]:
         cluster = service.get_cluster(session, name)

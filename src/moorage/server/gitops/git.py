@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from moorage.server import egress
+from moorage.server.gitops import repourl
 from moorage.server.secretbox import Secret
 
 TIMEOUT_SECONDS = 60.0
@@ -74,7 +76,7 @@ class GitError(Exception):
         super().__init__(message)
         self.message = message
         self.temporary = temporary
-        self.reason = reason  # unreachable | auth | not_found | too_large | invalid | git
+        self.reason = reason  # unreachable | auth | not_found | too_large | invalid | refused | git
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class Git:
         allow_file: bool = False,
         timeout_seconds: float = TIMEOUT_SECONDS,
         binary: str = "git",
+        egress_policy: egress.EgressPolicy | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -157,6 +160,8 @@ class Git:
         self._askpass.write_text(_ASKPASS)
         self._askpass.chmod(0o700)
         self._locks: dict[str, asyncio.Lock] = {}
+        # None: no check (the unit tests' local repositories); the server always passes its policy
+        self.egress_policy = egress_policy
 
     # ------------------------------------------------------------------ process plumbing
 
@@ -172,10 +177,7 @@ class Git:
             "GIT_ALLOW_PROTOCOL": self.protocols,
             "GIT_ASKPASS": str(self._askpass),
             "SSH_ASKPASS": str(self._askpass),
-            "GIT_SSH_COMMAND": (
-                "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
-                f"-o UserKnownHostsFile={self._home / 'known_hosts'}"
-            ),
+            "GIT_SSH_COMMAND": self._ssh_command,
             "MOORAGE_GIT_USERNAME": "",
             "MOORAGE_GIT_PASSWORD": "",
         }
@@ -270,6 +272,42 @@ class Git:
             )
         return {"SSH_AUTH_SOCK": str(sock)}, agent.pid
 
+    async def _egress(self, url: str) -> tuple[list[str], str, dict[str, str]]:
+        try:
+            return await self._pinned(url)
+        except egress.EgressRefused as e:
+            raise GitError(
+                e.message, temporary=e.temporary, reason="unreachable" if e.temporary else "refused"
+            ) from None
+
+    async def _pinned(self, url: str) -> tuple[list[str], str, dict[str, str]]:
+        """git options, the URL to give git and extra environment that make it connect only to
+        addresses of the URL's host that the egress policy allows (EgressRefused otherwise)."""
+        found = repourl.endpoint(url)
+        if self.egress_policy is None or found is None:
+            return [], url, {}
+        scheme, host, port = found
+        addresses = await egress.vet(host, port, self.egress_policy)
+        bracketed = [f"[{a}]" if ":" in a else a for a in addresses]
+        if scheme in ("http", "https"):
+            # curl resolves the host to these addresses only; a redirect could lead anywhere, so none
+            pin = f"{host}:{port}:{','.join(bracketed)}"
+            return ["-c", f"http.curloptResolve={pin}", "-c", "http.followRedirects=false"], url, {}
+        if scheme == "ssh":
+            ssh = f"{self._ssh_command} -o HostName={addresses[0]} -o HostKeyAlias={host} -o CheckHostIP=no"
+            return [], url, {"GIT_SSH_COMMAND": ssh}
+        # git://: the daemon protocol has no name check to keep, so git is given the address itself
+        hostport = f"{bracketed[0]}:{port}"
+        rest = url.strip().split("://", 1)[1].split("/", 1)[1]
+        return [], f"git://{hostport}/{rest}", {}
+
+    @property
+    def _ssh_command(self) -> str:
+        return (
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+            f"-o UserKnownHostsFile={self._home / 'known_hosts'}"
+        )
+
     @contextlib.asynccontextmanager
     async def _session(self, auth: GitAuth | None) -> AsyncIterator[dict[str, str]]:
         env, pid = await self._with_ssh_agent(auth)
@@ -291,12 +329,13 @@ class Git:
 
     async def ls_remote(self, url: str, branch: str, auth: GitAuth | None) -> str:
         """The commit at the tip of `branch` on the server (one ref advertisement, no objects)."""
+        options, target, pinned = await self._egress(url)
         async with self._session(auth) as env:
             out = await self._run(
-                ["ls-remote", "--heads", "--", url, f"refs/heads/{branch}"],
+                [*options, "ls-remote", "--heads", "--", target, f"refs/heads/{branch}"],
                 f"reading branch {branch!r}",
                 auth=auth,
-                env=env,
+                env={**env, **pinned},
             )
         for line in out.decode(errors="replace").splitlines():
             sha, _, ref = line.partition("\t")
@@ -317,12 +356,22 @@ class Git:
                 cache.mkdir(parents=True, exist_ok=True, mode=0o700)
                 await self._run(["init", "--bare", "--quiet", str(cache)], "creating the Git cache")
             ref = _cache_ref(branch)
+            options, target, pinned = await self._egress(url)
             await self._run(
-                ["fetch", "--quiet", "--no-tags", "--force", "--", url, f"+refs/heads/{branch}:{ref}"],
+                [
+                    *options,
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--force",
+                    "--",
+                    target,
+                    f"+refs/heads/{branch}:{ref}",
+                ],
                 f"fetching branch {branch!r}",
                 auth=auth,
                 cwd=cache,
-                env=env,
+                env={**env, **pinned},
             )
             out = await self._run(
                 ["rev-parse", "--verify", "--end-of-options", ref], "reading the fetched tip", cwd=cache

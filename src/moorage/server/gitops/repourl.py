@@ -218,6 +218,23 @@ def _locate(url: str) -> _Location | None:
     return _Location(location[0], location[1], location[2], tuple(segments))
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
+
+
+def endpoint(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) git connects to for `url`; None for file:// and what cannot be read."""
+    location = _locate(url)
+    if location is None or location.scheme not in _DEFAULT_PORTS or not location.host:
+        return None
+    port = _DEFAULT_PORTS[location.scheme]
+    if _SCHEME.match(url.strip()):
+        try:
+            port = urlsplit(url.strip()).port or port
+        except ValueError:
+            return None
+    return location.scheme, location.host, port
+
+
 def _strip_git(name: str) -> str:
     return name[:-4] if name.lower().endswith(".git") else name
 
