@@ -32,7 +32,9 @@ def _parse_vars(items: list[str] | None) -> dict[str, str]:
     return result
 
 
-def _load(path: Path, variables: list[str] | None, no_decrypt: bool, strict: bool) -> LoadResult:
+def _load(
+    path: Path, variables: list[str] | None, no_decrypt: bool, strict: bool, *, key_optional: bool = False
+) -> LoadResult:
     from moorage.spec.loader import LoadOptions, UsageError, load
 
     options = LoadOptions(
@@ -40,6 +42,7 @@ def _load(path: Path, variables: list[str] | None, no_decrypt: bool, strict: boo
         decrypt=not no_decrypt,
         strict_secrets=strict,
         strict_variables=strict,
+        key_optional=key_optional,
     )
     try:
         return load(path, options)
@@ -58,6 +61,14 @@ VarOpt = Annotated[
 NoDecryptOpt = Annotated[
     bool, typer.Option("--no-decrypt", help="Do not decrypt SOPS content (no key needed).")
 ]
+RequireKeyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--require-key",
+        help="Fail when SOPS content cannot be decrypted even if no age key is configured "
+        "(without it, SOPS files are then reported as not checked).",
+    ),
+]
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Treat plaintext-looking secrets and unresolved variables as errors.")
 ]
@@ -69,9 +80,13 @@ def validate_command(
     var: VarOpt = None,
     no_decrypt: NoDecryptOpt = False,
     strict: StrictOpt = False,
+    require_key: RequireKeyOpt = False,
 ) -> None:
-    """Validate a cluster definition and list every problem (exit 0 valid, 1 invalid, 2 usage error)."""
-    result = _load(path, var, no_decrypt, strict)
+    """Validate a cluster definition and list every problem (exit 0 valid, 1 invalid, 2 usage error).
+
+    SOPS content is decrypted with the configured age key (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or sops'
+    keys.txt); with no key configured it is reported as not checked (a warning)."""
+    result = _load(path, var, no_decrypt, strict, key_optional=not require_key)
     if output is OutputFormat.json:
         typer.echo(result.report.to_json())
     else:
@@ -91,7 +106,7 @@ def render_command(
     """Show the resolved plan: waves, order, objects, charts and values (secrets masked)."""
     from moorage.spec.render import render_plan, render_yaml
 
-    result = _load(path, var, no_decrypt, False)
+    result = _load(path, var, no_decrypt, False, key_optional=True)
     if not result.ok or result.plan is None or result.resolved is None:
         typer.echo(result.report.to_text(), err=True)
         raise typer.Exit(EXIT_INVALID)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from moorage.spec.paths import RepoFS
 from moorage.spec.report import Location, SpecError
 from moorage.spec.secrets import scan
 from moorage.spec.sops import (
+    age_key_configured,
+    age_only,
     decrypt_yaml,
     encrypted_paths,
     glob_problem,
@@ -116,6 +119,8 @@ class Resolver:
     strict_secrets: bool
     strict_variables: bool
     sops_env: Mapping[str, str] | None
+    # a SOPS file for age recipients with no age key configured is a warning, not an error (validate)
+    key_optional: bool = False
 
     # ------------------------------------------------------------------ sources
 
@@ -184,7 +189,15 @@ class Resolver:
             for index, doc in enumerate(docs):
                 secret |= {(index, *p) for p in encrypted_paths(doc.value)}
             self._check_listed(docs, listed, src, path)
-            if not self.decrypt:
+            if self.decrypt and self.key_optional and not self._key_expected(sops_docs):
+                self.ctx.report.warning(
+                    "sops-not-checked",
+                    "not decrypted: no age key is available, so the encrypted values were not checked",
+                    location=src.location,
+                    path=self.ctx.where(path)[0],
+                    hint="set SOPS_AGE_KEY_FILE to the key file, or SOPS_AGE_KEY, to check them too",
+                )
+            if not self.decrypt or (self.key_optional and not self._key_expected(sops_docs)):
                 values = [{k: v for k, v in d.value.items() if k != "sops"} for d in docs]
                 return values, frozenset(secret), docs, True
             plain = decrypt_yaml(
@@ -225,6 +238,10 @@ class Resolver:
         if sub.text != src.text:
             docs = self._parse(_Source(sub.text, src.file, src.line_offset, src.location))
         return [d.value for d in docs], frozenset(), docs, False
+
+    def _key_expected(self, sops_docs: list[YamlDoc]) -> bool:
+        env = dict(os.environ) if self.sops_env is None else dict(self.sops_env)
+        return age_key_configured(env) or not all(age_only(d.value) for d in sops_docs)
 
     def _check_listed(self, docs: list[YamlDoc], listed: list[str], src: _Source, path: PathKey) -> None:
         for entry in listed:

@@ -49,6 +49,9 @@ class LoadOptions:
     strict_secrets: bool = False
     strict_variables: bool = False
     sops_env: Mapping[str, str] | None = None
+    # Without any age key configured, SOPS files for age recipients are reported as not checked
+    # (a warning) instead of failing; with a key, every decryption failure is still an error.
+    key_optional: bool = False
 
 
 class UsageError(Exception):
@@ -428,6 +431,7 @@ def load(
         strict_secrets=opts.strict_secrets,
         strict_variables=opts.strict_variables,
         sops_env=opts.sops_env,
+        key_optional=opts.key_optional,
     )
     result.resolved = resolve_all(asm, ctx, resolver)
     result.plan = build_plan(asm, ctx)

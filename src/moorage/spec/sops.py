@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,27 @@ def glob_problem(entry: str) -> str:
     if not pattern or any(not segment for segment in pattern.split(".")):
         return f"encrypted_paths entry '{entry}' has an empty pattern segment"
     return ""
+
+
+# Environment variables through which sops finds an age key; any of them set means a key is expected.
+AGE_KEY_VARIABLES = ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD", "SOPS_AGE_SSH_PRIVATE_KEY_FILE")
+_OTHER_KEY_TYPES = ("kms", "gcp_kms", "azure_kv", "hc_vault", "pgp")
+
+
+def age_key_configured(env: Mapping[str, str]) -> bool:
+    """Whether sops would find an age key: one of AGE_KEY_VARIABLES, or its default keys file."""
+    if any(env.get(name) for name in AGE_KEY_VARIABLES):
+        return True
+    config = env.get("XDG_CONFIG_HOME") or (str(Path(env["HOME"]) / ".config") if env.get("HOME") else "")
+    return bool(config) and (Path(config) / "sops" / "age" / "keys.txt").is_file()
+
+
+def age_only(value: Any) -> bool:
+    """The document's SOPS metadata names age recipients only (no KMS, Vault or PGP key to try)."""
+    meta = value.get("sops") if isinstance(value, dict) else None
+    if not isinstance(meta, dict):
+        return False
+    return not any(meta.get(kind) for kind in _OTHER_KEY_TYPES)
 
 
 def find_sops() -> str | None:
