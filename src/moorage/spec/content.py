@@ -34,6 +34,24 @@ from moorage.spec.variables import Scopes, substitute, substitute_tree
 from moorage.spec.yamlsafe import Limits, PathKey, YamlDoc, decode_text, parse_documents
 
 MASK = "********"
+# Built-in kinds without a namespace (a namespace written on them is ignored by the API server).
+CLUSTER_SCOPED = frozenset(
+    {
+        ("", "Namespace"),
+        ("", "Node"),
+        ("", "PersistentVolume"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("storage.k8s.io", "StorageClass"),
+        ("storage.k8s.io", "CSIDriver"),
+        ("scheduling.k8s.io", "PriorityClass"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        ("apiregistration.k8s.io", "APIService"),
+        ("networking.k8s.io", "IngressClass"),
+    }
+)
 
 
 class Sensitive:
@@ -121,6 +139,8 @@ class Resolver:
     sops_env: Mapping[str, str] | None
     # a SOPS file for age recipients with no age key configured is a warning, not an error (validate)
     key_optional: bool = False
+    # (group, kind, namespace, name) -> (where, manifest entry) of each object seen, for conflicts
+    defined: dict[tuple[str, str, str, str], tuple[Location, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ sources
 
@@ -358,6 +378,7 @@ class Resolver:
                     hint="each document needs apiVersion, kind and metadata.name",
                 )
                 continue
+            self._claim(obj, m, loc, path)
             objects.append(obj)
         if not values:
             self.ctx.report.error(
@@ -375,6 +396,31 @@ class Resolver:
             force=m.force,
             auto_remediate=m.auto_remediate,
             encrypted=encrypted,
+        )
+
+    def _claim(self, obj: dict[str, Any], m: Manifest, loc: Location, path: PathKey) -> None:
+        """Report an object (kind, namespace, name) that an earlier document already defines."""
+        meta = obj["metadata"]
+        name = meta.get("name")
+        if not isinstance(name, str):
+            return  # generateName: a new object each time
+        api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        namespace = "" if (group, kind) in CLUSTER_SCOPED else str(meta.get("namespace") or m.namespace or "")
+        key = (group, kind, namespace, name)
+        first = self.defined.get(key)
+        if first is None:
+            self.defined[key] = (loc, m.name)
+            return
+        where, owner = first
+        shown = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+        by = f"manifest '{owner}'" if owner != m.name else "the same manifest"
+        self.ctx.report.error(
+            "duplicate-object",
+            f"{shown} is defined twice: here and by {by} at {where}; the two would overwrite each other",
+            location=loc,
+            path=self.ctx.where(path)[0],
+            hint="keep one definition, or give the objects different names or namespaces",
         )
 
     def addon(self, entry: Entry[Addon], scopes: Scopes, registry_urls: Mapping[str, str]) -> ResolvedAddon:

@@ -137,3 +137,42 @@ def test_every_problem_in_one_pass(repo: Loader, text: str, expected: set[str], 
     for part in (a for a in absent if " " in a):
         assert part not in text_out
     assert not result.ok
+
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: apps\ndata: {a: b}\n"
+
+
+def test_two_entries_defining_one_object_name_both_places(repo: Loader) -> None:
+    body = (
+        "  stacks:\n    - name: s\n      manifests:\n"
+        "        - name: one\n          from_file: one.yaml\n"
+        "        - name: two\n          from_file: two.yaml\n"
+        "        - name: elsewhere\n          from_file: three.yaml\n"
+    )
+    three = CM.replace("namespace: apps", "namespace: other")  # another namespace: no conflict
+    result = repo({ROOT: HEADER + body, "one.yaml": CM, "two.yaml": "---\n" + CM, "three.yaml": three})
+    found = [i for i in result.report.errors if i.code == "duplicate-object"]
+    assert len(found) == 1, result.report.to_text()
+    assert found[0].message == (
+        "ConfigMap apps/settings is defined twice: here and by manifest 'one' at one.yaml:1:1; "
+        "the two would overwrite each other"
+    )
+    assert found[0].location is not None
+    assert (found[0].location.file, found[0].location.line) == ("two.yaml", 2)
+
+
+def test_entry_namespace_and_cluster_scoped_kinds_count(repo: Loader) -> None:
+    no_ns = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"
+    ns_a = "apiVersion: v1\nkind: Namespace\nmetadata: {name: apps}\n"
+    ns_b = "apiVersion: v1\nkind: Namespace\nmetadata: {name: apps, namespace: ignored}\n"
+    body = (
+        "  stacks:\n    - name: s\n      manifests:\n"
+        "        - name: one\n          namespace: apps\n          from_file: one.yaml\n"
+        "        - name: two\n          from_file: two.yaml\n"
+        "        - name: n1\n          from_file: n1.yaml\n"
+        "        - name: n2\n          from_file: n2.yaml\n"
+    )
+    files = {ROOT: HEADER + body, "one.yaml": no_ns, "two.yaml": CM, "n1.yaml": ns_a, "n2.yaml": ns_b}
+    result = repo(files)
+    messages = sorted(i.message.split(" is defined")[0] for i in result.report.errors)
+    assert messages == ["ConfigMap apps/settings", "Namespace apps"], result.report.to_text()
