@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo screenshots test tools browser venv lint unit integration clean
+.PHONY: demo screenshots test tools browser venv lock lint unit integration clean
 
 demo: tools
 	$(BIN)/python scripts/demo.py
@@ -19,12 +19,24 @@ test: tools browser lint
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Python packages: exactly the versions and files in requirements.lock (pip checks every hash), then
+# Moorage itself, editable, built with the locked hatchling
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed as $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
+
+# after a change of dependencies in pyproject.toml: pin them again (newest versions that fit), with hashes
+UV_VERSION := 0.13.9
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	{ sed -n '1,2p' requirements.lock; $(BIN)/uv pip compile pyproject.toml tools/lock/build.in --extra dev \
+	  --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header -q; \
+	} > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 # Go-built binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm,
 # OCI registry): built once per version into ~/.cache/moorage/bin and linked into the venv.
