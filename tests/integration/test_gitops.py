@@ -58,7 +58,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     credential = srv.api(
         "POST",
         "/credentials",
-        json={"name": "git-bot", "kind": "token", "username": GIT_USER, "secret": GIT_TOKEN},
+        json={
+            "name": "git-bot",
+            "kind": "token",
+            "username": GIT_USER,
+            "secret": GIT_TOKEN,
+            "hosts": ["127.0.0.1"],
+        },
     )
     assert credential.status_code == 201, credential.text
     yield srv

@@ -82,7 +82,13 @@ def scene(
                 "POST", "/users", json={"username": name, "password": password, "role": role}
             )
             assert created.status_code == 201, created.text
-        credential = {"name": "git-bot", "kind": "token", "username": GIT_USER, "secret": GIT_TOKEN}
+        credential = {
+            "name": "git-bot",
+            "kind": "token",
+            "username": GIT_USER,
+            "secret": GIT_TOKEN,
+            "hosts": ["127.0.0.1"],
+        }
         assert server.api("POST", "/credentials", json=credential).status_code == 201
         token = register(server, "ui")
         agents.start(server, token, cluster.kubeconfig, "--sweep-interval", "2", "--heartbeat-interval", "1")

@@ -123,7 +123,8 @@ UsernameOpt = Annotated[
 
 credentials_app = typer.Typer(
     name="credentials",
-    help="Git credentials (tokens, SSH keys) of a Moorage server: stored encrypted, referenced by name.",
+    help="Credentials of a Moorage server (Git tokens and SSH keys, Helm and OCI registry logins): "
+    "stored encrypted, referenced by name, each sent only to the hosts it is bound to.",
     no_args_is_help=True,
 )
 
@@ -131,38 +132,91 @@ credentials_app = typer.Typer(
 class CredentialKind(StrEnum):
     token = "token"  # noqa: S105 (a credential kind)
     ssh_key = "ssh-key"
+    helm = "helm"
+    oci = "oci"
+
+
+HostOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--host",
+        help="A host (github.com, registry:5000) or URL prefix (https://charts.example.com/team, "
+        "oci://ghcr.io/acme) the credential may be sent to; repeat for more. Nowhere else.",
+        show_default=False,
+    ),
+]
 
 
 @credentials_app.command("create")
 def credentials_create(
     name: Annotated[str, typer.Argument(help="A name for the credential (unique on the server).")],
+    host: HostOpt,
     kind: Annotated[
-        CredentialKind, typer.Option("--kind", help="token (HTTPS) or ssh-key (a private key).")
+        CredentialKind,
+        typer.Option(
+            "--kind", help="Git: token (HTTPS) or ssh-key; registries: helm (HTTP repository), oci."
+        ),
     ] = CredentialKind.token,
     username: UsernameOpt = None,
     secret_file: SecretFileOpt = None,
     secret_env: SecretEnvOpt = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", help="PEM CA bundle of the registry (helm, oci).", dir_okay=False),
+    ] = None,
+    cert_file: Annotated[
+        Path | None, typer.Option("--cert-file", help="PEM client certificate (helm, oci).", dir_okay=False)
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="PEM key of the client certificate.", dir_okay=False)
+    ] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Store a Git credential; the secret goes in once and is never shown again."""
+    """Store a credential (Git: token or ssh-key; chart registries: helm or oci), bound to the hosts
+    given with --host; the secret goes in once and is never shown again."""
     remote = Remote.from_options(server, token)
     # sent as read: the server strips a token's surrounding whitespace and keeps a key byte for byte
     secret = _read_secret(secret_file, secret_env, what="secret")
-    body: dict[str, Any] = {"name": name, "kind": kind.name, "secret": secret}
+    body: dict[str, Any] = {"name": name, "kind": kind.name, "secret": secret, "hosts": host}
     if username is not None:
         body["username"] = username
+    for field, path in (("ca_bundle", ca_file), ("client_cert", cert_file), ("client_key", key_file)):
+        if path is not None:
+            body[field] = _read_secret_file(path)
     with handled(remote):
         _, data = remote.call("POST", "/credentials", body=body)
     if output is not Output.table:
         dump(data, output)
         return
-    out.print(f"created credential [bold]{esc(data['name'])}[/] ({esc(data['kind'])})")
     out.print(
-        f"use it with `moorage cluster connect CLUSTER --url URL --credential {esc(data['name'])}`",
-        style="dim",
+        f"created credential [bold]{esc(data['name'])}[/] ({esc(data['kind'])}) for "
+        f"{esc(', '.join(data.get('hosts') or []))}"
     )
+    if data["kind"] in ("helm", "oci"):
+        hint = f"name it in spec.helm_registries[].credential_name: {esc(data['name'])}"
+    else:
+        hint = f"use it with `moorage cluster connect CLUSTER --url URL --credential {esc(data['name'])}`"
+    out.print(hint, style="dim")
+
+
+@credentials_app.command("allow-host")
+def credentials_allow_host(
+    name: Annotated[str, typer.Argument(help="The credential's name.")],
+    hosts: Annotated[list[str], typer.Argument(help="Hosts or URL prefixes to send it to as well.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Bind a credential to more hosts (admin): the server will send it there too."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call("POST", api_path("credentials", name) + "/hosts", body={"hosts": hosts})
+    if output is not Output.table:
+        dump(data, output)
+        return
+    out.print(f"credential [bold]{esc(data['name'])}[/] is bound to {esc(', '.join(data['hosts']))}")
 
 
 @credentials_app.command("list")
@@ -179,13 +233,14 @@ def credentials_list(
     if not data:
         out.print("no credentials yet; add one with `moorage credentials create NAME`")
         return
-    table = Table("name", "kind", "username", "used by", "created", "updated", "id")
+    table = Table("name", "kind", "username", "hosts", "used by", "created", "updated", "id")
     for c in data:
         used = int(c.get("used_by") or 0)
         table.add_row(
             esc(c["name"]),
             esc(c.get("kind")),
             esc(c.get("username") or "-"),
+            esc(", ".join(c.get("hosts") or []) or "-"),
             f"{used} cluster{'s' if used != 1 else ''}",
             when(c.get("created_at")),
             when(c.get("updated_at")),

@@ -38,7 +38,9 @@ def failed(result: Result, code: int = 1) -> Result:
 def stored_secret(factory: SessionFactory, data_dir: Path, name: str) -> str:
     box = SecretBox.load_or_create(data_dir)
     with transaction(factory) as session:
-        auth = store.auth_of(box, store.get_credential(session, name))
+        auth = store.auth_of(
+            box, store.get_credential(session, name), "https://github.com/a/b", loopback_http=False
+        )
         assert auth is not None
         return auth.secret.reveal()
 
@@ -97,19 +99,31 @@ def test_credentials_are_created_from_file_env_or_stdin_and_never_shown(
     secrets = (TOKEN_SECRET, "from-env-secret-0123", "from-stdin-secret-4567", "secretkeybody")
 
     runs = [
-        cli("credentials", "create", "from-file", "--secret-file", str(token_file)),
+        cli("credentials", "create", "from-file", "--host", "github.com", "--secret-file", str(token_file)),
         cli(
             "credentials",
             "create",
             "from-env",
+            "--host",
+            "github.com",
             "--secret-env",
             "GIT_TOKEN",
             "--username",
             "x-token-auth",
             env={"GIT_TOKEN": "from-env-secret-0123"},
         ),
-        cli("credentials", "create", "from-stdin", stdin="from-stdin-secret-4567\n"),
-        cli("credentials", "create", "deploy-key", "--kind", "ssh-key", "--secret-file", str(key_file)),
+        cli("credentials", "create", "from-stdin", "--host", "github.com", stdin="from-stdin-secret-4567\n"),
+        cli(
+            "credentials",
+            "create",
+            "deploy-key",
+            "--host",
+            "github.com",
+            "--kind",
+            "ssh-key",
+            "--secret-file",
+            str(key_file),
+        ),
         cli("credentials", "list"),
         cli("credentials", "list", "-o", "json"),
         cli("credentials", "list", "-o", "yaml"),
@@ -143,29 +157,61 @@ def test_credentials_are_created_from_file_env_or_stdin_and_never_shown(
     assert stored_secret(factory, tmp_path, "from-stdin") == "from-stdin-secret-4567"
     assert stored_secret(factory, tmp_path, "deploy-key") == SSH_KEY
 
-    again = failed(cli("credentials", "create", "from-file", "--secret-env", "X", env={"X": "other"}))
+    again = failed(
+        cli(
+            "credentials",
+            "create",
+            "from-file",
+            "--host",
+            "github.com",
+            "--secret-env",
+            "X",
+            env={"X": "other"},
+        )
+    )
     assert "already exists" in again.stderr
-    not_a_key = failed(cli("credentials", "create", "k2", "--kind", "ssh-key", stdin="just-a-token"))
+    not_a_key = failed(
+        cli("credentials", "create", "k2", "--host", "github.com", "--kind", "ssh-key", stdin="just-a-token")
+    )
     assert "private key" in not_a_key.stderr
     assert "just-a-token" not in not_a_key.output
 
 
 def test_credential_secret_usage_errors(cli: Cli, tmp_path: Path) -> None:
-    both = failed(cli("credentials", "create", "c", "--secret-file", "f", "--secret-env", "V"), 2)
+    both = failed(
+        cli("credentials", "create", "c", "--host", "github.com", "--secret-file", "f", "--secret-env", "V"),
+        2,
+    )
     assert "not both" in both.stderr
-    unset = failed(cli("credentials", "create", "c", "--secret-env", "MOORAGE_TEST_UNSET_VARIABLE"), 2)
+    unset = failed(
+        cli(
+            "credentials",
+            "create",
+            "c",
+            "--host",
+            "github.com",
+            "--secret-env",
+            "MOORAGE_TEST_UNSET_VARIABLE",
+        ),
+        2,
+    )
     assert "MOORAGE_TEST_UNSET_VARIABLE is not set" in unset.stderr
-    empty = failed(cli("credentials", "create", "c", stdin="\n"), 2)
+    empty = failed(cli("credentials", "create", "c", "--host", "github.com", stdin="\n"), 2)
     assert "the secret is empty" in empty.stderr
-    missing = failed(cli("credentials", "create", "c", "--secret-file", str(tmp_path / "nope")), 2)
+    missing = failed(
+        cli("credentials", "create", "c", "--host", "github.com", "--secret-file", str(tmp_path / "nope")), 2
+    )
     assert "cannot read the secret" in missing.stderr
     assert "no credentials yet" in ok(cli("credentials", "list")).stdout
     # the secret is never an argument
-    assert failed(cli("credentials", "create", "c", "--secret", "s3cret"), 2).exit_code == 2
+    assert (
+        failed(cli("credentials", "create", "c", "--host", "github.com", "--secret", "s3cret"), 2).exit_code
+        == 2
+    )
 
 
 def test_credential_rotate_and_delete(cli: Cli, factory: SessionFactory, tmp_path: Path) -> None:
-    ok(cli("credentials", "create", "git", stdin=TOKEN_SECRET))
+    ok(cli("credentials", "create", "git", "--host", "github.com", stdin=TOKEN_SECRET))
     rotated = ok(cli("credentials", "rotate", "git", "--username", "bot", stdin="rotated-secret-0123\n"))
     assert "rotated credential git" in rotated.stdout
     assert "rotated-secret-0123" not in rotated.output
@@ -174,7 +220,7 @@ def test_credential_rotate_and_delete(cli: Cli, factory: SessionFactory, tmp_pat
     assert as_yaml["username"] == "bot"
     assert "third-0123" not in json.dumps(as_yaml)
     unknown = failed(cli("credentials", "rotate", "nope", stdin="x-0123"))
-    assert "no Git credential named 'nope'" in unknown.stderr
+    assert "no credential named 'nope'" in unknown.stderr
 
     connect(cli, "c1", "--credential", "git")
     assert "1 cluster" in ok(cli("credentials", "list")).stdout
@@ -185,9 +231,9 @@ def test_credential_rotate_and_delete(cli: Cli, factory: SessionFactory, tmp_pat
     assert "disconnected cluster c1" in ok(cli("cluster", "disconnect", "c1")).stdout
     assert "deleted credential git" in ok(cli("credentials", "delete", "git")).stdout
     assert as_json(cli("credentials", "list", "-o", "json")) == []
-    assert "no Git credential named 'git'" in failed(cli("credentials", "delete", "git")).stderr
+    assert "no credential named 'git'" in failed(cli("credentials", "delete", "git")).stderr
     no_credential = failed(cli("cluster", "connect", "c1", "--url", URL, "--credential", "git"))
-    assert "no Git credential named 'git'" in no_credential.stderr
+    assert "no credential named 'git'" in no_credential.stderr
 
 
 # --------------------------------------------------------------------------- connection and status

@@ -78,6 +78,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/credentials"): WRITE,
     ("PUT", "/api/v1/credentials/{name}"): WRITE,
     ("DELETE", "/api/v1/credentials/{name}"): WRITE,
+    ("POST", "/api/v1/credentials/{name}/hosts"): ADMIN,  # the credential will be sent there
     # GitOps
     ("GET", "/api/v1/clusters/{name}/gitops/status"): READ,
     ("PUT", "/api/v1/clusters/{name}/gitops"): WRITE,

@@ -82,7 +82,9 @@ def clear_request(factory: SessionFactory) -> None:
 def test_a_credential_secret_git_cannot_carry_is_refused_at_creation_and_rotation(
     client: TestClient, kind: str, secret: str
 ) -> None:
-    r = client.post("/api/v1/credentials", json={"name": "bad", "kind": kind, "secret": secret})
+    r = client.post(
+        "/api/v1/credentials", json={"name": "bad", "hosts": ["github.com"], "kind": kind, "secret": secret}
+    )
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
     assert "control character" in detail
@@ -91,7 +93,9 @@ def test_a_credential_secret_git_cannot_carry_is_refused_at_creation_and_rotatio
     assert client.get("/api/v1/credentials").json() == []
 
     good = "ghp_0123456789abcdef" if kind == "token" else secret.replace("\x00", "")
-    r = client.post("/api/v1/credentials", json={"name": "ok", "kind": kind, "secret": good})
+    r = client.post(
+        "/api/v1/credentials", json={"name": "ok", "hosts": ["github.com"], "kind": kind, "secret": good}
+    )
     assert r.status_code == 201, r.text
     r = client.put("/api/v1/credentials/ok", json={"secret": secret})
     assert r.status_code == 422, r.text
@@ -100,8 +104,67 @@ def test_a_credential_secret_git_cannot_carry_is_refused_at_creation_and_rotatio
 
 def test_a_private_key_keeps_its_line_breaks(client: TestClient) -> None:
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\r\nb3Bl\tbnNz\r\n-----END OPENSSH PRIVATE KEY-----\n"
-    r = client.post("/api/v1/credentials", json={"name": "k", "kind": "ssh_key", "secret": key})
+    r = client.post(
+        "/api/v1/credentials", json={"name": "k", "hosts": ["github.com"], "kind": "ssh_key", "secret": key}
+    )
     assert r.status_code == 201, r.text
+
+
+# ------------------------------------------------------------------ credentials bound to hosts (item 1)
+
+
+def test_a_stored_credential_is_not_sent_to_another_host(client: TestClient) -> None:
+    """Probe finding 1: with write scope, connect a cluster to http://any-host/x.git with an existing
+    credential and the server would send it there. Refused now, before anything is stored."""
+    token = "ghp_0123456789abcdef"
+    body = {"name": "bot", "kind": "token", "secret": token, "hosts": ["github.com"]}
+    assert client.post("/api/v1/credentials", json=body).status_code == 201
+    assert client.post("/api/v1/clusters", json={"name": "c1"}).status_code == 201
+    for url in ("http://evil.example/x.git", "https://evil.example/x.git"):
+        r = client.put("/api/v1/clusters/c1/gitops", json={"url": url, "credential_name": "bot"})
+        assert r.status_code == 422, r.text
+        assert "credential 'bot'" in r.json()["detail"]
+        assert token not in r.text
+    assert client.get("/api/v1/clusters/c1/gitops/status").json()["sync_status"] == "not_configured"
+    r = client.put("/api/v1/clusters/c1/gitops", json={"url": URL, "credential_name": "bot"})
+    assert r.status_code == 200, r.text
+
+
+def test_a_credential_over_plain_http_is_refused_and_hosts_are_returned_not_secrets(
+    client: TestClient,
+) -> None:
+    body = {"name": "bot", "kind": "token", "secret": "ghp_0123456789abcdef", "hosts": ["git.example"]}
+    created = client.post("/api/v1/credentials", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["hosts"] == ["git.example"]
+    assert "ghp_" not in created.text
+    assert client.post("/api/v1/clusters", json={"name": "c1"}).status_code == 201
+    r = client.put(
+        "/api/v1/clusters/c1/gitops", json={"url": "http://git.example/a.git", "credential_name": "bot"}
+    )
+    assert r.status_code == 422, r.text
+    assert "plain HTTP" in r.json()["detail"]
+
+
+def test_binding_a_credential_to_a_new_host_takes_an_admin(client: TestClient) -> None:
+    body = {"name": "bot", "kind": "token", "secret": "ghp_0123456789abcdef", "hosts": ["github.com"]}
+    assert client.post("/api/v1/credentials", json=body).status_code == 201
+    writer = client.post("/api/v1/tokens", json={"name": "w", "scopes": ["write"]}).json()["token"]
+    r = client.post(
+        "/api/v1/credentials/bot/hosts",
+        json={"hosts": ["evil.example"]},
+        headers={"Authorization": f"Bearer {writer}"},
+    )
+    assert r.status_code == 403, r.text
+    r = client.post("/api/v1/credentials/bot/hosts", json={"hosts": ["git.example"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["hosts"] == ["github.com", "git.example"]
+
+
+def test_a_credential_needs_the_hosts_it_is_for(client: TestClient) -> None:
+    r = client.post("/api/v1/credentials", json={"name": "bot", "kind": "token", "secret": "ghp_0123456789"})
+    assert r.status_code == 422
+    assert "hosts" in r.json()["detail"]
 
 
 # --------------------------------------------------------------------------- webhook secrets (item 5)

@@ -159,7 +159,7 @@ async def test_a_credential_that_cannot_be_opened_does_not_stop_the_polling_of_t
     deps: Deps, factory: SessionFactory, box: SecretBox, git: FakeGit, clock: Clock
 ) -> None:
     with transaction(factory) as s:
-        store.create_credential(s, box, "git", "token", "ghp_0123456789abcdef")
+        store.create_credential(s, box, "git", "token", "ghp_0123456789abcdef", hosts=["git.example"])
     broken, fine = "https://git.example/acme/broken.git", "https://git.example/acme/fine.git"
     connect(factory, box, "broken", broken, credential="git")
     connect(factory, box, "fine", fine)

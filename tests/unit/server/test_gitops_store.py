@@ -71,33 +71,37 @@ def add_sync(session: Session, cluster: Cluster, **fields: Any) -> GitSync:
 # --------------------------------------------------------------------------- credentials
 
 
+def _cred(s: Session, name: str, kind: str, secret: str, username: str | None = None) -> GitCredential:
+    return store.create_credential(s, BOX, name, kind, secret, username, hosts=["github.com"])
+
+
 def test_create_credential_seals_the_secret(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        row = store.create_credential(s, BOX, "bot", "token", f"  {TOKEN}\n", username="robot")
-        other = store.create_credential(s, BOX, "deploy-key", "ssh_key", SSH_KEY)
+        row = _cred(s, "bot", "token", f"  {TOKEN}\n", username="robot")
+        other = _cred(s, "deploy-key", "ssh_key", SSH_KEY)
     with transaction(factory) as s:
         row = store.get_credential(s, "bot")
         assert row.secret_sealed != TOKEN
         assert TOKEN not in row.secret_sealed
-        auth = store.auth_of(BOX, row)
+        auth = store.auth_of(BOX, row, URL, loopback_http=False)
         assert auth is not None
         assert (auth.kind, auth.username, auth.name) == ("token", "robot", "bot")
         assert auth.secret.reveal() == TOKEN  # a token is stored stripped
         assert TOKEN not in repr(auth)
-        key = store.auth_of(BOX, store.get_credential(s, "deploy-key"))
+        key = store.auth_of(BOX, store.get_credential(s, "deploy-key"), URL, loopback_http=False)
         assert key is not None
         assert key.secret.reveal() == SSH_KEY  # a key is stored as given
         assert other.kind == "ssh_key"
-    assert store.auth_of(BOX, None) is None
+    assert store.auth_of(BOX, None, URL, loopback_http=False) is None
 
 
 def test_a_sealed_secret_does_not_open_in_another_row(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        a = store.create_credential(s, BOX, "a", "token", "token-a")
-        b = store.create_credential(s, BOX, "b", "token", "token-b")
+        a = _cred(s, "a", "token", "token-a")
+        b = _cred(s, "b", "token", "token-b")
         b.secret_sealed = a.secret_sealed
         with pytest.raises(SecretBoxError, match="does not belong"):
-            store.auth_of(BOX, b)
+            store.auth_of(BOX, b, URL, loopback_http=False)
 
 
 @pytest.mark.parametrize(
@@ -115,25 +119,25 @@ def test_create_credential_refuses_bad_secrets(
     factory: SessionFactory, kind: str, secret: str, message: str
 ) -> None:
     with transaction(factory) as s, pytest.raises(Invalid, match=message) as e:
-        store.create_credential(s, BOX, "bot", kind, secret)
+        _cred(s, "bot", kind, secret)
     if secret.strip():
         assert secret not in e.value.message
 
 
 def test_credential_names_are_unique(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        store.create_credential(s, BOX, "bot", "token", TOKEN)
+        _cred(s, "bot", "token", TOKEN)
         with pytest.raises(Conflict, match="'bot' already exists"):
-            store.create_credential(s, BOX, "bot", "token", "other")
+            _cred(s, "bot", "token", "other")
         with pytest.raises(NotFound, match="'nope'"):
             store.get_credential(s, "nope")
 
 
 def test_list_credentials_counts_their_clusters(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        store.create_credential(s, BOX, "zeta", "token", TOKEN)
-        store.create_credential(s, BOX, "alpha", "token", TOKEN)
-        store.create_credential(s, BOX, "unused", "token", TOKEN)
+        _cred(s, "zeta", "token", TOKEN)
+        _cred(s, "alpha", "token", TOKEN)
+        _cred(s, "unused", "token", TOKEN)
         for name in ("c1", "c2"):
             connect(s, make_cluster(s, name), source(credential_name="zeta"))
         connect(s, make_cluster(s, "c3"), source(credential_name="alpha"))
@@ -148,7 +152,7 @@ def test_list_credentials_counts_their_clusters(factory: SessionFactory) -> None
 
 def test_rotate_credential(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        row = store.create_credential(s, BOX, "bot", "token", TOKEN, username="robot")
+        row = _cred(s, "bot", "token", TOKEN, username="robot")
         sealed = row.secret_sealed
         created = row.updated_at
     with transaction(factory) as s:
@@ -156,7 +160,7 @@ def test_rotate_credential(factory: SessionFactory) -> None:
         assert row.secret_sealed != sealed
         assert row.updated_at >= created
     with transaction(factory) as s:
-        auth = store.auth_of(BOX, store.get_credential(s, "bot"))
+        auth = store.auth_of(BOX, store.get_credential(s, "bot"), URL, loopback_http=False)
         assert auth is not None
         assert auth.secret.reveal() == "new-token-value"
         assert auth.username == "robot"  # kept when not given
@@ -171,8 +175,8 @@ def test_rotate_credential(factory: SessionFactory) -> None:
 def test_rotate_credential_ends_the_backoff_of_failing_repositories(factory: SessionFactory) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     with transaction(factory) as s:
-        store.create_credential(s, BOX, "bot", "token", TOKEN)
-        store.create_credential(s, BOX, "other", "token", TOKEN)
+        _cred(s, "bot", "token", TOKEN)
+        _cred(s, "other", "token", TOKEN)
         failing, _ = connect(s, make_cluster(s, "failing"), source(credential_name="bot"))
         waiting_no_retry, _ = connect(s, make_cluster(s, "no-retry"), source(credential_name="bot"))
         synced, _ = connect(s, make_cluster(s, "synced"), source(credential_name="bot"))
@@ -198,8 +202,8 @@ def test_rotate_credential_ends_the_backoff_of_failing_repositories(factory: Ses
 
 def test_delete_credential(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        store.create_credential(s, BOX, "bot", "token", TOKEN)
-        store.create_credential(s, BOX, "spare", "token", TOKEN)
+        _cred(s, "bot", "token", TOKEN)
+        _cred(s, "spare", "token", TOKEN)
         for name in ("web", "api"):
             connect(s, make_cluster(s, name), source(credential_name="bot"))
     with transaction(factory) as s, pytest.raises(Conflict) as e:
@@ -273,7 +277,7 @@ def test_checked_source_accepts_and_normalises() -> None:
 
 def test_connect_creates_the_repository_and_requests_a_sync(factory: SessionFactory) -> None:
     with transaction(factory) as s:
-        store.create_credential(s, BOX, "bot", "token", TOKEN)
+        _cred(s, "bot", "token", TOKEN)
         cluster = make_cluster(s, "dev")
         repo, secret = connect(s, cluster, source(credential_name="bot", poll_interval_seconds=60))
     assert secret is not None
@@ -705,3 +709,77 @@ def test_a_due_retry_requests_the_failed_sync_again(factory: SessionFactory) -> 
         )
         assert repo.requested_retry == 2
         assert repo.next_retry_at is None  # retry_due cleared it
+
+
+# ------------------------------------------------------------- credentials bound to hosts (issue 18, item 1)
+
+
+def test_a_credential_is_not_attached_to_a_host_it_is_not_bound_to(factory: SessionFactory) -> None:
+    """Found by probing: any writer could connect a cluster to http://any-host/x.git with an existing
+    credential, and the server then sent it there. Now the connect is refused and nothing is stored."""
+    with transaction(factory) as s:
+        _cred(s, "bot", "token", TOKEN)
+        cluster = make_cluster(s, "web")
+        for url in (
+            "https://evil.example/x.git",
+            "https://github.com.evil.example/x.git",
+            "git@evil.example:a/b",
+        ):
+            with pytest.raises(store.CredentialRefused, match=r"bound to github\.com, not to") as e:
+                connect(s, cluster, source(url=url, credential_name="bot"))
+            assert TOKEN not in e.value.message
+            assert "allow-host bot" in e.value.message
+        assert s.scalar(select(GitRepository)) is None
+        repo, _ = connect(s, cluster, source(credential_name="bot"))  # github.com: bound
+        assert repo.credential_id is not None
+
+
+def test_a_credential_is_not_sent_over_plain_http_except_to_allowed_loopback(
+    factory: SessionFactory,
+) -> None:
+    with transaction(factory) as s:
+        row = store.create_credential(
+            s, BOX, "local", "token", TOKEN, hosts=["http://127.0.0.1:8080", "http://git.example"]
+        )
+        with pytest.raises(store.CredentialRefused, match=r"plain HTTP to git\.example"):
+            store.auth_of(BOX, row, "http://git.example/a.git", loopback_http=True)
+        with pytest.raises(store.CredentialRefused, match="plain HTTP to a loopback address unless"):
+            store.auth_of(BOX, row, "http://127.0.0.1:8080/a.git", loopback_http=False)
+        auth = store.auth_of(BOX, row, "http://127.0.0.1:8080/a.git", loopback_http=True)
+        assert auth is not None
+        with pytest.raises(store.CredentialRefused, match=r"not to 127\.0\.0\.1"):
+            store.auth_of(BOX, row, "http://127.0.0.1:9999/a.git", loopback_http=True)
+
+
+def test_the_sync_refuses_a_credential_whose_host_binding_was_lost(factory: SessionFactory) -> None:
+    """A repository row that points elsewhere (an older server connected it) gets no credential."""
+    with transaction(factory) as s:
+        _cred(s, "bot", "token", TOKEN)
+        repo, _ = connect(s, make_cluster(s, "web"), source(credential_name="bot"))
+        repo.url = "https://evil.example/x.git"
+    with transaction(factory) as s:
+        repo = s.scalars(select(GitRepository)).one()
+        with pytest.raises(store.CredentialRefused):
+            store.auth_of(BOX, repo.credential, repo.url, loopback_http=False)
+
+
+def test_binding_a_credential_to_another_host(factory: SessionFactory) -> None:
+    with transaction(factory) as s:
+        _cred(s, "bot", "token", TOKEN)
+        row = store.allow_hosts(s, "bot", ["https://git.example/team/", "GITHUB.com"])
+        assert row.hosts == ["github.com", "https://git.example/team"]
+        with pytest.raises(Invalid, match="host binding"):
+            store.allow_hosts(s, "bot", ["https://user:pw@git.example/"])
+        auth = store.auth_of(BOX, row, "https://git.example/team/repo.git", loopback_http=False)
+        assert auth is not None
+        with pytest.raises(store.CredentialRefused):
+            store.auth_of(BOX, row, "https://git.example/teamster/repo.git", loopback_http=False)
+
+
+def test_a_registry_credential_is_not_a_git_credential(factory: SessionFactory) -> None:
+    with transaction(factory) as s:
+        store.create_credential(s, BOX, "charts", "helm", "pw-123456", "robot", hosts=["github.com"])
+        with pytest.raises(store.CredentialRefused, match="chart registry"):
+            connect(s, make_cluster(s, "web"), source(credential_name="charts"))
+        with pytest.raises(Invalid, match="needs a username"):
+            store.create_credential(s, BOX, "oci", "oci", "pw-123456", hosts=["ghcr.io"])

@@ -52,7 +52,13 @@ def test_a_cluster_name_with_a_line_break_or_control_character_is_refused(
 def test_a_credential_username_with_control_or_bidi_characters_is_refused(
     client: TestClient, text: str
 ) -> None:
-    body = {"name": "git", "kind": "token", "secret": "ghp_0123456789abcdef", "username": text}
+    body = {
+        "name": "git",
+        "kind": "token",
+        "secret": "ghp_0123456789abcdef",
+        "hosts": ["github.com"],
+        "username": text,
+    }
     r = client.post("/api/v1/credentials", json=body)
     assert r.status_code == 422, r.text
     assert "the user name must not contain control characters" in r.json()["detail"]

@@ -1,11 +1,13 @@
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from moorage.server import service
 from moorage.server.db import Base, make_engine, make_session_factory, migrate, transaction
@@ -95,3 +97,53 @@ def test_postgresql() -> None:
     with postgres.running_postgres() as url:
         _check_schema_and_roundtrip(url)
         _check_users_down_and_up(url)
+        _check_credentials_bound_to_their_repositories_hosts(url)
+
+
+def _check_credentials_bound_to_their_repositories_hosts(url: str) -> None:
+    """0006: a credential created before host binding keeps working where it is used: it is bound
+    to the scheme and host of each repository that uses it (an unused one to nothing)."""
+    migrate(url)
+    _downgrade(url, "0005")
+    engine = make_engine(url)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO clusters (id, name, description, agent_token_hash, agent_password_bcrypt, "
+                    "created_at, agent_offline_recorded) VALUES ('c1', 'c1', '', 'h1', 'b', :t, false), "
+                    "('c2', 'c2', '', 'h2', 'b', :t, false)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO git_credentials (id, name, kind, secret_sealed, created_at, updated_at) "
+                    "VALUES ('k1', 'bot', 'token', 'x', :t, :t), ('k2', 'unused', 'token', 'x', :t, :t)"
+                ),
+                {"t": now},
+            )
+            for cid, repo_url in (("c1", "https://GitHub.com/a/b.git"), ("c2", "git@git.example:a/b.git")):
+                conn.execute(
+                    text(
+                        "INSERT INTO git_repositories (id, cluster_id, provider, url, branch, path, "
+                        "credential_id, webhook_secret_sealed, owner, repo_name, poll_interval_seconds, "
+                        "created_at, updated_at, sync_status, sync_progress_message, applied_digests, "
+                        "retry_count, requested_retry, applied_with_failed_members) VALUES (:id, :cid, "
+                        "'github', :url, 'main', 'p', 'k1', 's', '', '', 60, :t, :t, 'synced', '', '{}', "
+                        "0, 0, false)"
+                    ),
+                    {"id": "r" + cid, "cid": cid, "url": repo_url, "t": now},
+                )
+        migrate(url)
+        with engine.connect() as conn:
+            rows: dict[str, Any] = dict(conn.execute(text("SELECT name, hosts FROM git_credentials")).all())
+        hosts = {k: json.loads(v) if isinstance(v, str) else v for k, v in rows.items()}
+        assert hosts == {"bot": ["git.example", "https://github.com"], "unused": []}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_credential_hosts_migration(tmp_path: Path) -> None:
+    _check_credentials_bound_to_their_repositories_hosts(f"sqlite:///{tmp_path / 'moorage.db'}")

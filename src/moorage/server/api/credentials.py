@@ -1,11 +1,17 @@
-"""/api/v1/credentials: Git credentials (token or SSH key), stored encrypted, referenced by name.
-The secret goes in once and never comes out; rotating replaces it in place."""
+"""/api/v1/credentials: Git credentials (token or SSH key) and chart registry credentials (helm, oci),
+stored encrypted, referenced by name, each bound to the hosts it was made for. The secret goes in
+once and never comes out; rotating replaces it in place; binding to another host needs admin."""
 
 from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
-from moorage.server.api.deps import Ctx, Reader, Writer
-from moorage.server.api.gitops_schemas import CredentialCreate, CredentialOut, CredentialRotate
+from moorage.server.api.deps import Admin, Ctx, Reader, Writer
+from moorage.server.api.gitops_schemas import (
+    CredentialCreate,
+    CredentialHosts,
+    CredentialOut,
+    CredentialRotate,
+)
 from moorage.server.gitops import store
 
 router = APIRouter(prefix="/credentials", tags=["credentials"])
@@ -15,7 +21,16 @@ router = APIRouter(prefix="/credentials", tags=["credentials"])
 async def create_credential(body: CredentialCreate, ctx: Ctx, _who: Writer) -> CredentialOut:
     def work(session: Session) -> CredentialOut:
         row = store.create_credential(
-            session, ctx.box, body.name, body.kind, body.secret.get_secret_value(), body.username
+            session,
+            ctx.box,
+            body.name,
+            body.kind,
+            body.secret.get_secret_value(),
+            body.username,
+            hosts=body.hosts,
+            ca_bundle=body.ca_bundle,
+            client_cert=body.client_cert,
+            client_key=body.client_key.get_secret_value() if body.client_key is not None else None,
         )
         return CredentialOut.of(row)
 
@@ -41,3 +56,9 @@ async def rotate_credential(name: str, body: CredentialRotate, ctx: Ctx, _who: W
 @router.delete("/{name}")
 async def delete_credential(name: str, ctx: Ctx, _who: Writer) -> CredentialOut:
     return await ctx.db(lambda s: CredentialOut.of(store.delete_credential(s, name)))
+
+
+@router.post("/{name}/hosts")
+async def allow_credential_hosts(name: str, body: CredentialHosts, ctx: Ctx, _who: Admin) -> CredentialOut:
+    """Bind the credential to more hosts or URL prefixes: it will be sent there (admin only)."""
+    return await ctx.db(lambda s: CredentialOut.of(store.allow_hosts(s, name, body.hosts)))

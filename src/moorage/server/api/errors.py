@@ -20,7 +20,8 @@ def _where(loc: Any) -> str:
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse({"detail": exc.message}, status_code=_STATUS.get(type(exc), 400))
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    return JSONResponse({"detail": exc.message}, status_code=status)
 
 
 async def _bundle_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -104,7 +104,15 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer) -> Con
     def repoint(session: Session) -> list[str]:
         cluster = service.get_cluster(session, name)
         if source.credential_name:
-            store.get_credential(session, source.credential_name)  # 404 before any other check
+            credential = store.get_credential(session, source.credential_name)  # 404 before any other check
+            why = store.credential_refusal(
+                credential,
+                source.url,
+                loopback_http=store.loopback_http(ctx.settings.egress_policy()),
+                git=True,
+            )
+            if why is not None:
+                raise store.CredentialRefused(why)
         return store.repoint_of(store.previous_source(session, cluster), source)
 
     changes = await ctx.db(repoint)
@@ -139,6 +147,7 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer) -> Con
             webhook_secret=secret,
             triggered_by=f"connect by {who.name}",
             now=ctx.clock(),
+            loopback_http=store.loopback_http(ctx.settings.egress_policy()),
         )
         status = GitOpsStatus.of(cluster, repo, base)
         return Connected(**status.model_dump(), webhook_secret=generated)

@@ -13,9 +13,27 @@ from moorage.server.gitops import repourl, store
 
 class CredentialCreate(Request):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    kind: Literal["token", "ssh_key"] = "token"
-    secret: SecretStr = Field(description="The token or the private key. Stored encrypted; never returned.")
+    kind: Literal["token", "ssh_key", "helm", "oci"] = Field(
+        default="token",
+        description="Git: token (HTTPS) or ssh_key; chart registries: helm (HTTP(S) repository) or oci",
+    )
+    secret: SecretStr = Field(
+        description="The token, password or private key. Stored encrypted; never returned."
+    )
     username: str | None = Field(default=None, max_length=200, description="HTTP user for a token")
+    hosts: list[str] = Field(
+        min_length=1,
+        max_length=32,
+        description="Hosts (github.com, registry:5000) or URL prefixes (https://charts.example.com/team, "
+        "oci://ghcr.io/acme) the credential may be sent to; nowhere else. Adding one later needs admin.",
+    )
+    ca_bundle: str | None = Field(default=None, max_length=65536, description="PEM CA bundle (registries)")
+    client_cert: str | None = Field(default=None, max_length=65536, description="PEM client certificate")
+    client_key: SecretStr | None = Field(default=None, description="PEM client key; stored encrypted")
+
+
+class CredentialHosts(Request):
+    hosts: list[str] = Field(min_length=1, max_length=32)
 
 
 class CredentialRotate(Request):
@@ -28,6 +46,9 @@ class CredentialOut(BaseModel):
     name: str
     kind: str
     username: str | None
+    hosts: list[str]
+    ca_bundle: bool
+    client_cert: bool
     created_at: datetime
     updated_at: datetime
     used_by: int
@@ -39,6 +60,9 @@ class CredentialOut(BaseModel):
             name=row.name,
             kind=row.kind,
             username=row.username,
+            hosts=list(row.hosts or []),
+            ca_bundle=row.ca_bundle is not None,
+            client_cert=row.client_cert is not None,
             created_at=row.created_at,
             updated_at=row.updated_at,
             used_by=used_by,

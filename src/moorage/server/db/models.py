@@ -149,15 +149,21 @@ class Job(Base):
 
 
 class GitCredential(Base):
-    """A Git credential, referenced by name. The secret is sealed (see moorage.server.secretbox)."""
+    """A credential, referenced by name: Git (kind token | ssh_key) or chart registry (kind helm: an
+    HTTP(S) Helm repository, oci: an OCI registry). The secret and a client key are sealed (see
+    moorage.server.secretbox); `hosts` are the hosts / URL prefixes it may be sent to (credhosts)."""
 
     __tablename__ = "git_credentials"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # token | ssh_key
+    kind: Mapped[str] = mapped_column(String(16))  # token | ssh_key | helm | oci
     username: Mapped[str | None] = mapped_column(String(200), default=None)
     secret_sealed: Mapped[str] = mapped_column(Text)
+    hosts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    ca_bundle: Mapped[str | None] = mapped_column(Text, default=None)  # PEM, not secret
+    client_cert: Mapped[str | None] = mapped_column(Text, default=None)  # PEM, not secret
+    client_key_sealed: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

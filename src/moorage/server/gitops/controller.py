@@ -125,7 +125,12 @@ class GitOpsController:
                 repo.next_poll_at = store.next_poll(repo, now)
                 key = (repo.url, repo.branch, repo.credential_id)
                 try:
-                    auth = store.auth_of(self.deps.box, repo.credential)
+                    auth = store.auth_of(
+                        self.deps.box,
+                        repo.credential,
+                        repo.url,
+                        loopback_http=store.loopback_http(self.deps.settings.egress_policy()),
+                    )
                 except Exception as e:
                     log.warning(
                         "cluster %s is not polled: its Git credential cannot be used: %s", repo.cluster_id, e

@@ -80,6 +80,7 @@ class Run:
     applied_digests: dict[str, str]
     observed_source: dict[str, Any] | None
     clean: bool  # the last sync succeeded fully: unchanged entries need no job
+    auth_refused: str | None = None  # the credential must not be sent to this URL (never sent)
 
     @property
     def source_key(self) -> dict[str, str]:
@@ -111,6 +112,16 @@ async def claim(deps: Deps, cluster_id: str) -> Run | None:
         if repo is None or repo.requested_at is None:
             return None
         row = store.start_sync(session, repo, deps.clock())
+        auth, refused = None, None
+        try:
+            auth = store.auth_of(
+                deps.box,
+                repo.credential,
+                repo.url,
+                loopback_http=store.loopback_http(deps.settings.egress_policy()),
+            )
+        except store.CredentialRefused as e:
+            refused = e.message
         return Run(
             sync_id=row.id,
             cluster_id=repo.cluster_id,
@@ -122,7 +133,8 @@ async def claim(deps: Deps, cluster_id: str) -> Run | None:
             source=row.source,
             triggered_by=row.triggered_by,
             retry_count=row.retry_count,
-            auth=store.auth_of(deps.box, repo.credential),
+            auth=auth,
+            auth_refused=refused,
             applied_digests=dict(repo.applied_digests or {}),
             observed_source=repo.observed_source,
             clean=repo.last_commit_sha is not None
@@ -165,6 +177,8 @@ async def execute(deps: Deps, run: Run, fetch_slots: asyncio.Semaphore) -> None:
 
 
 async def _fetch(deps: Deps, run: Run) -> str:
+    if run.auth_refused is not None:
+        raise SyncFailed(store.general_error(run.auth_refused), retry=False)
     try:
         head = await deps.git.fetch(run.url, run.branch, run.auth)
         sha = await deps.git.resolve(run.url, run.revision, run.branch) if run.revision else head

@@ -1,6 +1,7 @@
 """GitOps records over a database Session: credentials, each cluster's repository, sync requests,
 status and history. No I/O besides the database; callers own the transaction (db.transaction)."""
 
+import ipaddress
 import random
 import secrets
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from moorage.server import safetext
+from moorage.server import credhosts, safetext
 from moorage.server.db.models import (
     Cluster,
     GitCredential,
@@ -22,13 +23,17 @@ from moorage.server.db.models import (
     new_id,
     utcnow,
 )
+from moorage.server.egress import EgressPolicy
 from moorage.server.gitops import repourl
 from moorage.server.gitops.git import GitAuth
 from moorage.server.secretbox import SecretBox
 from moorage.server.service import FINAL_OPERATION_STATES, Conflict, Invalid, NotFound, cancel_operation
 from moorage.spec.protocol import JobState
 
-CREDENTIAL_KINDS = ("token", "ssh_key")
+GIT_KINDS = ("token", "ssh_key")
+REGISTRY_KINDS = ("helm", "oci")  # an HTTP(S) Helm repository, an OCI registry (basic auth / token)
+CREDENTIAL_KINDS = (*GIT_KINDS, *REGISTRY_KINDS)
+MAX_PEM_CHARS = 64 * 1024
 SOURCES = ("webhook", "manual", "poll")
 MAX_SECRET_CHARS = 16 * 1024
 # a webhook secret authenticates every push: shorter ones are refused, generated ones have 43 chars
@@ -80,7 +85,9 @@ def _control_character(text: str, allowed: str = "") -> tuple[int, str] | None:
 
 def _check_secret(kind: str, secret: str) -> None:
     if kind not in CREDENTIAL_KINDS:
-        raise Invalid(f"unknown credential kind {kind!r}; use token or ssh_key")
+        raise Invalid(f"unknown credential kind {kind!r}; use {', '.join(CREDENTIAL_KINDS)}")
+    if kind in REGISTRY_KINDS:
+        kind = "token"  # a registry password or token: one line, no whitespace
     if not secret.strip() or len(secret) > MAX_SECRET_CHARS:
         raise Invalid(f"the secret must have 1 to {MAX_SECRET_CHARS} characters")
     # a NUL cannot be put in git's environment and no control character survives HTTP basic auth
@@ -106,25 +113,101 @@ def _check_username(username: str | None) -> None:
         raise Invalid(why)
 
 
+def _check_pem(text: str | None, what: str, marker: str) -> str | None:
+    if text is None or not text.strip():
+        return None
+    if len(text) > MAX_PEM_CHARS or marker not in text or _control_character(text, "\n\r\t") is not None:
+        raise Invalid(
+            f"the {what} must be PEM text (-----BEGIN {marker.strip('-')}…) of at most {MAX_PEM_CHARS} chars"
+        )
+    return text
+
+
+def _check_hosts(hosts: list[str] | tuple[str, ...]) -> list[str]:
+    try:
+        return credhosts.normalize_all(hosts)
+    except credhosts.BindingError as e:
+        raise Invalid(str(e)) from None
+
+
 def create_credential(
-    session: Session, box: SecretBox, name: str, kind: str, secret: str, username: str | None = None
+    session: Session,
+    box: SecretBox,
+    name: str,
+    kind: str,
+    secret: str,
+    username: str | None = None,
+    *,
+    hosts: list[str] | tuple[str, ...] = (),
+    ca_bundle: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
 ) -> GitCredential:
+    """A credential bound to `hosts` (hosts or URL prefixes, see credhosts): it is sent nowhere
+    else. Registry credentials (helm, oci) need a username; a CA bundle and a client certificate
+    with its key are for registries only."""
     _check_secret(kind, secret)
     _check_username(username)
+    if kind in REGISTRY_KINDS and not username:
+        raise Invalid(f"a {kind} credential needs a username (any name for a registry that takes a token)")
+    if kind in GIT_KINDS and (ca_bundle or client_cert or client_key):
+        raise Invalid("a CA bundle and a client certificate are for helm and oci credentials only")
+    ca = _check_pem(ca_bundle, "CA bundle", "-----BEGIN CERTIFICATE-----")
+    cert = _check_pem(client_cert, "client certificate", "-----BEGIN CERTIFICATE-----")
+    key = _check_pem(client_key, "client key", "PRIVATE KEY-----")
+    if (cert is None) != (key is None):
+        raise Invalid("a client certificate needs its key, and a key its certificate")
+    bound = _check_hosts(hosts)
     if session.scalar(select(GitCredential.id).where(GitCredential.name == name)) is not None:
         raise Conflict(f"a credential named {name!r} already exists; rotate it instead")
     now = utcnow()
-    row = GitCredential(id=new_id(), name=name, kind=kind, username=username, created_at=now, updated_at=now)
-    row.secret_sealed = box.seal(secret.strip() if kind == "token" else secret, _credential_purpose(row))
+    row = GitCredential(
+        id=new_id(),
+        name=name,
+        kind=kind,
+        username=username,
+        hosts=bound,
+        ca_bundle=ca,
+        client_cert=cert,
+        created_at=now,
+        updated_at=now,
+    )
+    row.secret_sealed = box.seal(secret.strip() if kind != "ssh_key" else secret, _credential_purpose(row))
+    if key is not None:
+        row.client_key_sealed = box.seal(key, _client_key_purpose(row))
     session.add(row)
     session.flush()
     return row
 
 
+def _client_key_purpose(row: GitCredential) -> str:
+    return f"credential-client-key:{row.id}"
+
+
+def allow_hosts(session: Session, name: str, hosts: list[str]) -> GitCredential:
+    """Bind the credential to more hosts (an admin's decision: the credential will be sent there)."""
+    row = get_credential(session, name)
+    added = _check_hosts(hosts)
+    merged = list(row.hosts or [])
+    merged += [h for h in added if h not in merged]
+    row.hosts = _check_hosts(merged)
+    row.updated_at = utcnow()
+    return row
+
+
+def credential_refusal(row: GitCredential, url: str, *, loopback_http: bool, git: bool) -> str | None:
+    """Why `row` must not be sent to `url` (wrong kind, a host it is not bound to, plain HTTP)."""
+    if git and row.kind not in GIT_KINDS:
+        return f"credential {row.name!r} is a {row.kind} (chart registry) credential, not a Git one"
+    if not git and row.kind not in REGISTRY_KINDS:
+        return f"credential {row.name!r} is a Git credential; a registry needs a helm or oci credential"
+    return credhosts.refusal(row.name, list(row.hosts or []), url, loopback_http=loopback_http)
+
+
 def get_credential(session: Session, name: str) -> GitCredential:
     row = session.scalar(select(GitCredential).where(GitCredential.name == name))
     if row is None:
-        raise NotFound(f"no Git credential named {name!r}; create it with `moorage credentials create`")
+        raise NotFound(f"no credential named {name!r}; create it with `moorage credentials create`")
     return row
 
 
@@ -134,7 +217,9 @@ def rotate_credential(
     row = get_credential(session, name)
     _check_secret(row.kind, secret)
     _check_username(username)
-    row.secret_sealed = box.seal(secret.strip() if row.kind == "token" else secret, _credential_purpose(row))
+    row.secret_sealed = box.seal(
+        secret.strip() if row.kind != "ssh_key" else secret, _credential_purpose(row)
+    )
     if username is not None:
         row.username = username
     row.updated_at = utcnow()
@@ -170,9 +255,23 @@ def delete_credential(session: Session, name: str) -> GitCredential:
     return row
 
 
-def auth_of(box: SecretBox, row: GitCredential | None) -> GitAuth | None:
+def loopback_http(policy: EgressPolicy) -> bool:
+    """Whether credentials may go over plain HTTP to loopback: only when the administrator allowed
+    loopback targets at all (MOORAGE_EGRESS_ALLOW=loopback, as the tests and the demo do)."""
+    return policy.allows(ipaddress.ip_address("127.0.0.1"))
+
+
+class CredentialRefused(Invalid):
+    """A credential is not sent to this URL; the message names it and what to do."""
+
+
+def auth_of(box: SecretBox, row: GitCredential | None, url: str, *, loopback_http: bool) -> GitAuth | None:
+    """The Git credential opened for `url`, or CredentialRefused when it must not go there."""
     if row is None:
         return None
+    why = credential_refusal(row, url, loopback_http=loopback_http, git=True)
+    if why is not None:
+        raise CredentialRefused(why)
     return GitAuth(
         kind=row.kind,
         secret=box.open(row.secret_sealed, _credential_purpose(row)),
@@ -311,13 +410,19 @@ def connect(
     webhook_secret: str | None = None,
     triggered_by: str = "connect",
     now: datetime | None = None,
+    loopback_http: bool = False,
 ) -> tuple[GitRepository, str | None]:
     """Create or update the cluster's repository and request a first sync. Returns the row and the
-    webhook secret when one was generated (shown once). Repoint checks are the caller's."""
+    webhook secret when one was generated (shown once). Repoint checks are the caller's. A credential
+    is attached only to a URL it is bound to (CredentialRefused otherwise)."""
     now = now or utcnow()
     if webhook_secret is not None:
         check_webhook_secret(webhook_secret)
     credential = get_credential(session, source.credential_name) if source.credential_name else None
+    if credential is not None:
+        why = credential_refusal(credential, source.url, loopback_http=loopback_http, git=True)
+        if why is not None:
+            raise CredentialRefused(why)
     identity = source.identity()
     repo = get_repository(session, cluster)
     generated: str | None = None
