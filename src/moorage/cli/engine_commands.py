@@ -158,6 +158,8 @@ def _message(o: EntryOutcome) -> str:
         parts.append("pruned: " + ", ".join(o.pruned))
     if o.kept:
         parts.append("kept: " + "; ".join(o.kept))
+    if o.adopted:
+        parts.append("adopted: " + "; ".join(o.adopted))
     return "\n".join(parts)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from moorage.engine import objects, pruneguard, windows
+from moorage.engine import objects, ownership, pruneguard, windows
 from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, PRUNE_LABEL, EngineContext, Options
 from moorage.engine.health import AddonHealth, addon_health, assess
 from moorage.engine.moves import clean_up_old_release
@@ -157,6 +157,26 @@ async def deploy(
     timeout = _timeout(ctx, addon, creating)
     attempts = 0
     adopt = False
+    adopted: list[str] = []
+
+    async def install() -> None:
+        await ctx.helm.upgrade_install(
+            addon.name,
+            addon.namespace,
+            chart_ref(addon),
+            desired.values,
+            secrets=desired.secrets,
+            history_max=settings.revision_history_limit,
+            take_ownership=adopt,
+            # adopting means taking the fields too: another manager's values would stop the apply
+            force_conflicts=adopt,
+            # helm v4 turns --wait to watcher whenever it may roll back: only under strict health
+            rollback_on_failure=settings.strict_health_check,
+            wait="watcher" if settings.strict_health_check else "hookOnly",
+            timeout_seconds=timeout,
+            description=f"moorage: {what}",
+            labels=release_labels(addon, cluster),
+        )
 
     async def attempt(number: int) -> AddonHealth:
         nonlocal attempts, adopt
@@ -165,26 +185,22 @@ async def deploy(
             auto_prune = settings.sync_policy.automated and settings.sync_policy.auto_prune
             await pruneguard.set_guard(ctx, current, keep=not auto_prune)
         try:
-            await ctx.helm.upgrade_install(
-                addon.name,
-                addon.namespace,
-                chart_ref(addon),
-                desired.values,
-                secrets=desired.secrets,
-                history_max=settings.revision_history_limit,
-                take_ownership=adopt,
-                # helm v4 turns --wait to watcher whenever it may roll back: only under strict health
-                rollback_on_failure=settings.strict_health_check,
-                wait="watcher" if settings.strict_health_check else "hookOnly",
-                timeout_seconds=timeout,
-                description=f"moorage: {what}",
-                labels=release_labels(addon, cluster),
-            )
+            await install()
         except HelmError as e:
-            # Existing objects nobody owns can be adopted; objects of another release never are.
-            if _ADOPTABLE in str(e) and "missing key" in str(e) and not adopt:
-                adopt = True
-            raise
+            if _ADOPTABLE not in str(e) or adopt:
+                raise
+            # Objects exist that the release does not own: ask who owns them before helm may take them.
+            rendered = await ctx.helm.template(
+                addon.name, addon.namespace, chart_ref(addon), desired.values, secrets=desired.secrets
+            )
+            previous = current.namespace if current is not None else None
+            found = await ownership.claims(ctx.kube, rendered, addon.namespace, addon.name, previous)
+            taken = ownership.decide(found, settings.take_ownership, addon.name)
+            if not taken:
+                raise
+            adopt = True
+            adopted[:] = [c.describe() for c in taken]
+            await install()
         releases, _ = await read_releases(ctx.kube, addon.namespace, addon.name)
         new = latest(releases).get((addon.namespace, addon.name))
         if new is None:
@@ -203,6 +219,15 @@ async def deploy(
             policy,
             is_retryable=lambda e: isinstance(e, HelmError | UnhealthyError | kube_errors.KubeError),
             sleep=ctx.sleep,
+        )
+    except ownership.OwnershipConflict as e:
+        return EntryOutcome(
+            ref,
+            EntryStatus.FAILED,
+            f"{what} refused: {e}",
+            reason="ownership_conflict",
+            attempts=attempts,
+            seconds=time.monotonic() - started,
         )
     except (HelmError, UnhealthyError, kube_errors.KubeError) as e:
         return EntryOutcome(
@@ -223,7 +248,10 @@ async def deploy(
         health=str(health.status),
         health_reason=health.reason,
         attempts=attempts,
+        adopted=adopted,
     )
+    if adopted:
+        outcome.message += f"; adopted {len(adopted)} existing object(s): " + ", ".join(adopted[:5])
     if current is not None and current.namespace != addon.namespace:
         removed, kept = await clean_up_old_release(ctx, current)
         outcome.pruned.extend(removed)

@@ -32,6 +32,7 @@ class EntryOutcome:
     attempts: int = 0
     pruned: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # pruning refused, with the reason
+    adopted: list[str] = field(default_factory=list)  # existing objects the release took over
     seconds: float = 0.0
 
     @property
@@ -49,6 +50,7 @@ class EntryOutcome:
             "attempts": self.attempts,
             "pruned": self.pruned,
             "kept": self.kept,
+            "adopted": self.adopted,
             "seconds": round(self.seconds, 3),
         }
 

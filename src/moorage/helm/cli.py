@@ -190,6 +190,22 @@ class Helm:
             args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
         )
 
+    async def template(
+        self,
+        release: str,
+        namespace: str,
+        chart: ChartRef,
+        values: dict[str, Any],
+        *,
+        secrets: Iterable[str] = (),
+        timeout_seconds: int = 300,
+    ) -> str:
+        """The chart's objects as an install would create them (hooks included; secrets masked)."""
+        args = ["template", release, *chart.args(), "--namespace", namespace, "--values", "-"]
+        return await self.run(
+            args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds
+        )
+
     async def rollback(
         self, release: str, namespace: str, revision: int, *, timeout_seconds: int = 300
     ) -> None:

@@ -374,6 +374,12 @@ class AddonSettings(SpecModel):
     engine: Engine | None = Field(
         None, description="Moorage name (undocumented upstream); None = cluster default."
     )
+    take_ownership: bool = Field(
+        False,
+        validation_alias=_alias("take_ownership", "takeOwnership"),
+        description="Moorage extension: the chart may take over objects another Helm release or a "
+        "manifest entry owns (objects no one owns are always adopted, and reported).",
+    )
 
     @property
     def effective_sync_options(self) -> list[str]:
