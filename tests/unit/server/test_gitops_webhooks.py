@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 from typing import Any
 from urllib.parse import urlencode
 
@@ -548,7 +549,7 @@ def test_signature_of_unknown_provider_is_invalid() -> None:
     assert not signature_valid("gitlab", {"X-Hub-Signature": "sha256=00"}, b"", SECRET)  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=max(200, int(os.environ.get("MOORAGE_FUZZ_EXAMPLES", "0"))), deadline=None)
 @given(
     st.sampled_from(PROVIDERS),
     st.binary(max_size=512),
@@ -628,13 +629,13 @@ def _push_headers(provider: Provider, content_type: str) -> dict[str, str]:
     return {**PUSH_HEADERS[provider], "Content-Type": content_type}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=max(200, int(os.environ.get("MOORAGE_FUZZ_EXAMPLES", "0"))), deadline=None)
 @given(st.sampled_from(PROVIDERS), _CONTENT_TYPES, st.binary(max_size=300))
 def test_parse_arbitrary_bytes(provider: Provider, content_type: str, body: bytes) -> None:
     _assert_only_webhook_errors(provider, _push_headers(provider, content_type), body)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=max(200, int(os.environ.get("MOORAGE_FUZZ_EXAMPLES", "0"))), deadline=None)
 @given(st.sampled_from(PROVIDERS), _CONTENT_TYPES, JSON)
 def test_parse_arbitrary_json(provider: Provider, content_type: str, value: object) -> None:
     body = _body(value)
@@ -654,7 +655,7 @@ def _paths(node: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str |
     return found
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=max(200, int(os.environ.get("MOORAGE_FUZZ_EXAMPLES", "0"))), deadline=None)
 @given(st.data())
 def test_parse_realistic_payloads_with_one_field_changed(data: st.DataObject) -> None:
     provider: Provider = data.draw(st.sampled_from(PROVIDERS))
