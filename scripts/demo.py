@@ -208,11 +208,11 @@ def main() -> int:
             wait_http(f"http://127.0.0.1:{health}/readyz", agent, agent_log)
 
             step("examples/gitops-repo pushed to a Git server; the cluster connected to it")
-            tree = WorkTree(work / "gitops-repo", git.create_repo("demo/gitops-repo.git"))
+            tree = WorkTree(work / "gitops-repo", git.create_repo("moorage-demo/gitops-repo.git"))
             tree.commit_and_push(example_files(repo.url), "the example definition")
             connected = api.put(
                 f"/clusters/{NAME}/gitops",
-                json={"url": git.repo_url("demo/gitops-repo.git"), "path": "import-cluster.yaml"}
+                json={"url": git.repo_url("moorage-demo/gitops-repo.git"), "path": "import-cluster.yaml"}
                 | {"poll_interval_seconds": 30},
             ).raise_for_status()
             console.print(f"webhook {connected.json()['git_repo']['webhook_url']} (polling every 30 s)")

@@ -420,9 +420,16 @@ def _print_webhook(data: dict[str, Any], secret_env: str | None) -> None:
 def cluster_connect(
     name: ClusterArg,
     url: Annotated[
-        str, typer.Option("--url", help="The repository's clone URL (https or ssh).", show_default=False)
-    ],
-    branch: Annotated[str, typer.Option("--branch", help="The branch to follow.")] = "main",
+        str | None,
+        typer.Option(
+            "--url",
+            help="The repository's clone URL (https or ssh); with --from, the definition's by default.",
+            show_default=False,
+        ),
+    ] = None,
+    branch: Annotated[
+        str | None, typer.Option("--branch", help="The branch to follow (default: main).", show_default=False)
+    ] = None,
     path: Annotated[
         str | None,
         typer.Option(
@@ -431,9 +438,21 @@ def cluster_connect(
             show_default=False,
         ),
     ] = None,
-    provider: Annotated[Provider, typer.Option("--provider", help="Where the repository lives.")] = (
-        Provider.github
-    ),
+    provider: Annotated[
+        Provider | None,
+        typer.Option("--provider", help="Where the repository lives (default: github).", show_default=False),
+    ] = None,
+    from_definition: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            metavar="PATH",
+            help="A local checkout's ImportCluster file (or its folder): its spec.git_repository gives the "
+            "defaults of --url, --branch, --provider, --credential and the Bitbucket options, and its "
+            "place in the checkout the default of --path.",
+            show_default=False,
+        ),
+    ] = None,
     credential: Annotated[
         str | None,
         typer.Option(
@@ -496,6 +515,19 @@ def cluster_connect(
 ) -> None:
     """Connect a cluster to its Git repository (or repoint it) and request a first sync."""
     remote = Remote.from_options(server, token)
+    declared = _declared_source(from_definition) if from_definition is not None else {}
+    url = url or declared.get("url")
+    if url is None:
+        _usage("give --url, or --from PATH of a definition with spec.git_repository")
+    branch = branch or declared.get("branch") or "main"
+    provider = provider or Provider(declared.get("provider") or Provider.github.value)
+    path = path or declared.get("path")
+    credential = credential or declared.get("credential_name")
+    repository = repository or declared.get("repository")
+    workspace = workspace or declared.get("workspace")
+    repo_slug = repo_slug or declared.get("repo_slug")
+    project_key = project_key or declared.get("project_key")
+    instance_url = instance_url or declared.get("instance_url")
     optional: dict[str, Any] = {
         "path": path,
         "credential_name": credential,
@@ -535,6 +567,33 @@ def cluster_connect(
     _show_status(data)
     _print_webhook(data, webhook_secret_env)
     out.print(f"follow the sync with `moorage cluster gitops {esc(data['cluster_name'])}`", style="dim")
+
+
+def _declared_source(definition: Path) -> dict[str, str]:
+    """The connection a definition's spec.git_repository describes (and the root file's path)."""
+    from moorage.spec.gitsource import clone_url
+    from moorage.spec.loader import LoadOptions, UsageError, find_root_file, load
+
+    try:
+        root, root_file = find_root_file(definition)
+        result = load(root_file, LoadOptions(decrypt=False), repo_root=root)
+    except UsageError as e:
+        _usage(str(e))
+    repo = result.cluster.spec.git_repository if result.cluster is not None else None
+    if repo is None:
+        _usage(f"{definition} has no valid spec.git_repository; give --url (and --branch, --path)")
+    fields = {k: v for k, v in repo.model_dump().items() if isinstance(v, str) and v}
+    fields["url"] = clone_url(repo)
+    # --path is relative to the repository: the checkout's top (where .git is), else the folder given
+    top = next((d for d in root_file.resolve().parents if (d / ".git").exists()), root.resolve())
+    fields["path"] = root_file.resolve().relative_to(top).as_posix()
+    err.print(
+        f"from {definition}: {fields['url']} branch {repo.branch}, path {fields['path']}, "
+        f"credential {repo.credential_name}",
+        markup=False,
+        highlight=False,
+    )
+    return fields
 
 
 @cluster_app.command("disconnect")

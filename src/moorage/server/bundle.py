@@ -10,6 +10,7 @@ from typing import Any
 
 from moorage.spec.digest import entry_digests
 from moorage.spec.loader import LoadOptions, UsageError, load
+from moorage.spec.models import GitRepository
 from moorage.spec.protocol import MAX_MESSAGE_BYTES
 
 MAX_FILES = 500
@@ -37,6 +38,7 @@ class BundleCheck:
     # the repo-relative files the definition is made of, and a digest per entry (when valid)
     files: list[str] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)
+    git_repository: GitRepository | None = None  # where the definition says it lives
 
     @property
     def ok(self) -> bool:
@@ -104,6 +106,8 @@ def validate_tree(base: Path, root: str) -> BundleCheck:
     )
     if result.resolved is not None and check.ok:
         check.digests = entry_digests(result.resolved)
+    if result.cluster is not None:
+        check.git_repository = result.cluster.spec.git_repository
     if result.resolved is not None and result.resolved.addons:
         check.addons = sorted(result.resolved.addons)
         check.timeout_seconds = max(

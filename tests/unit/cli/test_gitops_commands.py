@@ -486,3 +486,68 @@ def test_gitops_commands_are_registered() -> None:
     commands = [c.name for c in cluster_app.registered_commands]
     assert {"connect", "disconnect", "gitops", "sync", "history", "rotate-webhook-secret"} <= set(commands)
     assert len(commands) == len(set(commands))
+
+
+# --------------------------------------------------------------------------- defaults from the definition
+
+DECLARED = """\
+apiVersion: v1
+kind: ImportCluster
+metadata: {name: c1}
+spec:
+  git_repository:
+    provider: github
+    credential_name: git
+    repository: acme/platform
+    branch: release
+  stacks: []
+"""
+
+
+def test_connect_from_a_definition_uses_its_git_repository(cli: Cli, tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / "clusters" / "c1").mkdir(parents=True)
+    (checkout / "clusters" / "c1" / "import-cluster.yaml").write_text(DECLARED)
+    ok(cli("cluster", "register", "c1"))
+    ok(cli("credentials", "create", "git", "--host", "github.com", stdin=TOKEN_SECRET + "\n"))
+    res = ok(cli("cluster", "connect", "c1", "--from", str(checkout / "clusters" / "c1"), "-o", "json"))
+    repo = as_json(res)["git_repo"]
+    assert repo["url"] == "https://github.com/acme/platform.git"
+    assert repo["branch"] == "release"
+    assert repo["path"] == "clusters/c1/import-cluster.yaml"
+    assert repo["credential_name"] == "git"
+    # an option given explicitly wins over the definition's
+    other = ok(
+        cli(
+            "cluster",
+            "connect",
+            "c1",
+            "--from",
+            str(checkout / "clusters" / "c1"),
+            "--branch",
+            "release",
+            "--path",
+            "clusters/c1/import-cluster.yaml",
+            "--url",
+            "https://github.com/acme/platform.git",
+            "--poll-interval",
+            "60",
+            "-o",
+            "json",
+        )
+    )
+    assert as_json(other)["git_repo"]["poll_interval_seconds"] == 60
+
+
+def test_connect_without_url_or_definition_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    ok(cli("cluster", "register", "c1"))
+    assert "give --url" in failed(cli("cluster", "connect", "c1"), 2).stderr
+    plain = tmp_path / "import-cluster.yaml"
+    plain.write_text(
+        DECLARED.replace("  git_repository:", "  unused:").split("  unused:")[0] + "  stacks: []\n"
+    )
+    assert (
+        "no valid spec.git_repository"
+        in failed(cli("cluster", "connect", "c1", "--from", str(plain)), 2).stderr
+    )

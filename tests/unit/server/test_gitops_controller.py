@@ -251,3 +251,41 @@ async def test_a_running_interrupted_job_is_told_to_stop(
     assert (cluster_id, [interrupted.job_id]) in bus.cancelled
     jobs: dict[str, Any] = {j.id: j.state for j in _open_sync_jobs(factory)}
     assert jobs == {interrupted.job_id: "cancelling", bus.jobs[1].job_id: "pending"}
+
+
+# --------------------------------------------------------------------------- issue 16, item 6
+
+
+async def test_a_sync_warns_when_the_definition_names_another_repository(
+    deps: Deps, factory: SessionFactory, box: SecretBox, bus: FakeBus
+) -> None:
+    # the example's spec.git_repository is moorage-demo/gitops-repo, branch main
+    connect(factory, box, "c1", "https://git.example/acme/platform.git")
+
+    async def published() -> bool:
+        return len(bus.jobs) >= 1
+
+    async def finished() -> bool:
+        with transaction(factory) as s:
+            return any(h.status == "success" for h in s.scalars(select(GitSync)))
+
+    controller = GitOpsController(deps, tick_seconds=0.05)
+    task = asyncio.create_task(controller.run())
+    try:
+        await eventually(published, "the sync job")
+        with transaction(factory) as s:  # the agent ran it
+            job = s.get(Job, bus.jobs[0].job_id)
+            assert job is not None
+            job.state = "success"
+            job.operation.state = service.OperationState.SUCCESS
+        await eventually(finished, "the sync's end")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with transaction(factory) as s:
+        (row,) = s.scalars(select(GitSync))
+        assert "warning: the definition's spec.git_repository names repository moorage-demo/gitops-repo" in (
+            row.message
+        )
+        assert "(connected: https://git.example/acme/platform.git)" in row.message

@@ -26,6 +26,7 @@ from moorage.server.ports import Bus
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
 from moorage.spec.digest import Changes, compare
+from moorage.spec.gitsource import mismatch
 from moorage.spec.protocol import JobAction, JobMessage, JobState
 
 log = logging.getLogger("moorage.server.gitops")
@@ -335,9 +336,18 @@ async def _wait(deps: Deps, run: Run, operation_id: str) -> tuple[str, list[Any]
         await asyncio.sleep(delay)
 
 
+def source_warning(check: BundleCheck, run: Run) -> str:
+    """A definition whose spec.git_repository names another repository or branch than the connection."""
+    return mismatch(check.git_repository, run.url, run.branch) if check.git_repository else ""
+
+
 async def _complete(
     deps: Deps, run: Run, sha: str, check: BundleCheck, changes: Changes, message: str
 ) -> None:
+    if warning := source_warning(check, run):
+        message += f"; warning: {warning}"
+        log.warning("GitOps sync of %s: %s", run.cluster_name, warning)
+
     def work(session: Session) -> None:
         now = deps.clock()
         repo = _repo(session, run.cluster_id)
