@@ -39,11 +39,42 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gitops-repo"
 CHARTS = ROOT / "tests" / "charts"
 NAME = "demo"
-console = Console()
+
+
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM, SIGHUP) while the demo was still starting."""
+
+
+def _drop_output() -> None:
+    """Send the rest of the demo's output to /dev/null (its reader is gone)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class QuietOnBrokenPipe(Console):
+    """`make demo | tee demo.log` stopped with Ctrl-C kills tee too, so the demo's next line meets a
+    closed pipe. rich then raises SystemExit(1), which skipped the clean-up after "stopping" and left
+    etcd, the API server, the controllers and kwok running; here the output is dropped instead."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _drop_output()
+
+
+console = QuietOnBrokenPipe()
+
+
+def say(*items: Any) -> None:
+    try:
+        console.print(*items)
+    except OSError:  # EIO of a terminal that went away
+        console.quiet = True
+        _drop_output()
 
 
 def step(text: str) -> None:
-    console.print(f"\n[bold]==> {text}[/bold]")
+    say(f"\n[bold]==> {text}[/bold]")
 
 
 def free_port(preferred: int) -> int:
@@ -128,7 +159,7 @@ def screenshots(server_url: str, user: str, password: str, folder: Path) -> None
                 page.wait_for_selector(ready, timeout=30_000)
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(folder / f"{name}.png"))
-            console.print(f"saved {folder / (name + '.png')}")
+            say(f"saved {folder / (name + '.png')}")
         browser.close()
 
 
@@ -137,25 +168,30 @@ def main() -> int:
     parser.add_argument("--screenshots", type=Path, help="save pictures of the UI's main pages here and stop")
     options = parser.parse_args()
     stop = False
+    starting = True
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stop
+        nonlocal stop, starting
         stop = True
+        if starting:  # still starting: unwind now, not after minutes of waiting for a sync
+            starting = False
+            raise Interrupted
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGHUP: the terminal (or the ssh session) went away
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     work = Path(tempfile.mkdtemp(prefix="moorage-demo-"))
     processes: list[subprocess.Popen[bytes]] = []
 
-    step("devcluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
-    started = time.monotonic()
-    if any(c.name == NAME for c in devcluster.list_clusters()):
-        devcluster.down(NAME)
-    cluster = devcluster.up(NAME, nodes=3)
-    console.print(f"ready in {time.monotonic() - started:.1f}s; kubeconfig {cluster.kubeconfig}")
-    kubeconfig = str(cluster.kubeconfig)
-    helm_env = chartsources.helm_env(work / "helm")
     try:
+        step("devcluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
+        started = time.monotonic()
+        if any(c.name == NAME for c in devcluster.list_clusters()):
+            devcluster.down(NAME)
+        cluster = devcluster.up(NAME, nodes=3)
+        say(f"ready in {time.monotonic() - started:.1f}s; kubeconfig {cluster.kubeconfig}")
+        kubeconfig = str(cluster.kubeconfig)
+        helm_env = chartsources.helm_env(work / "helm")
         archives = chartsources.package_charts(
             sorted(p for p in CHARTS.iterdir() if p.is_dir()), work / "repo", work / "helm"
         )
@@ -172,7 +208,7 @@ def main() -> int:
             subprocess.run(
                 [*helm, f"--kubeconfig={kubeconfig}"], check=True, env=helm_env, stdout=subprocess.DEVNULL
             )
-            console.print("helm installed release hello from the OCI registry")
+            say("helm installed release hello from the OCI registry")
 
             step("moorage server (SQLite, embedded NATS with JetStream)")
             token = "mrg_" + secrets.token_urlsafe(32)
@@ -215,16 +251,16 @@ def main() -> int:
                 json={"url": git.repo_url("moorage-demo/gitops-repo.git"), "path": "import-cluster.yaml"}
                 | {"poll_interval_seconds": 30},
             ).raise_for_status()
-            console.print(f"webhook {connected.json()['git_repo']['webhook_url']} (polling every 30 s)")
+            say(f"webhook {connected.json()['git_repo']['webhook_url']} (polling every 30 s)")
             state = wait_synced(api)
-            console.print(f"GitOps: {state['sync_status']} at {state['last_commit_sha']}")
+            say(f"GitOps: {state['sync_status']} at {state['last_commit_sha']}")
             addons = wait_reported(api)
             table = Table(
                 "add-on", "state", "chart", "reason", title=f"cluster {NAME} (agent {addons['agent']})"
             )
             for row in addons["result"]:
                 table.add_row(row["name"], row["state"], f"{row['chart']} {row['version']}", row["reason"])
-            console.print(table)
+            say(table)
             password = secrets.token_urlsafe(12)
             api.post(
                 "/users", json={"username": "demo", "password": password, "role": "admin"}
@@ -235,17 +271,22 @@ def main() -> int:
                 return 0
 
             step("running")
-            console.print(f"web UI     {server_url}/   (user demo, password {password})")
-            console.print(f"API        {server_url}/api/v1   (OpenAPI: {server_url}/docs)")
-            console.print(f"token      export MOORAGE_TOKEN={token}")
-            console.print(f"kubeconfig {kubeconfig}")
-            console.print(f"logs       {work}")
-            console.print(f"Git        edit {tree.path}, then git commit and git push: synced within 30 s")
-            console.print(f"           (moorage cluster sync {NAME} for now; moorage cluster history {NAME})")
-            console.print("Ctrl-C stops the agent, the server, the chart sources and the devcluster.")
+            say(f"web UI     {server_url}/   (user demo, password {password})")
+            say(f"API        {server_url}/api/v1   (OpenAPI: {server_url}/docs)")
+            say(f"token      export MOORAGE_TOKEN={token}")
+            say(f"kubeconfig {kubeconfig}")
+            say(f"logs       {work}")
+            say(f"Git        edit {tree.path}, then git commit and git push: synced within 30 s")
+            say(f"           (moorage cluster sync {NAME} for now; moorage cluster history {NAME})")
+            say("Ctrl-C stops the agent, the server, the chart sources and the devcluster.")
+            starting = False
             while not stop:
                 time.sleep(0.5)
+    except Interrupted:
+        pass
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         step("stopping")
         for proc in reversed(processes):
             if proc.poll() is None:
@@ -254,8 +295,12 @@ def main() -> int:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        devcluster.down(NAME)
-        console.print("stopped")
+                    proc.wait()
+        try:
+            devcluster.down(NAME)
+        except devcluster.DevclusterError as e:
+            say(f"could not stop the devcluster: {e}")
+        say("stopped")
     return 0
 
 
