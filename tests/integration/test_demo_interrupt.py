@@ -13,24 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.process_support import kill_all, processes_mentioning
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _ours(marker: str) -> list[str]:
-    """Command lines of the processes whose command line or working directory mentions `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            cwd = os.readlink(entry / "cwd")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and (marker in cmdline or cwd.startswith(marker)):
-            found.append(f"{entry.name}: {cmdline[:200]}")
-    return found
 
 
 @pytest.mark.timeout(600)
@@ -63,20 +48,16 @@ def test_ctrl_c_on_the_demo_in_a_pipeline_stops_everything(tmp_path: Path, marke
             assert shell.poll() is None, log.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(0.5)
-        assert len(_ours(str(tmp_path))) >= started  # etcd, API server, controllers, kwok, server, ...
+        # etcd, the API server, the controllers, kwok, the server, the agent, ...
+        assert len(processes_mentioning(str(tmp_path))) >= started
         os.killpg(shell.pid, signal.SIGINT)  # Ctrl-C: the demo, tee and the shell all get it
         shell.wait(120)
         deadline = time.monotonic() + 30
-        while (left := _ours(str(tmp_path))) and time.monotonic() < deadline:
+        while (left := processes_mentioning(str(tmp_path))) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert left == [], "\n".join(left)
         assert not (tmp_path / "devclusters" / "demo").exists()
     finally:
         if shell.poll() is None:
             os.killpg(shell.pid, signal.SIGKILL)
-        for line in _ours(str(tmp_path)):  # never leave a devcluster behind, even when failing
-            pid = int(line.split(":", 1)[0])
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(str(tmp_path))  # never leave a devcluster behind, even when failing

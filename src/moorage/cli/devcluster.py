@@ -1,6 +1,7 @@
 """`moorage devcluster up | down | status`: a real local Kubernetes for the demo and the tests."""
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,13 +21,40 @@ def up(
     name: NameOption = "dev",
     nodes: Annotated[int, typer.Option("--nodes", help="Number of fake (kwok) nodes.")] = 3,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 90.0,
+    with_charts: Annotated[
+        bool,
+        typer.Option(
+            "--with-charts",
+            help="Also serve the example's charts (the checkout's tests/charts, or --charts) as a Helm "
+            "repository at http://127.0.0.1:8879, where examples/gitops-repo expects them.",
+        ),
+    ] = False,
+    charts: Annotated[
+        Path | None,
+        typer.Option("--charts", help="With --with-charts: the folder of chart folders.", show_default=False),
+    ] = None,
+    charts_port: Annotated[int, typer.Option("--charts-port", help="With --with-charts: the port.")] = 8879,
 ) -> None:
     """Start a devcluster; the last line printed is its kubeconfig path."""
     from moorage import devcluster
 
+    if with_charts:
+        from moorage.devcluster import chartserver
+
+        charts = charts or chartserver.default_charts_dir()
+        if charts is None:
+            err.print("[red]error:[/red] --with-charts: no tests/charts here; give --charts DIR", markup=True)
+            raise typer.Exit(2)
     started = time.monotonic()
     try:
         cluster = devcluster.up(name, nodes=nodes, timeout=timeout)
+        if with_charts and charts is not None:
+            try:
+                url = chartserver.start(cluster, charts, charts_port)
+            except BaseException:
+                devcluster.down(name)  # all or nothing
+                raise
+            err.print(f"charts of {charts} served at {url}", highlight=False)
     except devcluster.DevclusterError as e:
         err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
         raise typer.Exit(1) from None
