@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo screenshots test tools browser venv lock lint unit integration clean
+.PHONY: demo screenshots test tools tools-argocd browser venv lock lint fuzz unit integration clean
 
 demo: tools
 	$(BIN)/python scripts/demo.py
@@ -14,7 +14,7 @@ demo: tools
 screenshots: tools browser
 	$(BIN)/python scripts/demo.py --screenshots docs/screenshots
 
-test: tools browser lint
+test: tools tools-argocd browser lint
 	$(BIN)/pytest -q tests
 
 venv: $(VENV)/.installed
@@ -44,6 +44,14 @@ tools: venv
 	@command -v go >/dev/null || { echo "Go 1.26+ is needed to build the devcluster binaries (tools/k8s)"; exit 1; }
 	tools/k8s/build.sh $(BIN)
 
+# Argo CD's application-controller and repo-server (v3.6, built with the go1.27.3 toolchain from the
+# Go module proxy) and Debian's redis-server, for the ArgoCD engine and the peer benchmarks
+tools-argocd: venv
+	tools/k8s/build.sh $(BIN) argocd
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
+
 # Debian's chromium for the browser tests (Playwright drives it; `playwright install` cannot download here)
 CHROMIUM := /usr/bin/chromium
 browser:
@@ -58,10 +66,16 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# the fuzz tests of the parsers of untrusted input, longer than `make test` runs them
+FUZZ_EXAMPLES ?= 20000
+fuzz: venv
+	MOORAGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_fuzz_parsers.py \
+	  tests/unit/server/test_gitops_webhooks.py
+
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-integration: tools browser
+integration: tools tools-argocd browser
 	$(BIN)/pytest -q tests/integration
 
 clean:

@@ -2,14 +2,18 @@
 # Builds the devcluster's binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 # etcd, kwok), helm and an OCI registry from the Go module proxy, each once per version.
 #
-#   tools/k8s/build.sh LINK_DIR     build what is missing, then symlink every binary into LINK_DIR
+#   tools/k8s/build.sh LINK_DIR [argocd]
+#                                   build what is missing, then symlink every binary into LINK_DIR;
+#                                   `argocd` adds Argo CD's controller and repo-server (make tools-argocd)
 #
 # Built binaries are cached in $MOORAGE_CACHE/bin/<component>-<version>/ (default ~/.cache/moorage),
 # outside the repository. A component is rebuilt only when its version in tools/k8s/*/go.mod changes.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-link_dir="${1:?usage: tools/k8s/build.sh LINK_DIR}"
+link_dir="${1:?usage: tools/k8s/build.sh LINK_DIR [argocd]}"
+shift
+extras=" $* "
 cache="${MOORAGE_CACHE:-$HOME/.cache/moorage}/bin"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
@@ -76,3 +80,25 @@ build helm "$helm" "-s -w -X helm.sh/helm/v4/internal/version.version=$helm" hel
 registry="$(required_version registry github.com/distribution/distribution/v3)"
 build registry "$registry" "-s -w -X github.com/distribution/distribution/v3/version.version=$registry" \
   registry=github.com/distribution/distribution/v3/cmd/registry
+
+# Argo CD v3.6 (its go.mod says go 1.27): the one multi-call binary, named after the components it is
+# run as (it dispatches on argv[0]), plus its CRDs and base config from the module, as for kwok.
+if [[ "$extras" == *" argocd "* ]]; then
+  argocd="$(required_version argocd github.com/argoproj/argo-cd/v3)"
+  argocd_ld="-s -w -X github.com/argoproj/argo-cd/v3/common.version=${argocd#v}"
+  argocd_ld+=" -X github.com/argoproj/argo-cd/v3/common.buildDate=1970-01-01T00:00:00Z"
+  GOTOOLCHAIN=go1.27.3 build argocd "$argocd" "$argocd_ld" argocd=github.com/argoproj/argo-cd/v3/cmd
+  for name in argocd-application-controller argocd-repo-server; do
+    ln -sfn "$cache/argocd-$argocd/argocd" "$link_dir/$name"
+  done
+  if [[ ! -d "$cache/argocd-$argocd/manifests" ]]; then
+    src="$(cd "$here/argocd" && GOTOOLCHAIN=go1.27.3 go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)/manifests"
+    tmp="$cache/argocd-$argocd/manifests.tmp.$$"
+    mkdir -p "$tmp"
+    cp "$src"/crds/application-crd.yaml "$src"/crds/appproject-crd.yaml \
+       "$src"/base/config/argocd-cm.yaml "$src"/base/config/argocd-secret.yaml \
+       "$src"/base/config/argocd-rbac-cm.yaml "$src"/base/config/argocd-cmd-params-cm.yaml "$tmp/"
+    chmod 0644 "$tmp"/*.yaml
+    mv "$tmp" "$cache/argocd-$argocd/manifests"
+  fi
+fi

@@ -21,6 +21,14 @@ def up(
     name: NameOption = "dev",
     nodes: Annotated[int, typer.Option("--nodes", help="Number of fake (kwok) nodes.")] = 3,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 90.0,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Also run: argocd (Argo CD's application-controller, repo-server and Redis; "
+            "`make tools-argocd` builds them).",
+        ),
+    ] = None,
     with_charts: Annotated[
         bool,
         typer.Option(
@@ -45,9 +53,25 @@ def up(
         if charts is None:
             err.print("[red]error:[/red] --with-charts: no tests/charts here; give --charts DIR", markup=True)
             raise typer.Exit(2)
+
+    extras = set(with_ or ())
+    if unknown := extras - {"argocd"}:
+        err.print(
+            f"[red]error:[/red] --with {sorted(unknown)[0]}: unknown; the choices are: argocd", markup=True
+        )
+        raise typer.Exit(2)
     started = time.monotonic()
     try:
         cluster = devcluster.up(name, nodes=nodes, timeout=timeout)
+        if "argocd" in extras:
+            from moorage.devcluster import argocd
+
+            try:
+                argocd.start(cluster)
+            except BaseException:
+                devcluster.down(name)  # all or nothing: no half-started devcluster stays behind
+                raise
+            err.print(f"Argo CD running (namespace {argocd.NAMESPACE}, destination {argocd.IN_CLUSTER})")
         if with_charts and charts is not None:
             try:
                 url = chartserver.start(cluster, charts, charts_port)

@@ -5,7 +5,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 
-from moorage.engine import addons, inventory, manifests
+from moorage.engine import addons, argocd, inventory, manifests
 from moorage.engine import removed as removed_addons
 from moorage.engine.context import EngineContext
 from moorage.engine.outcome import EntryOutcome, EntryStatus, SyncResult
@@ -105,6 +105,13 @@ async def sync(
             result.outcomes[outcome.ref] = outcome
             if progress:
                 progress(outcome)
+    if ctx.options.prune_addons and not ctx.options.dry_run and not selective:
+        for outcome in await argocd.remove_missing(ctx, cluster):
+            result.outcomes.setdefault(outcome.ref, outcome)
+            if outcome.pruned:
+                result.pruned_addons.append(outcome.ref.removeprefix("addon/"))
+            if progress:
+                progress(outcome)
     result.seconds = time.monotonic() - started
     return result
 
@@ -172,6 +179,8 @@ async def _deploy(
         return EntryOutcome(str(ref), EntryStatus.UNCHANGED, "not part of this add-on sync")
     if ref.kind == "addon":
         addon = cluster.addons[ref.name]
+        if argocd.uses_argocd(addon, cluster.default_engine):
+            return await argocd.deploy(ctx, addon, cluster.name)
         return await addons.deploy(ctx, addon, current_release(releases, addon, cluster.name), cluster.name)
     if ref.kind == "manifest":
         return await manifests.deploy(

@@ -6,7 +6,7 @@ masked by the diff, and a definition difference names value paths, never values.
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from moorage.engine import addons
+from moorage.engine import addons, argocd
 from moorage.engine.context import EngineContext
 from moorage.engine.diff import ResourceDrift
 from moorage.engine.health import AddonHealth
@@ -159,6 +159,11 @@ def from_report(
     addon: ResolvedAddon, report: AddonReport, *, commit: str | None, cause: Cause = Cause.SWEEP
 ) -> AddonObservation:
     """The observation of one add-on as a sweep found it (before any heal)."""
+    if report.engine == argocd.ENGINE:
+        last_error = "; ".join(report.errors) or None
+        return argocd.observation(
+            addon, report.application, cause=str(cause), commit=commit, last_error=last_error
+        )
     conflicts = [
         {
             "resource": c.resource,
@@ -197,8 +202,17 @@ async def observe(
     found = await scan(ctx, cluster, latest(stored), only)
     now = ctx.clock()
     errors = errors or {}
+    wanted = [a for n, a in cluster.addons.items() if only is None or n in only]
+    on_argocd = {a.name for a in wanted if argocd.uses_argocd(a, cluster.default_engine)}
+    apps: dict[str, dict[str, Any]] = {}
+    if on_argocd:
+        apps = {a["metadata"]["name"]: a for a in await argocd.owned_applications(ctx, cluster.name)}
     return [
-        observation(
+        argocd.observation(
+            addon, apps.get(addon.name), cause=str(cause), commit=commit, last_error=errors.get(addon.name)
+        )
+        if addon.name in on_argocd
+        else observation(
             addon,
             found.release_of[name],
             found.drift(addon),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from moorage.engine import addons, fights, heal, objects, prune, windows
+from moorage.engine import addons, argocd, fights, heal, objects, prune, windows
 from moorage.engine.context import EngineContext
 from moorage.engine.diff import DEFAULT_OWN_MANAGERS, IgnoreRule, ResourceDrift, diff_resource
 from moorage.engine.health import (
@@ -18,6 +18,7 @@ from moorage.engine.health import (
     AddonHealth,
     Checks,
     Context,
+    Health,
     HealthStatus,
     addon_health,
     assess,
@@ -57,6 +58,9 @@ class AddonReport:
     conflicts: list[fights.Conflict] = field(default_factory=list)
     health: AddonHealth | None = None  # of the release's resources, before any heal
     current: Release | None = None  # the release the sweep looked at
+    # the ArgoCD engine's add-ons: Argo CD heals and prunes them; the sweep only reads their Application
+    engine: str = "native"
+    application: dict[str, Any] | None = None
 
 
 def ignore_rules(addon: ResolvedAddon) -> list[IgnoreRule]:
@@ -304,8 +308,21 @@ async def sweep(ctx: EngineContext, cluster: ResolvedCluster) -> tuple[Heartbeat
 
     found = await scan(ctx, cluster, releases)
     now = ctx.clock()
+    on_argocd = {n for n, a in cluster.addons.items() if argocd.uses_argocd(a, cluster.default_engine)}
+    if on_argocd:
+        apps = {a["metadata"]["name"]: a for a in await argocd.owned_applications(ctx, cluster.name)}
+        for name in on_argocd:
+            addon, app = cluster.addons[name], apps.get(name)
+            status, reason = argocd.health_of(app, addon)
+            reports[name].engine, reports[name].application = argocd.ENGINE, app
+            reports[name].release = "Argo CD Application" if app is not None else None
+            reports[name].health = addon_health(
+                [(f"Application {name}", Health(status, reason))], strict=False
+            )
     heals = []
     for name, addon in cluster.addons.items():
+        if name in on_argocd:
+            continue
         release, drift = found.release_of[name], found.drift(addon)
         reports[name].drift = drift
         reports[name].health = found.health(addon, now)
@@ -322,7 +339,7 @@ async def sweep(ctx: EngineContext, cluster: ResolvedCluster) -> tuple[Heartbeat
 
     for name, addon in cluster.addons.items():
         release = current_release(releases, addon, cluster.name)
-        if release is None or release.status != "deployed":
+        if release is None or release.status != "deployed" or name in on_argocd:
             continue
         history = [r for r in stored if r.name == release.name and r.namespace == release.namespace]
         try:

@@ -116,6 +116,8 @@ class ResolvedCluster:
     descriptions: dict[str, str] = field(default_factory=dict)
     manifests: dict[str, ResolvedManifest] = field(default_factory=dict)
     addons: dict[str, ResolvedAddon] = field(default_factory=dict)
+    # spec.deployment_engine: the engine of add-ons that name none (None: ankra_native)
+    default_engine: str | None = None
 
 
 @dataclass
@@ -520,7 +522,10 @@ def _object_problem(obj: Any) -> str:
 
 def resolve_all(asm: Assembly, ctx: Context, resolver: Resolver) -> ResolvedCluster:
     cluster_vars = asm.spec.variables if asm.spec else {}
-    resolved = ResolvedCluster(name=asm.metadata.name if asm.metadata else "")
+    resolved = ResolvedCluster(
+        name=asm.metadata.name if asm.metadata else "",
+        default_engine=asm.spec.deployment_engine if asm.spec else None,
+    )
     registry_urls = {r.name: r.url for r in asm.registries}
     for stack, spath, _ in asm.stacks:
         description = stack.description or ""

@@ -265,11 +265,11 @@ def _settings(addon: Any, path: PathKey, ctx: Context) -> None:
                 "managed_fields_managers and is ignored",
                 (*spath, "ignore_differences", index),
             )
-    if settings.engine == "argo_cd":
+    if settings.engine == "argo_cd" and settings.strict_health_check:
         ctx.warning(
             "engine",
-            "Moorage deploys with its native Helm engine; engine argo_cd is ignored",
-            (*spath, "engine"),
+            "strict_health_check has no effect on engine argo_cd: Argo CD's own health decides",
+            (*spath, "strict_health_check"),
         )
 
 

@@ -1,0 +1,185 @@
+"""Argo CD on the devcluster (issue 13, step 1): the real application-controller and repo-server,
+built from the Go module proxy, deploy a Helm chart from the tests' chart repository as an
+Application, and heal drift made with kubectl."""
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moorage import devcluster
+from moorage.devcluster import argocd, chartsources
+from moorage.engine.executor import sync
+from moorage.engine.observe import observe
+from moorage.engine.outcome import EntryStatus
+from moorage.spec.lifecycle import AddonState, Cause, ServerView, decide
+from tests.integration.conftest import Kubectl
+from tests.integration.engine_support import Engine, new_definition
+
+
+@pytest.fixture(scope="module")
+def argo(cluster: devcluster.DevCluster) -> Iterator[argocd.ArgoCD]:
+    ports = argocd.start(cluster)
+    try:
+        yield ports
+    finally:
+        argocd.stop(cluster)
+
+
+def application(name: str, repo_url: str, namespace: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": argocd.NAMESPACE},
+        "spec": {
+            "project": "default",
+            "source": {
+                "repoURL": repo_url,
+                "chart": "webapp",
+                "targetRevision": "1.0.0",
+                "helm": {"valuesObject": {"replicaCount": replicas}},
+            },
+            "destination": {"server": argocd.IN_CLUSTER, "namespace": namespace},
+            "syncPolicy": {"automated": {"selfHeal": True}, "syncOptions": ["ServerSideApply=true"]},
+        },
+    }
+
+
+def wait_for(what: str, check: Any, timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(1)
+    raise AssertionError(f"{what} within {timeout:.0f}s; last seen: {last!r}")
+
+
+def app_status(kubectl: Kubectl, name: str) -> tuple[str, str]:
+    app = kubectl.get("application", name, "-n", argocd.NAMESPACE)
+    status = app.get("status", {})
+    return status.get("sync", {}).get("status", ""), status.get("health", {}).get("status", "")
+
+
+def test_argo_cd_deploys_a_chart_and_heals_drift(
+    argo: argocd.ArgoCD, kubectl: Kubectl, chart_repo: chartsources.ChartRepo, namespace: str
+) -> None:
+    name = f"webapp-{namespace}"
+    kubectl.run("apply", "-f", "-", input=json.dumps(application(name, chart_repo.url, namespace, 3)))
+    wait_for(
+        "the Application Synced and Healthy",
+        lambda: app_status(kubectl, name) == ("Synced", "Healthy") or None,
+    )
+    deployments = kubectl.get("deployments", "-n", namespace)["items"]
+    assert [d["spec"]["replicas"] for d in deployments] == [3]  # the values reached the chart
+    deployment = deployments[0]["metadata"]["name"]
+
+    kubectl.run("scale", "deployment", deployment, "-n", namespace, "--replicas=5")
+    wait_for(
+        "self-heal to put replicas back to 3",
+        lambda: kubectl.get("deployment", deployment, "-n", namespace)["spec"]["replicas"] == 3,
+    )
+    kubectl.run("delete", "application", name, "-n", argocd.NAMESPACE, "--wait=false")
+
+
+ARGO_DEFINITION = """
+apiVersion: v1
+kind: ImportCluster
+metadata:
+  name: argo-SFX
+spec:
+  deployment_engine: argo_cd
+  helm_registries:
+    - name: http-repo
+      url: {http}
+  stacks:
+    - name: apps
+      addons:
+        - name: web-SFX
+          chart_name: webapp
+          chart_version: "1.0.0"
+          registry_name: http-repo
+          namespace: apps-SFX
+          configuration:
+            values:
+              replicaCount: {replicas}
+"""
+
+EMPTY_DEFINITION = """
+apiVersion: v1
+kind: ImportCluster
+metadata:
+  name: argo-SFX
+spec:
+  deployment_engine: argo_cd
+  stacks:
+    - name: apps
+      manifests:
+        - name: placeholder-SFX
+          manifest: |
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: placeholder-SFX
+              namespace: default
+"""
+
+
+async def test_the_argo_cd_engine_deploys_observes_and_prunes_an_add_on(
+    argo: argocd.ArgoCD,
+    cluster: devcluster.DevCluster,
+    kubectl: Kubectl,
+    chart_repo: chartsources.ChartRepo,
+    helm_home: Path,
+    tmp_path: Path,
+) -> None:
+    """deployment_engine argo_cd: the add-on becomes an Application that Argo CD syncs (no Helm release),
+    Moorage's observation says Synced from Argo CD's status, and a removal deletes the Application and,
+    since the add-on may be pruned, its resources."""
+    d = new_definition(tmp_path)
+    d.write(ARGO_DEFINITION.format(http=chart_repo.url, replicas=2))
+    resolved, plan = d.load()
+    name, ns = d.ns("web"), d.ns("apps")
+    async with Engine(cluster.kubeconfig, helm_home, timeout_seconds=180) as ctx:
+        first = await sync(ctx, resolved, plan)
+        assert first.ok, {r: o.message for r, o in first.outcomes.items()}
+        assert first.outcomes[f"addon/{name}"].status is EntryStatus.APPLIED
+        assert kubectl.get("deploy", name, "-n", ns)["spec"]["replicas"] == 2
+        helm_secrets = kubectl.get("secrets", "-n", ns, "-l", "owner=helm")["items"]
+        assert helm_secrets == []  # Argo CD renders with helm template: no Helm release
+
+        again = await sync(ctx, resolved, plan)
+        assert again.outcomes[f"addon/{name}"].status is EntryStatus.UNCHANGED
+
+        (obs,) = await observe(ctx, resolved, cause=Cause.SWEEP)
+        assert obs.engine == "argo_cd"
+        assert obs.installed
+        assert obs.health == "Healthy"
+        life = decide(obs, ServerView(agent_online=True))
+        assert life.state is AddonState.SYNCED, life.reason
+
+        d.write(ARGO_DEFINITION.format(http=chart_repo.url, replicas=4))
+        changed, changed_plan = d.load()
+        (stale,) = await observe(ctx, changed, cause=Cause.SWEEP)
+        assert not stale.definition_matches
+        assert "values differ" in stale.definition_diff
+        updated = await sync(ctx, changed, changed_plan)
+        assert updated.outcomes[f"addon/{name}"].status is EntryStatus.APPLIED
+        assert kubectl.get("deploy", name, "-n", ns)["spec"]["replicas"] == 4
+
+        d.write(EMPTY_DEFINITION)
+        emptied, empty_plan = d.load()
+        removed = await sync(ctx, emptied, empty_plan)
+        assert removed.outcomes[f"addon/{name}"].status is EntryStatus.APPLIED, removed.outcomes
+        assert name in removed.pruned_addons
+    wait_for(
+        "Argo CD to delete the Application and its resources",
+        lambda: (
+            kubectl.run("get", "deploy", name, "-n", ns, check=False).returncode != 0
+            and kubectl.run("get", "application", name, "-n", argocd.NAMESPACE, check=False).returncode != 0
+        ),
+    )
