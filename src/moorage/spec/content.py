@@ -564,6 +564,16 @@ def resolve_all(asm: Assembly, ctx: Context, resolver: Resolver) -> ResolvedClus
             continue
         if a_entry.name not in resolved.addons:
             resolved.addons[a_entry.name] = ra
+    for p_entry in asm.partial:
+        # An invalid entry's content is still read, for its problems only (it deploys nothing).
+        scopes = resolver.scopes_for(p_entry.stack.variables, cluster_vars)
+        try:
+            if p_entry.kind == "manifest":
+                resolver.manifest(p_entry, scopes)
+            elif p_entry.kind == "addon":
+                resolver.addon(p_entry, scopes, registry_urls)
+        except SpecError as exc:
+            ctx.report.add_exception(exc, path=ctx.where(p_entry.path)[0])
     return resolved
 
 

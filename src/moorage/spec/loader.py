@@ -21,6 +21,7 @@ from moorage.spec.graph import Plan, build_plan
 from moorage.spec.models import (
     WIRE_ONLY_FIELDS,
     Addon,
+    AddonConfiguration,
     Application,
     HelmRegistry,
     ImportCluster,
@@ -359,7 +360,22 @@ def _stand_in(
     }
     if cls is not Application and isinstance(raw.get("dependencies_override"), list):
         fields["dependencies_override"] = _salvage(Parent, raw["dependencies_override"])
+    # What its content needs, when well-typed, so its files and values are checked too.
+    texts = _CONTENT_TEXT_FIELDS.get(kind, ())
+    fields.update({k: raw[k] for k in texts if isinstance(raw.get(k), str)})
+    if kind == "manifest" and isinstance(raw.get("encrypted_paths"), list):
+        fields["encrypted_paths"] = [e for e in raw["encrypted_paths"] if isinstance(e, str)]
+    if kind == "addon":
+        fields.update({k: fields.get(k, "") for k in ("chart_name", "chart_version", "namespace")})
+        configuration = _salvage(AddonConfiguration, [raw.get("configuration")])
+        fields["configuration"] = configuration[0] if configuration else None
     return cls.model_construct(**fields)
+
+
+_CONTENT_TEXT_FIELDS = {
+    "manifest": ("from_file", "manifest", "manifest_base64", "namespace"),
+    "addon": ("chart_name", "chart_version", "namespace", "registry_name", "registry_url", "repository_url"),
+}
 
 
 def _stand_in_stack(raw: dict[str, Any], index: int) -> Stack:

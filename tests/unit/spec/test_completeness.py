@@ -176,3 +176,33 @@ def test_entry_namespace_and_cluster_scoped_kinds_count(repo: Loader) -> None:
     result = repo(files)
     messages = sorted(i.message.split(" is defined")[0] for i in result.report.errors)
     assert messages == ["ConfigMap apps/settings", "Namespace apps"], result.report.to_text()
+
+
+def test_a_broken_entry_still_has_its_files_checked(repo: Loader) -> None:
+    body = (
+        "  stacks:\n    - name: s\n      manifests:\n"
+        "        - name: m\n          forse: true\n          from_file: missing.yaml\n"
+        "      addons:\n"
+        "        - name: a\n          chart_name: c\n          chart_versoin: '1'\n"
+        "          registry_name: local\n          namespace: ns\n"
+        "          configuration: {from_file: values-missing.yaml}\n"
+    )
+    result = repo({ROOT: HEADER + body})
+    text = result.report.to_text()
+    assert text.count("unknown field") == 2, text
+    assert "missing.yaml" in text
+    assert "values-missing.yaml" in text
+    assert result.resolved is not None
+    assert result.resolved.addons == {}  # a broken entry deploys nothing
+    assert result.resolved.manifests == {}
+
+
+def test_a_broken_entry_still_conflicts_with_others(repo: Loader) -> None:
+    body = (
+        "  stacks:\n    - name: s\n      manifests:\n"
+        "        - name: one\n          from_file: one.yaml\n"
+        "        - name: two\n          colour: red\n          from_file: two.yaml\n"
+    )
+    result = repo({ROOT: HEADER + body, "one.yaml": CM, "two.yaml": CM})
+    codes = sorted(i.code for i in result.report.errors)
+    assert codes == ["duplicate-object", "unknown-field"], result.report.to_text()
