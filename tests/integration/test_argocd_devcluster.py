@@ -183,3 +183,61 @@ async def test_the_argo_cd_engine_deploys_observes_and_prunes_an_add_on(
             and kubectl.run("get", "application", name, "-n", argocd.NAMESPACE, check=False).returncode != 0
         ),
     )
+
+
+def metadata_of(kubectl: Kubectl, kind: str, name: str, ns: str) -> dict[str, Any]:
+    meta = kubectl.get(kind, name, "-n", ns)["metadata"]
+    return {
+        "uid": meta["uid"],
+        "labels": meta.get("labels") or {},
+        "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if "revision" not in k},
+    }
+
+
+async def test_migration_from_argo_cd_keeps_every_object_and_pod(
+    argo: argocd.ArgoCD,
+    cluster: devcluster.DevCluster,
+    kubectl: Kubectl,
+    chart_repo: chartsources.ChartRepo,
+    helm_home: Path,
+    tmp_path: Path,
+) -> None:
+    """engine argo_cd -> ankra_native in the definition: the next sync takes Argo CD off the add-on,
+    helm adopts the objects, and the Application goes; no object and no Pod is recreated, and the only
+    metadata that changes is Helm's label and annotations."""
+    d = new_definition(tmp_path)
+    d.write(ARGO_DEFINITION.format(http=chart_repo.url, replicas=2))
+    resolved, plan = d.load()
+    name, ns = d.ns("web"), d.ns("apps")
+    async with Engine(cluster.kubeconfig, helm_home, timeout_seconds=180) as ctx:
+        first = await sync(ctx, resolved, plan)
+        assert first.ok, {r: o.message for r, o in first.outcomes.items()}
+        wait_for("two pods Running", lambda: len(kubectl.get("pods", "-n", ns)["items"]) == 2)
+        objects = {"deployment": name, "service": name, "configmap": f"{name}-config"}
+        before = {kind: metadata_of(kubectl, kind, obj, ns) for kind, obj in objects.items()}
+        pods_before = sorted(p["metadata"]["uid"] for p in kubectl.get("pods", "-n", ns)["items"])
+
+        d.write(ARGO_DEFINITION.format(http=chart_repo.url, replicas=2).replace("argo_cd", "ankra_native"))
+        native, native_plan = d.load()
+        moved = await sync(ctx, native, native_plan)
+        outcome = moved.outcomes[f"addon/{name}"]
+        assert outcome.status is EntryStatus.APPLIED, outcome.message
+        assert outcome.reason == "migrated_from_argocd"
+        assert kubectl.run("get", "application", name, "-n", argocd.NAMESPACE, check=False).returncode != 0
+
+        again = await sync(ctx, native, native_plan)
+        assert again.outcomes[f"addon/{name}"].status is EntryStatus.UNCHANGED
+    helm_added_labels = {"app.kubernetes.io/managed-by"}
+    helm_added_annotations = {"meta.helm.sh/release-name", "meta.helm.sh/release-namespace"}
+    for kind, old in before.items():
+        new = metadata_of(kubectl, kind, objects[kind], ns)
+        assert new["uid"] == old["uid"], f"{kind} was recreated"
+        assert {k: v for k, v in new["labels"].items() if k not in helm_added_labels} == {
+            k: v for k, v in old["labels"].items() if k not in helm_added_labels
+        }, kind
+        assert new["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert {k: v for k, v in new["annotations"].items() if k not in helm_added_annotations} == old[
+            "annotations"
+        ]
+        assert new["annotations"]["meta.helm.sh/release-name"] == name
+    assert sorted(p["metadata"]["uid"] for p in kubectl.get("pods", "-n", ns)["items"]) == pods_before

@@ -122,9 +122,15 @@ def _timeout(ctx: EngineContext, addon: ResolvedAddon, creating: bool) -> int:
 
 
 async def deploy(
-    ctx: EngineContext, addon: ResolvedAddon, current: Release | None, cluster: str
+    ctx: EngineContext,
+    addon: ResolvedAddon,
+    current: Release | None,
+    cluster: str,
+    *,
+    migrating_from: str | None = None,
 ) -> EntryOutcome:
-    """Make the add-on's release match its definition. `current` is its newest stored revision."""
+    """Make the add-on's release match its definition. `current` is its newest stored revision;
+    `migrating_from` names the Argo CD Application whose objects it may take over."""
     started = time.monotonic()
     ref = f"addon/{addon.name}"
     desired = Desired.of(addon)
@@ -194,7 +200,9 @@ async def deploy(
                 addon.name, addon.namespace, chart_ref(addon), desired.values, secrets=desired.secrets
             )
             previous = current.namespace if current is not None else None
-            found = await ownership.claims(ctx.kube, rendered, addon.namespace, addon.name, previous)
+            found = await ownership.claims(
+                ctx.kube, rendered, addon.namespace, addon.name, previous, migrating_from
+            )
             taken = ownership.decide(found, settings.take_ownership, addon.name)
             if not taken:
                 raise

@@ -21,7 +21,7 @@ from moorage.spec.protocol import AddonObservation
 
 ENGINE = "argo_cd"
 POLL_SECONDS = 1.0
-_KIND = (argocd_app.API_VERSION, "Application")
+KIND = (argocd_app.API_VERSION, "Application")
 
 
 def uses_argocd(addon: ResolvedAddon, default_engine: str | None) -> bool:
@@ -31,7 +31,7 @@ def uses_argocd(addon: ResolvedAddon, default_engine: str | None) -> bool:
 async def current(ctx: EngineContext, name: str) -> dict[str, Any] | None:
     """The Application named `name` in Argo CD's namespace (None: absent, or no Argo CD CRD)."""
     try:
-        return await ctx.kube.get(*_KIND, name, argocd_app.NAMESPACE)
+        return await ctx.kube.get(*KIND, name, argocd_app.NAMESPACE)
     except kube_errors.NotFound:
         return None
 
@@ -152,27 +152,26 @@ async def _wait(
 async def owned_applications(ctx: EngineContext, cluster: str) -> list[dict[str, Any]]:
     """Moorage's Applications for this cluster (none when Argo CD's CRD is not installed)."""
     try:
-        found = await ctx.kube.list(*_KIND, argocd_app.NAMESPACE, label_selector=f"{CLUSTER_LABEL}={cluster}")
+        found = await ctx.kube.list(*KIND, argocd_app.NAMESPACE, label_selector=f"{CLUSTER_LABEL}={cluster}")
     except (kube_errors.NotFound, kube_errors.UnknownKind):
         return []
     return [a for a in found if argocd_app.owned(a)]
 
 
 async def remove_missing(ctx: EngineContext, cluster: ResolvedCluster) -> list[EntryOutcome]:
-    """Delete the Applications of add-ons that left the definition, or left the ArgoCD engine.
-    Argo CD deletes the resources only for Applications carrying its resources finalizer (the add-on
-    could be pruned); the others leave their resources in place."""
+    """Delete the Applications of add-ons that left the definition. Argo CD deletes the resources
+    only for Applications carrying its resources finalizer (the add-on could be pruned); the others
+    leave their resources in place."""
     outcomes = []
     for app in await owned_applications(ctx, cluster.name):
         name = app["metadata"]["name"]
         addon_name = app["metadata"]["labels"].get(ADDON_LABEL, name)
-        addon = cluster.addons.get(addon_name)
-        if addon is not None and uses_argocd(addon, cluster.default_engine):
-            continue
+        if addon_name in cluster.addons:
+            continue  # still defined: on this engine, or migrating to the native one (engine/migrate.py)
         cascade = argocd_app.RESOURCES_FINALIZER in (app["metadata"].get("finalizers") or [])
-        why = "removed from the definition" if addon is None else "moved to another engine"
+        why = "removed from the definition"
         try:
-            await ctx.kube.delete(*_KIND, name, argocd_app.NAMESPACE, uid=app["metadata"].get("uid"))
+            await ctx.kube.delete(*KIND, name, argocd_app.NAMESPACE, uid=app["metadata"].get("uid"))
         except kube_errors.KubeError as e:
             outcomes.append(
                 EntryOutcome(

@@ -4,10 +4,11 @@ lower deploy wave) succeeded, at most `concurrency` at a time; a failure blocks 
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from moorage.engine import addons, argocd, inventory, manifests
+from moorage.engine import addons, argocd, inventory, manifests, migrate
 from moorage.engine import removed as removed_addons
-from moorage.engine.context import EngineContext
+from moorage.engine.context import ADDON_LABEL, EngineContext
 from moorage.engine.outcome import EntryOutcome, EntryStatus, SyncResult
 from moorage.engine.removed import current_release as current_release  # moved; still imported from here
 from moorage.helm.cli import HelmError
@@ -48,6 +49,13 @@ async def sync(
     stored, _ = await read_releases(ctx.kube)
     releases = latest(stored)
     inventories = await inventory.read(ctx.kube, cluster.name)
+    # Moorage's Argo CD Applications of add-ons now on the native engine: to migrate (engine/migrate.py)
+    applications = {
+        name: app
+        for app in await argocd.owned_applications(ctx, cluster.name)
+        if (name := app["metadata"]["labels"].get(ADDON_LABEL, "")) in cluster.addons
+        and not argocd.uses_argocd(cluster.addons[name], cluster.default_engine)
+    }
     outcomes: dict[str, EntryOutcome] = {}
     finished = {ref: asyncio.Event() for ref in plan.order}
     slots = asyncio.Semaphore(max(1, ctx.options.concurrency))
@@ -59,7 +67,7 @@ async def sync(
             outcome = _blocked(ref, plan, outcomes)
             if outcome is None:
                 async with slots:
-                    outcome = await _deploy(ctx, cluster, ref, releases, inventories)
+                    outcome = await _deploy(ctx, cluster, ref, releases, inventories, applications)
         except Exception as e:  # one entry's unexpected failure must not take the others down
             outcome = EntryOutcome(
                 str(ref), EntryStatus.FAILED, f"{type(e).__name__}: {e}", reason="internal_error"
@@ -173,6 +181,7 @@ async def _deploy(
     ref: ResourceRef,
     releases: Mapping[tuple[str, str], Release],
     inventories: Mapping[str, list[inventory.Item]],
+    applications: Mapping[str, dict[str, Any]],
 ) -> EntryOutcome:
     selected = ctx.options.only
     if selected is not None and not (ref.kind == "addon" and ref.name in selected):
@@ -181,7 +190,10 @@ async def _deploy(
         addon = cluster.addons[ref.name]
         if argocd.uses_argocd(addon, cluster.default_engine):
             return await argocd.deploy(ctx, addon, cluster.name)
-        return await addons.deploy(ctx, addon, current_release(releases, addon, cluster.name), cluster.name)
+        current = current_release(releases, addon, cluster.name)
+        if ref.name in applications:  # it ran on the ArgoCD engine: move it to a Helm release first
+            return await migrate.from_argocd(ctx, addon, applications[ref.name], current, cluster.name)
+        return await addons.deploy(ctx, addon, current, cluster.name)
     if ref.kind == "manifest":
         return await manifests.deploy(
             ctx, cluster.manifests[ref.name], inventories.get(ref.name), cluster.name

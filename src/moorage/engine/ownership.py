@@ -17,6 +17,8 @@ from moorage.kube.client import KubeClient
 RELEASE_NAME = "meta.helm.sh/release-name"
 RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 HOOK = "helm.sh/hook"
+# Argo CD's annotation tracking (its default since v3): "<application>:<group>/<kind>:<namespace>/<name>"
+ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
 
 
 class OwnershipConflict(Exception):
@@ -37,10 +39,17 @@ class Claim:
         return f"{self.key} (owned by {self.owner})" if self.owner else str(self.key)
 
 
-def owner_of(live: Mapping[str, Any], release: str, namespaces: Sequence[str]) -> tuple[str, bool]:
-    """(owner, ours) of a live object for the release `release` that lives or lived in `namespaces`."""
+def owner_of(
+    live: Mapping[str, Any], release: str, namespaces: Sequence[str], migrating_from: str | None = None
+) -> tuple[str, bool]:
+    """(owner, ours) of a live object for the release `release` that lives or lived in `namespaces`;
+    objects of the Argo CD Application `migrating_from` count as ours (a migration takes them)."""
     meta = live.get("metadata") or {}
     annotations = meta.get("annotations") or {}
+    tracking = str(annotations.get(ARGOCD_TRACKING) or "")
+    if tracking and not annotations.get(RELEASE_NAME):
+        application = tracking.split(":", 1)[0]
+        return f"Argo CD Application {application}", application == migrating_from
     name = annotations.get(RELEASE_NAME)
     if name:
         namespace = annotations.get(RELEASE_NAMESPACE) or ""
@@ -69,7 +78,12 @@ def decide(claims: Sequence[Claim], allowed: bool, addon: str) -> list[Claim]:
 
 
 async def claims(
-    kube: KubeClient, rendered: str, namespace: str, release: str, previous_namespace: str | None
+    kube: KubeClient,
+    rendered: str,
+    namespace: str,
+    release: str,
+    previous_namespace: str | None,
+    migrating_from: str | None = None,
 ) -> list[Claim]:
     """The existing objects among a chart's rendered manifest (hooks left out), with their owners."""
     desired: list[dict[str, Any]] = []
@@ -87,7 +101,7 @@ async def claims(
         current = live[key]
         if current is None:
             continue
-        owner, ours = owner_of(current, release, namespaces)
+        owner, ours = owner_of(current, release, namespaces, migrating_from)
         if ours and owner == f"this add-on's release in {namespace}":
             continue  # already the release's own: helm does not ask about it
         found.append(Claim(key, owner, ours))
