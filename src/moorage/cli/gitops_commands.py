@@ -447,9 +447,10 @@ def cluster_connect(
         typer.Option(
             "--from",
             metavar="PATH",
-            help="A local checkout's ImportCluster file (or its folder): its spec.git_repository gives the "
-            "defaults of --url, --branch, --provider, --credential and the Bitbucket options, and its "
-            "place in the checkout the default of --path.",
+            help="A local checkout's ImportCluster file (or its folder; without --url, the current "
+            "folder when it holds one): its spec.git_repository gives the defaults of --url, --branch, "
+            "--provider, --credential and the Bitbucket options, and its place in the checkout the "
+            "default of --path.",
             show_default=False,
         ),
     ] = None,
@@ -515,6 +516,8 @@ def cluster_connect(
 ) -> None:
     """Connect a cluster to its Git repository (or repoint it) and request a first sync."""
     remote = Remote.from_options(server, token)
+    if from_definition is None and url is None and _holds_definition(Path.cwd()):
+        from_definition = Path.cwd()  # run inside a checkout: its definition offers the defaults
     declared = _declared_source(from_definition) if from_definition is not None else {}
     url = url or declared.get("url")
     if url is None:
@@ -567,6 +570,16 @@ def cluster_connect(
     _show_status(data)
     _print_webhook(data, webhook_secret_env)
     out.print(f"follow the sync with `moorage cluster gitops {esc(data['cluster_name'])}`", style="dim")
+
+
+def _holds_definition(folder: Path) -> bool:
+    from moorage.spec.loader import UsageError, find_root_file
+
+    try:
+        find_root_file(folder)
+    except (UsageError, OSError):
+        return False
+    return True
 
 
 def _declared_source(definition: Path) -> dict[str, str]:

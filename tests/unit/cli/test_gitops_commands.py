@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from typer.testing import Result
 
@@ -504,7 +505,9 @@ spec:
 """
 
 
-def test_connect_from_a_definition_uses_its_git_repository(cli: Cli, tmp_path: Path) -> None:
+def test_connect_from_a_definition_uses_its_git_repository(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     checkout = tmp_path / "checkout"
     (checkout / ".git").mkdir(parents=True)
     (checkout / "clusters" / "c1").mkdir(parents=True)
@@ -538,9 +541,16 @@ def test_connect_from_a_definition_uses_its_git_repository(cli: Cli, tmp_path: P
         )
     )
     assert as_json(other)["git_repo"]["poll_interval_seconds"] == 60
+    # inside the checkout, without --url, its definition is offered as well
+    monkeypatch.chdir(checkout / "clusters" / "c1")
+    here = ok(cli("cluster", "connect", "c1", "-o", "json"))
+    assert as_json(here)["git_repo"]["url"] == "https://github.com/acme/platform.git"
 
 
-def test_connect_without_url_or_definition_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+def test_connect_without_url_or_definition_is_a_usage_error(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     ok(cli("cluster", "register", "c1"))
     assert "give --url" in failed(cli("cluster", "connect", "c1"), 2).stderr
     plain = tmp_path / "import-cluster.yaml"
