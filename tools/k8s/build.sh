@@ -2,16 +2,17 @@
 # Builds the devcluster's binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 # etcd, kwok), helm and an OCI registry from the Go module proxy, each once per version.
 #
-#   tools/k8s/build.sh LINK_DIR [argocd]
+#   tools/k8s/build.sh LINK_DIR [argocd] [flux]
 #                                   build what is missing, then symlink every binary into LINK_DIR;
-#                                   `argocd` adds Argo CD's controller and repo-server (make tools-argocd)
+#                                   `argocd` adds Argo CD's controller and repo-server (make tools-argocd),
+#                                   `flux` Flux's helm-controller and source-controller (make bench-peers)
 #
 # Built binaries are cached in $MOORAGE_CACHE/bin/<component>-<version>/ (default ~/.cache/moorage),
 # outside the repository. A component is rebuilt only when its version in tools/k8s/*/go.mod changes.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-link_dir="${1:?usage: tools/k8s/build.sh LINK_DIR [argocd]}"
+link_dir="${1:?usage: tools/k8s/build.sh LINK_DIR [argocd] [flux]}"
 shift
 extras=" $* "
 cache="${MOORAGE_CACHE:-$HOME/.cache/moorage}/bin"
@@ -101,4 +102,20 @@ if [[ "$extras" == *" argocd "* ]]; then
     chmod 0644 "$tmp"/*.yaml
     mv "$tmp" "$cache/argocd-$argocd/manifests"
   fi
+fi
+
+# Flux 2.9's helm-controller v1.6.4 and source-controller v1.9.6 (peers of the benchmarks only), with
+# their CRDs from the modules (config/crd/bases), as for Argo CD.
+if [[ "$extras" == *" flux "* ]]; then
+  for controller in helm-controller source-controller; do
+    module="github.com/fluxcd/$controller"
+    version="$(required_version "flux-$controller" "$module")"
+    build "flux-$controller" "$version" "-s -w" "$controller=$module"
+    if [[ ! -d "$cache/flux-$controller-$version/crds" ]]; then
+      src="$(cd "$here/flux-$controller" && go list -m -f '{{.Dir}}' "$module")/config/crd/bases"
+      tmp="$cache/flux-$controller-$version/crds.tmp.$$"
+      mkdir -p "$tmp" && cp "$src"/*.yaml "$tmp/" && chmod 0644 "$tmp"/*.yaml
+      mv "$tmp" "$cache/flux-$controller-$version/crds"
+    fi
+  done
 fi
