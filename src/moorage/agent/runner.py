@@ -24,8 +24,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from moorage import __version__
 from moorage.agent import jobs
+from moorage.agent.registryauth import CredentialsError, open_credentials
 from moorage.agent.state import StateTracker
 from moorage.agent.watch import watch_changes
+from moorage.charts.source import RegistryAuth
 from moorage.engine.context import EngineContext, Options
 from moorage.engine.health.custom import Checks, load_file
 from moorage.engine.observe import from_report, observe
@@ -113,6 +115,8 @@ class Registration:
     nats_url: str
     nats_user: str
     inbox_prefix: str
+    # the age identity that opens the registry credentials of this cluster's jobs (repr: hidden)
+    seal_identity: str | None = field(default=None, repr=False)
 
 
 async def register(server: str, token: str) -> Registration:
@@ -126,7 +130,12 @@ async def register(server: str, token: str) -> Registration:
     response.raise_for_status()
     body = response.json()
     return Registration(
-        body["cluster_id"], body["cluster_name"], body["nats_url"], body["nats_user"], body["inbox_prefix"]
+        body["cluster_id"],
+        body["cluster_name"],
+        body["nats_url"],
+        body["nats_user"],
+        body["inbox_prefix"],
+        body["seal_identity"] if isinstance(body.get("seal_identity"), str) else None,
     )
 
 
@@ -354,6 +363,7 @@ class Agent:
             async with self._write_lock:
                 outcome, cluster = jobs.define(job)
                 if cluster is not None:
+                    self._use_registry_credentials(job)
                     self._cluster, self._commit = cluster, _commit_of(job)
                     self._ctx.checks = definition_checks(job.payload, self._server_checks)
                     await self._report_all(Cause.DEFINE, locked=True)
@@ -401,12 +411,17 @@ class Agent:
                 ],
                 complete=False,
             )
+        try:
+            previous_auth = self._use_registry_credentials(job)
+        except CredentialsError as e:
+            return JobState.FAILED, [str(e)], {}
         # the deploy's health (strict health included) already follows the new definition's checks
         previous_checks = self._ctx.checks
         self._ctx.checks = definition_checks(job.payload, self._server_checks)
         outcome, cluster, failed = await jobs.run_sync(self._ctx, job)
         if cluster is None:
             self._ctx.checks = previous_checks
+            self._ctx.helm.registry_auth = previous_auth
         else:
             self._cluster, self._commit = cluster, _commit_of(job)
             await self._publish_state(
@@ -414,6 +429,15 @@ class Agent:
                 complete=True,
             )
         return outcome
+
+    def _use_registry_credentials(self, job: JobMessage) -> dict[str, RegistryAuth]:
+        """Open the job's registry credentials into the engine's Helm (kept in memory for the sweep's
+        upgrades of this definition); returns the ones in use before."""
+        assert self._ctx is not None
+        previous = self._ctx.helm.registry_auth
+        identity = self.reg.seal_identity if self.reg is not None else None
+        self._ctx.helm.registry_auth = open_credentials(job.payload, identity)
+        return previous
 
     async def _sweep_and_report(self) -> jobs.Outcome:
         """One sweep (the write lock held): report what it found, then what the heals left."""

@@ -12,6 +12,7 @@ import typer
 from moorage.cli import (
     addon_commands,
     agent_commands,
+    chart_commands,
     devcluster,
     engine_commands,
     gitops_commands,
@@ -38,6 +39,7 @@ addon_commands.register(app)
 gitops_commands.register(app)
 user_commands.register(app)
 health_commands.register(app)
+chart_commands.register(app)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ with ETag) and an OCI registry (CNCF distribution), both loaded with packaged ch
 This is test infrastructure: it runs `helm package` / `helm push` to load the sources, while release
 management stays in `moorage.helm`."""
 
+import base64
 import hashlib
+import hmac
 import os
 import subprocess
 import threading
@@ -14,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from http.client import HTTPException
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -43,7 +46,11 @@ def _etag(path: Path) -> str:
     return '"' + hashlib.sha256(path.read_bytes()).hexdigest()[:32] + '"'
 
 
-def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    root: Path, log: RequestLog, auth: tuple[str, str] | None = None
+) -> type[BaseHTTPRequestHandler]:
+    expected = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode() if auth else None
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self._serve(body=True)
@@ -53,6 +60,14 @@ def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, body: bool) -> None:
             path = urllib.parse.unquote(self.path.split("?", 1)[0])
+            given = self.headers.get("Authorization", "")
+            if expected is not None and not hmac.compare_digest(given.encode(), expected.encode()):
+                log.add(path, HTTPStatus.UNAUTHORIZED)
+                self.send_response(HTTPStatus.UNAUTHORIZED)
+                self.send_header("WWW-Authenticate", 'Basic realm="charts"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             target = (root / path.lstrip("/")).resolve()
             if not target.is_relative_to(root) or not target.is_file():
                 self._status(path, HTTPStatus.NOT_FOUND)
@@ -94,11 +109,12 @@ class ChartRepo:
 
 
 @contextmanager
-def serve_chart_repo(directory: Path) -> Iterator[ChartRepo]:
-    """Serve `directory` (packaged charts plus index.yaml) over HTTP on a loopback port."""
+def serve_chart_repo(directory: Path, auth: tuple[str, str] | None = None) -> Iterator[ChartRepo]:
+    """Serve `directory` (packaged charts plus index.yaml) over HTTP on a loopback port; with `auth`
+    (user, password) every request needs that HTTP basic auth, else 401."""
     root = directory.resolve()
     log = RequestLog()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, log))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, log, auth))
     thread = threading.Thread(target=server.serve_forever, name="chart-repo", daemon=True)
     thread.start()
     try:
@@ -119,16 +135,21 @@ class Registry:
 
 
 @contextmanager
-def run_registry(directory: Path, timeout: float = 30.0) -> Iterator[Registry]:
-    """An OCI registry (CNCF distribution) on a loopback port, storing blobs in `directory`."""
+def run_registry(directory: Path, timeout: float = 30.0, htpasswd: str | None = None) -> Iterator[Registry]:
+    """An OCI registry (CNCF distribution) on a loopback port, storing blobs in `directory`. With
+    `htpasswd` (lines `user:bcrypt-hash`, e.g. from `htpasswd -nB`) every request needs basic auth."""
     directory.mkdir(parents=True, exist_ok=True)
     (port,) = network.free_ports(1)
     config = directory / "config.yml"
+    auth = ""
+    if htpasswd is not None:
+        (directory / "htpasswd").write_text(htpasswd)
+        auth = f"auth:\n  htpasswd:\n    realm: charts\n    path: {directory / 'htpasswd'}\n"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
     )
     started = process.start(
         "registry",
@@ -139,7 +160,7 @@ def run_registry(directory: Path, timeout: float = 30.0) -> Iterator[Registry]:
     )
     try:
         deadline = time.monotonic() + timeout
-        while not http.probe("127.0.0.1", port, "/v2/"):
+        while not _answers("127.0.0.1", port):
             if not process.alive(started):
                 raise ComponentFailed("registry", "the process exited", process.log_tail(started.log))
             if time.monotonic() > deadline:
@@ -150,6 +171,14 @@ def run_registry(directory: Path, timeout: float = 30.0) -> Iterator[Registry]:
         yield Registry(f"127.0.0.1:{port}", started)
     finally:
         process.stop([started])
+
+
+def _answers(host: str, port: int) -> bool:
+    """The registry's API answers (200, or 401 when authentication is on)."""
+    try:
+        return http.request(host, port, "GET", "/v2/", timeout=2.0).status in (200, 401)
+    except (OSError, HTTPException):
+        return False
 
 
 def helm_env(home: Path) -> dict[str, str]:
@@ -186,7 +215,19 @@ def index_repo(directory: Path, url: str, helm_home: Path) -> None:
     _helm(["repo", "index", str(directory), "--url", url], helm_env(helm_home))
 
 
-def push_charts(archives: Iterable[Path], registry: Registry, helm_home: Path) -> None:
+def push_charts(
+    archives: Iterable[Path], registry: Registry, helm_home: Path, login: tuple[str, str] | None = None
+) -> None:
+    """`helm push` each archive; with `login` (user, password) after `helm registry login` (the
+    password on stdin; helm keeps the login in `helm_home`, a test directory)."""
     env = helm_env(helm_home)
+    if login is not None:
+        result = subprocess.run(
+            [str(binaries.find("helm")), "registry", "login", registry.host, "--plain-http",
+             "--username", login[0], "--password-stdin"],
+            input=login[1], capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise DevclusterError(f"helm registry login failed: {result.stderr.strip()}")
     for archive in archives:
         _helm(["push", str(archive), registry.url, "--plain-http"], env)

@@ -1,7 +1,13 @@
 """The helm binary, for every mutation of a release: upgrade --install, rollback, uninstall.
 
 Values go to helm on standard input (`--values -`), so decrypted secrets are never written to disk,
-and any secret value that helm echoes in an error is masked before the error leaves this module."""
+and any secret value that helm echoes in an error is masked before the error leaves this module.
+
+A chart from a registry that needs a credential (`Helm.registry_auth`, keyed by registry URL) is
+fetched by `moorage.charts` in this process, with the credential in memory only, and handed to helm
+as a local archive in a private temporary directory removed right after: helm never sees the
+credential, so it is on no command line, in no helm config file and in no helm cache
+(docs/decisions.md)."""
 
 import asyncio
 import ipaddress
@@ -9,11 +15,14 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from moorage.charts.source import ChartSource, ChartSourceError, RegistryAuth, display
 
 MASK = "********"
 _MAX_OUTPUT = 64 << 10
@@ -79,6 +88,43 @@ class ChartRef:
         return [self.name, "--repo", self.repository, "--version", self.version]
 
 
+async def fetch_chart(chart: ChartRef, auth: RegistryAuth | None) -> bytes:
+    """The chart's archive from its registry, with `auth`; a HelmError naming the registry and the
+    reason (authentication failed, not found, unreachable) before any helm command runs."""
+    try:
+        async with ChartSource(chart.repository, auth) as source:
+            data, _ = await source.fetch(chart.name, chart.version)
+    except ChartSourceError as e:
+        raise HelmError(
+            f"fetching chart {chart.name} {chart.version} failed: {e.message}", temporary=e.temporary
+        ) from None
+    return data
+
+
+_REFUSED = (
+    "401 unauthorized",
+    "403 forbidden",
+    "unauthorized:",
+    "authentication required",
+    "basic credential not found",
+    ": 401",
+    ": 403",
+)
+
+
+def _refused(error: HelmError, chart: ChartRef) -> HelmError:
+    """helm's own words when a registry refused it without credentials, said as Moorage says it."""
+    text = str(error)
+    if not any(hint in text.lower() for hint in _REFUSED):
+        return error
+    return HelmError(
+        f"fetching chart {chart.name} {chart.version} failed: registry {display(chart.repository)}: "
+        "authentication failed (no credential is set: name one with credential_name in "
+        f"spec.helm_registries or registry_credential_name); helm said: {text}",
+        temporary=False,
+    )
+
+
 def _loopback(url: str) -> bool:
     # A registry on loopback is a local one (tests, demo, a port-forward): plain HTTP is what it speaks.
     host = urlparse(url).hostname or ""
@@ -96,6 +142,8 @@ class Helm:
     context: str | None = None
     binary: str = field(default_factory=find_helm)
     home: Path | None = None  # HELM_CACHE_HOME/CONFIG_HOME/DATA_HOME root; None = helm's defaults
+    # registry URL -> login, for the charts of the definition being deployed (set by the agent)
+    registry_auth: dict[str, RegistryAuth] = field(default_factory=dict, repr=False)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -186,9 +234,24 @@ class Helm:
             args += ["--description", description]
         if labels:
             args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
-        await self.run(
-            args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
-        )
+        auth = self.registry_auth.get(chart.repository)
+        if auth is None:
+            try:
+                await self.run(
+                    args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
+                )
+            except HelmError as e:
+                raise _refused(e, chart) from None
+            return
+        secrets = [*secrets, *auth.secrets()]
+        with tempfile.TemporaryDirectory(prefix="moorage-chart-") as tmp:  # 0700, removed at once
+            archive = Path(tmp) / f"{chart.name}-{chart.version}.tgz"
+            archive.write_bytes(await fetch_chart(chart, auth))
+            position = args.index(chart.args()[0])
+            args[position : position + len(chart.args())] = [str(archive)]
+            await self.run(
+                args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
+            )
 
     async def template(
         self,

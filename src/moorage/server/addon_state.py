@@ -199,7 +199,9 @@ def last_definition(session: Session, cluster: Cluster) -> dict[str, Any] | None
     )
     if last is None or not (last.result or {}).get("outcomes"):
         return None
-    return {k: v for k, v in last.payload.items() if k in ("files", "root", "commit")}
+    # the sealed registry credentials too, so a re-run or a restarted agent can fetch private charts
+    kept = ("files", "root", "commit", "registry_credentials")
+    return {k: v for k, v in last.payload.items() if k in kept}
 
 
 def definition_for_agent(

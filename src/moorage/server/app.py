@@ -14,6 +14,7 @@ from moorage.server import addon_state, service
 from moorage.server.api import (
     addons,
     agent,
+    charts,
     clusters,
     credentials,
     errors,
@@ -125,7 +126,7 @@ def create_app(
     errors.install(app)
     for module in (tokens, clusters, addons, operations, agent, resources, credentials, gitops, webhooks):
         app.include_router(module.router, prefix=API_PREFIX)
-    for module in (session_routes, users):
+    for module in (session_routes, users, charts):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(system.router)
     ui.install(app)

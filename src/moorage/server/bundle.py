@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from moorage.server.registries import needs_of as registry_needs
 from moorage.spec.digest import entry_digests
 from moorage.spec.loader import LoadOptions, UsageError, load
 from moorage.spec.models import GitRepository
@@ -38,6 +39,10 @@ class BundleCheck:
     # the repo-relative files the definition is made of, and a digest per entry (when valid)
     files: list[str] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)
+    # the registries the add-ons fetch from, with the credential each names (server.registries)
+    registries: list[dict[str, Any]] = field(default_factory=list)
+    # what a sync job adds to its payload: the sealed registry credentials (ciphertext only)
+    sealed: dict[str, str] = field(default_factory=dict)
     git_repository: GitRepository | None = None  # where the definition says it lives
 
     @property
@@ -110,6 +115,7 @@ def validate_tree(base: Path, root: str) -> BundleCheck:
         check.git_repository = result.cluster.spec.git_repository
     if result.resolved is not None and result.resolved.addons:
         check.addons = sorted(result.resolved.addons)
+        check.registries = registry_needs(result.resolved)
         check.timeout_seconds = max(
             max(a.job_configuration.create_job_timeout, a.job_configuration.update_job_timeout)
             for a in result.resolved.addons.values()

@@ -46,6 +46,11 @@ class ServerSettings(BaseModel):
     # special address ranges (loopback, private, link-local …) the server may still connect to for
     # Git and chart hosts, as CIDRs or the words "loopback" / "private"; public addresses always
     egress_allow: str = ""
+    # an OCI add-on on ghcr.io without its own credential uses the cluster's Git token (GitHub tokens
+    # read GHCR packages too); MOORAGE_GHCR_GIT_TOKEN=0 turns it off
+    ghcr_git_token: bool = True
+    # the server-wide chart registries every cluster may use and the catalog searches (docs/charts.md)
+    global_registries_file: Path | None = None
     # at most this many repositories are fetched and validated at once
     git_concurrency: int = Field(default=4, ge=1, le=64)
     # web UI sign-in: a session ends after this long without a request, and at the latest this long
@@ -102,6 +107,8 @@ class ServerSettings(BaseModel):
             "git_poll_seconds": os.environ.get("MOORAGE_GIT_POLL_SECONDS"),
             "git_allow_file": os.environ.get("MOORAGE_GIT_ALLOW_FILE"),
             "egress_allow": os.environ.get("MOORAGE_EGRESS_ALLOW"),
+            "ghcr_git_token": os.environ.get("MOORAGE_GHCR_GIT_TOKEN"),
+            "global_registries_file": os.environ.get("MOORAGE_GLOBAL_REGISTRIES"),
             "git_retry_base_seconds": os.environ.get("MOORAGE_GIT_RETRY_BASE_SECONDS"),
             "git_retry_max_seconds": os.environ.get("MOORAGE_GIT_RETRY_MAX_SECONDS"),
             "expire_interval_seconds": os.environ.get("MOORAGE_EXPIRE_INTERVAL_SECONDS"),

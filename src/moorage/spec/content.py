@@ -108,6 +108,9 @@ class ResolvedAddon:
     job_configuration: JobConfiguration
     encrypted: bool
     defined_at: str = ""  # "file:line" of the entry in the repository, when known
+    # the server-side credential of its registry: the add-on's registry_credential_name, else the
+    # credential_name of its spec.helm_registries entry (None: a public source)
+    credential_name: str | None = None
 
 
 @dataclass
@@ -527,6 +530,7 @@ def resolve_all(asm: Assembly, ctx: Context, resolver: Resolver) -> ResolvedClus
         default_engine=asm.spec.deployment_engine if asm.spec else None,
     )
     registry_urls = {r.name: r.url for r in asm.registries}
+    registry_credentials = {r.name: r.credential_name for r in asm.registries if r.credential_name}
     for stack, spath, _ in asm.stacks:
         description = stack.description or ""
         if not description and stack.description_from_file:
@@ -562,6 +566,9 @@ def resolve_all(asm: Assembly, ctx: Context, resolver: Resolver) -> ResolvedClus
         except SpecError as exc:
             ctx.report.add_exception(exc, path=ctx.where(a_entry.path)[0])
             continue
+        ra.credential_name = a_entry.model.registry_credential_name or registry_credentials.get(
+            a_entry.model.registry_name or ""
+        )
         if a_entry.name not in resolved.addons:
             resolved.addons[a_entry.name] = ra
     for p_entry in asm.partial:

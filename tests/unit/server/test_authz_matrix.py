@@ -79,6 +79,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/credentials/{name}"): WRITE,
     ("DELETE", "/api/v1/credentials/{name}"): WRITE,
     ("POST", "/api/v1/credentials/{name}/hosts"): ADMIN,  # the credential will be sent there
+    # the chart catalog of the global registries
+    ("GET", "/api/v1/charts"): READ,
+    ("GET", "/api/v1/charts/{registry}/{chart}"): READ,
+    ("GET", "/api/v1/charts/{registry}/{chart}/{version}"): READ,
     # GitOps
     ("GET", "/api/v1/clusters/{name}/gitops/status"): READ,
     ("PUT", "/api/v1/clusters/{name}/gitops"): WRITE,

@@ -3,8 +3,9 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
+from sqlalchemy.orm import Session
 
-from moorage.server import service
+from moorage.server import registries, service
 from moorage.server.api.deps import Ctx
 from moorage.server.api.schemas import AgentRegistration
 from moorage.server.auth import AgentPrincipal, require_agent
@@ -27,4 +28,10 @@ async def register_agent(
         nats_url=ctx.agent_nats_url,
         nats_user=service.agent_nats_user(agent.cluster_id),
         inbox_prefix=agent_inbox(agent.cluster_id),
+        seal_identity=await ctx.db(lambda s: _seal_identity(ctx, s, agent.cluster_id)),
     )
+
+
+def _seal_identity(ctx: Ctx, session: Session, cluster_id: str) -> str | None:
+    cluster = service.get_cluster_by_id(session, cluster_id)
+    return registries.agent_identity(ctx.box, cluster) if cluster is not None else None

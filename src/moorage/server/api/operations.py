@@ -1,17 +1,18 @@
 """Applying a definition to a cluster, and the operations (with their jobs) that record it."""
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from moorage.server import addon_state, service
+from moorage.server import addon_state, registries, service
 from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.schemas import ApplyRequest, OperationOut, Page, page_of
 from moorage.server.bundle import validate_bundle
+from moorage.server.gitops import store
 from moorage.spec.protocol import JobAction, JobMessage
 
 log = logging.getLogger("moorage.server.api")
@@ -41,6 +42,28 @@ async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: Wait
             status_code=422,
         )
 
+    def credentials(session: Session) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        return registries.sealed_payload(
+            session,
+            ctx.box,
+            service.get_cluster(session, name),
+            check.registries,
+            loopback_http=store.loopback_http(ctx.settings.egress_policy()),
+            ghcr_fallback=ctx.settings.ghcr_git_token,
+        )
+
+    sealed, errors = await ctx.db(credentials) if check.registries else ({}, [])
+    if errors:
+        n = len(errors)
+        return JSONResponse(
+            {
+                "detail": f"the definition has {n} error{'s' if n != 1 else ''}",
+                "errors": errors,
+                "warnings": check.warnings,
+            },
+            status_code=422,
+        )
+
     def create(session: Session) -> tuple[str, JobMessage]:
         cluster = service.get_cluster(session, name)
         operation, message = service.create_operation_with_job(
@@ -54,6 +77,7 @@ async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: Wait
                 "root": body.root,
                 "trigger": "auto",
                 "held": addon_state.held_addons(session, cluster),
+                **sealed,
             },
             timeout_seconds=check.timeout_seconds,
             operation_kind="apply",

@@ -122,6 +122,12 @@ class AgentRegistration(BaseModel):
     nats_url: str
     nats_user: str
     inbox_prefix: str
+    seal_identity: str | None = Field(
+        default=None,
+        repr=False,
+        description="The age identity that opens the registry credentials sealed into this "
+        "cluster's jobs (derived from the server key and the agent token).",
+    )
 
 
 # --------------------------------------------------------------------------- operations

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from moorage.server import addon_state, service
+from moorage.server import addon_state, registries, service
 from moorage.server.bundle import MAX_BUNDLE_BYTES, BundleCheck, BundleError, validate_tree
 from moorage.server.db.models import GitRepository
 from moorage.server.db.session import SessionFactory, in_transaction
@@ -229,6 +229,7 @@ async def _validate(deps: Deps, run: Run, sha: str) -> tuple[BundleCheck, dict[s
         if not check.ok:
             raise SyncFailed(store.validation_error(check.errors, check.warnings), retry=False)
         files = {rel: (base / rel).read_text(encoding="utf-8") for rel in check.files}
+    await _registry_credentials(deps, run, check)
     size = sum(len(k) + len(v.encode()) for k, v in files.items())
     if size > MAX_BUNDLE_BYTES:
         raise SyncFailed(
@@ -238,6 +239,30 @@ async def _validate(deps: Deps, run: Run, sha: str) -> tuple[BundleCheck, dict[s
             retry=False,
         )
     return check, files
+
+
+async def _registry_credentials(deps: Deps, run: Run, check: BundleCheck) -> None:
+    """Each registry's credential, sealed for the agent into `check.sealed`; a missing or refused
+    one fails the Validating phase, naming it."""
+    if not check.registries:
+        return
+
+    def work(session: Session) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        cluster = service.get_cluster_by_id(session, run.cluster_id)
+        if cluster is None:
+            raise service.NotFound("the cluster was deleted during the sync")
+        return registries.sealed_payload(
+            session,
+            deps.box,
+            cluster,
+            check.registries,
+            loopback_http=store.loopback_http(deps.settings.egress_policy()),
+            ghcr_fallback=deps.settings.ghcr_git_token,
+        )
+
+    check.sealed, errors = await deps.db(work)
+    if errors:
+        raise SyncFailed(store.validation_error(errors, check.warnings), retry=False)
 
 
 async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict[str, str]) -> None:
@@ -268,6 +293,7 @@ async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict
                 "commit": sha,
                 "trigger": "auto",
                 "held": addon_state.held_addons(session, cluster),
+                **check.sealed,
             },
             timeout_seconds=check.timeout_seconds,
             operation_kind=store.GITOPS_SYNC_KIND,

@@ -26,7 +26,7 @@ from moorage.server.db.models import (
 from moorage.server.egress import EgressPolicy
 from moorage.server.gitops import repourl
 from moorage.server.gitops.git import GitAuth
-from moorage.server.secretbox import SecretBox
+from moorage.server.secretbox import Secret, SecretBox
 from moorage.server.service import FINAL_OPERATION_STATES, Conflict, Invalid, NotFound, cancel_operation
 from moorage.spec.protocol import JobState
 
@@ -253,6 +253,15 @@ def delete_credential(session: Session, name: str) -> GitCredential:
     session.delete(row)
     session.flush()
     return row
+
+
+def secret_of(box: SecretBox, row: GitCredential) -> Secret:
+    """The credential's secret (for a registry login the server hands to an agent, sealed)."""
+    return box.open(row.secret_sealed, _credential_purpose(row))
+
+
+def client_key_of(box: SecretBox, row: GitCredential) -> Secret | None:
+    return box.open(row.client_key_sealed, _client_key_purpose(row)) if row.client_key_sealed else None
 
 
 def loopback_http(policy: EgressPolicy) -> bool:
