@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo screenshots test tools tools-argocd browser venv lock lint fuzz unit integration clean
+.PHONY: demo screenshots test tools tools-argocd bench-peers browser venv lock lint fuzz unit integration clean
 
 demo: tools
 	$(BIN)/python scripts/demo.py
@@ -65,6 +65,13 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Moorage, Flux and Argo CD side by side (bench/peers.py): builds Flux's controllers first (not part of
+# make test); PEERS_ARGS="--n 20 --runs 1 --idle 60" is the short mode
+PEERS_ARGS ?= --n 100 --runs 3
+bench-peers: tools tools-argocd
+	tools/k8s/build.sh $(BIN) flux
+	$(BIN)/python bench/peers.py $(PEERS_ARGS)
 
 # the fuzz tests of the parsers of untrusted input, longer than `make test` runs them
 FUZZ_EXAMPLES ?= 20000

@@ -117,8 +117,9 @@ def _wait(started: process.Started, ready: Callable[[], bool], timeout: float, w
     )
 
 
-def start(cluster: DevCluster, timeout: float = 120.0) -> ArgoCD:
-    """Run Argo CD's controller, repo-server and Redis against `cluster`, return once all answer."""
+def start(cluster: DevCluster, timeout: float = 120.0, processors: int | None = None) -> ArgoCD:
+    """Run Argo CD's controller, repo-server and Redis against `cluster`, return once all answer.
+    `processors`: the controller's operation and status processors (default: Argo CD's 10 and 20)."""
     controller_bin = binaries.find("argocd-application-controller")
     repo_bin = binaries.find("argocd-repo-server")
     redis_bin = _redis_server()
@@ -191,6 +192,11 @@ def start(cluster: DevCluster, timeout: float = 120.0) -> ArgoCD:
             "--repo-server-plaintext",
             f"--metrics-port={ports.controller_metrics_port}",
             "--logformat=json",
+            *(
+                [f"--operation-processors={processors}", f"--status-processors={processors}"]
+                if processors
+                else []
+            ),
         ],
         # with FAKE_IN_CLUSTER, the destination https://kubernetes.default.svc reads $KUBECONFIG
         {"ARGOCD_FAKE_IN_CLUSTER": "true", "KUBECONFIG": str(cluster.kubeconfig)},
