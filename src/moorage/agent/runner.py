@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from moorage import __version__
 from moorage.agent import jobs
+from moorage.agent.kubeproxy import KubeProxyAgent
 from moorage.agent.registryauth import CredentialsError, open_credentials
 from moorage.agent.state import StateTracker
 from moorage.agent.watch import watch_changes
@@ -36,6 +37,7 @@ from moorage.helm.cli import Helm
 from moorage.kube import config as kube_config
 from moorage.kube.client import KubeClient
 from moorage.kube.errors import KubeError
+from moorage.kube.passthrough import Passthrough
 from moorage.spec import protocol
 from moorage.spec.content import ResolvedCluster
 from moorage.spec.lifecycle import Cause
@@ -170,6 +172,7 @@ class Agent:
         self.reg: Registration | None = None
         self._nc: Client | None = None
         self._kube: KubeClient | None = None
+        self._kubeproxy: KubeProxyAgent | None = None
         self._ctx: EngineContext | None = None
         self._stopping = asyncio.Event()
         self._slots = {
@@ -209,6 +212,8 @@ class Agent:
             await self._connect()
             assert self._nc is not None
             await self._nc.subscribe(protocol.control_subject(self.reg.cluster_id), cb=self._control)
+            self._kubeproxy = KubeProxyAgent(self._nc, self.reg.cluster_id, Passthrough(self._kube.config))
+            await self._kubeproxy.start()
             self._ready = True
             log.info("agent of cluster %s connected to %s", self.reg.cluster_name, self.reg.nats_url)
             loops = [self._consume(), self._heartbeats(), self._sweeps()]
@@ -273,6 +278,8 @@ class Agent:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._kubeproxy is not None:  # open watches end now: kubectl retries against the next agent
+            await self._kubeproxy.stop()
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.drain(), 5)

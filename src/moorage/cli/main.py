@@ -17,6 +17,7 @@ from moorage.cli import (
     engine_commands,
     gitops_commands,
     health_commands,
+    kube_commands,
     remote_commands,
     server_commands,
     spec_commands,
@@ -40,6 +41,7 @@ gitops_commands.register(app)
 user_commands.register(app)
 health_commands.register(app)
 chart_commands.register(app)
+kube_commands.register(app)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,22 @@ def _write_pod_logs(cluster: "DevCluster") -> None:
         "spec": {"selector": {}, "logs": [{"logsFile": str(log), "follow": True}]},
     }
     (cluster.dir / "kwok-logs.json").write_text(json.dumps(logs))
+    # `kubectl exec` runs the command on this machine (in the cluster's directory), and
+    # `kubectl port-forward` to any port of any pod talks to `cat`: what is sent comes back
+    execs = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterExec",
+        "metadata": {"name": "all-containers"},
+        "spec": {"selector": {}, "execs": [{"local": {"workDir": str(cluster.dir)}}]},
+    }
+    forwards = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterPortForward",
+        "metadata": {"name": "echo"},
+        "spec": {"selector": {}, "forwards": [{"command": ["cat"]}]},
+    }
+    (cluster.dir / "kwok-exec.json").write_text(json.dumps(execs))
+    (cluster.dir / "kwok-portforward.json").write_text(json.dumps(forwards))
 
 
 def _write_private(path: Path, content: str) -> None:
@@ -330,6 +346,8 @@ def _argv(cluster: DevCluster, advertise: str) -> dict[str, list[str]]:
             *(f"--config={stage}" for stage in binaries.kwok_stages()),
             f"--kubeconfig={d / 'kwok.kubeconfig'}",
             f"--config={d / 'kwok-logs.json'}",
+            f"--config={d / 'kwok-exec.json'}",
+            f"--config={d / 'kwok-portforward.json'}",
             "--manage-all-nodes=true",
             "--cidr=10.244.0.1/16",
             # nodes point the API server at kwok's kubelet-like server, so `kubectl logs` works

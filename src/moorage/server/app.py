@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from starlette.middleware.gzip import GZipMiddleware
 
 from moorage.server import addon_state, service
 from moorage.server.api import (
@@ -19,6 +18,7 @@ from moorage.server.api import (
     credentials,
     errors,
     gitops,
+    kube,
     operations,
     resources,
     system,
@@ -34,6 +34,7 @@ from moorage.server.events import Broadcaster, JobWaiters
 from moorage.server.gitops.controller import GitOpsController
 from moorage.server.gitops.git import Git
 from moorage.server.gitops.runner import Deps
+from moorage.server.kubeproxy import GZipExceptProxy
 from moorage.server.metrics import make_registry
 from moorage.server.middleware import BodyLimitMiddleware
 from moorage.server.ports import Bus
@@ -122,9 +123,21 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # pages, JSON and static files compressed (server-sent events are left alone by Starlette);
     # no page carries a secret, so a reflected search term cannot reveal one (BREACH)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # (not the kubectl proxy's answers: they stream, compressed or not as the API server sent them)
+    app.add_middleware(GZipExceptProxy, minimum_size=1024)
     errors.install(app)
-    for module in (tokens, clusters, addons, operations, agent, resources, credentials, gitops, webhooks):
+    for module in (
+        tokens,
+        clusters,
+        addons,
+        operations,
+        agent,
+        resources,
+        credentials,
+        gitops,
+        webhooks,
+        kube,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (session_routes, users, charts):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -137,6 +137,10 @@ class NatsBus:
             protocol.jobs_subject(job.cluster_id), protocol.encode(job), headers={"Nats-Msg-Id": job.job_id}
         )
 
+    def nats_client(self) -> Client | None:
+        """The connection, for the kubectl proxy's core NATS streams (moorage.server.kubeproxy)."""
+        return self._nc
+
     async def cancel_jobs(self, cluster_id: str, job_ids: list[str]) -> None:
         assert self._nc is not None
         message = protocol.CancelMessage(cluster_id=cluster_id, job_ids=job_ids)

@@ -10,6 +10,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from moorage.spec import kubeproxy
+
 MAX_MESSAGE_BYTES = 1 << 20
 
 JOBS_STREAM = "MOORAGE_JOBS"  # work queue: one job is delivered to its cluster's agent until acked
@@ -68,13 +70,20 @@ def agent_permissions(cluster_id: str) -> dict[str, dict[str, list[str]]]:
                 state_subject(cluster_id),
                 heartbeat_subject(cluster_id),
                 logs_subject(cluster_id, "*"),
+                kubeproxy.kube_to_server_subject(cluster_id, "*"),
                 f"$JS.API.CONSUMER.MSG.NEXT.{JOBS_STREAM}.{consumer}",
                 f"$JS.API.CONSUMER.INFO.{JOBS_STREAM}.{consumer}",
                 f"$JS.ACK.{JOBS_STREAM}.{consumer}.>",
                 "$JS.API.INFO",
             ]
         },
-        "subscribe": {"allow": [f"{agent_inbox(cluster_id)}.>", control_subject(cluster_id)]},
+        "subscribe": {
+            "allow": [
+                f"{agent_inbox(cluster_id)}.>",
+                control_subject(cluster_id),
+                kubeproxy.kube_to_agent_subject(cluster_id),
+            ]
+        },
     }
 
 

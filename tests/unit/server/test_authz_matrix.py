@@ -32,6 +32,8 @@ from moorage.server.tokens import Scope, granted
 
 READ, WRITE, ADMIN = Scope.READ.value, Scope.WRITE.value, Scope.ADMIN.value
 AGENT, SESSION, PUBLIC = "agent", "session", "public"
+KUBE = "kube"  # a kubectl token only (every other credential: 401)
+KUBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 ROUTES: dict[tuple[str, str], str] = {
     # API tokens
@@ -102,6 +104,16 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/users/{username}"): ADMIN,
     ("DELETE", "/api/v1/users/{username}"): ADMIN,
     ("POST", "/api/v1/users/{username}/password"): ADMIN,
+    # kubectl through the agent: only kubectl tokens (made by POST /kube-tokens) reach the proxy
+    **{(m, "/api/v1/clusters/{name}/kube/{path}"): KUBE for m in KUBE_METHODS},
+    **{
+        (m, "/api/v1/clusters/{name}/services/{namespace}/{service_port}/proxy/{path}"): READ
+        for m in KUBE_METHODS
+    },
+    ("POST", "/api/v1/kube-tokens"): READ,
+    ("GET", "/api/v1/kube-tokens"): READ,
+    ("DELETE", "/api/v1/kube-tokens/{token_id}"): READ,
+    ("GET", "/api/v1/audit"): ADMIN,
     # probes and Prometheus
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
@@ -128,6 +140,7 @@ class Caller:
     headers: dict[str, str]
     token_scope: str | None = None  # an API token with this scope
     agent: bool = False
+    kube: bool = False  # a kubectl token
     role: str | None = None  # a signed-in user with this role
     csrf: bool = True
 
@@ -161,6 +174,9 @@ def callers(app: FastAPI, client: TestClient) -> Callable[[], list[Caller]]:
     revoked = client.post("/api/v1/tokens", json={"name": "matrix-revoked", "scopes": [ADMIN]}).json()
     assert client.delete(f"/api/v1/tokens/{revoked['id']}").status_code == 200
     agent = client.post("/api/v1/clusters", json={"name": "matrix-agent"}).json()["agent_token"]
+    made = client.post("/api/v1/kube-tokens", json={"cluster": "matrix-agent"})
+    assert made.status_code == 201, made.text
+    kube = made.json()["token"]
     for role in (READ, WRITE):
         body = {"username": f"matrix-{role}", "role": role, "password": PASSWORD}
         assert client.post("/api/v1/users", json=body).status_code == 201
@@ -175,6 +191,7 @@ def callers(app: FastAPI, client: TestClient) -> Callable[[], list[Caller]]:
                 for s, t in bearer.items()
             ),
             Caller("agent-token", {"Authorization": f"Bearer {agent}"}, agent=True),
+            Caller("kube-token", {"Authorization": f"Bearer {kube}"}, kube=True),
             _user(app, READ),
             _user(app, WRITE),
             _user(app, WRITE, csrf=False, name="user-write-without-csrf"),
@@ -189,6 +206,8 @@ def expected(rule: str, method: str, caller: Caller) -> str:
         return "same"
     if rule == AGENT:
         return "allowed" if caller.agent else "401"
+    if rule == KUBE:
+        return "allowed" if caller.kube else "401"
     if rule == SESSION:
         if caller.role is None:
             return "401"
@@ -204,7 +223,11 @@ def expected(rule: str, method: str, caller: Caller) -> str:
 
 
 # a real provider, so that a delivery reaches the webhook's own checks (and is refused by them alike)
-CONCRETE = {"/api/v1/webhooks/{provider}": "/api/v1/webhooks/github"}
+CONCRETE = {
+    "/api/v1/webhooks/{provider}": "/api/v1/webhooks/github",
+    # the cluster the kubectl token is bound to (any other cluster: 401 for it too)
+    "/api/v1/clusters/{name}/kube/{path}": "/api/v1/clusters/matrix-agent/kube/version",
+}
 
 
 def _concrete(path: str) -> str:

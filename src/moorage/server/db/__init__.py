@@ -1,5 +1,6 @@
 """Database: tables, sessions, migrations."""
 
+from moorage.server.db.kube_models import KubeAudit, KubeToken
 from moorage.server.db.models import (
     ApiToken,
     Base,
@@ -26,6 +27,8 @@ __all__ = [
     "GitRepository",
     "GitSync",
     "Job",
+    "KubeAudit",
+    "KubeToken",
     "Operation",
     "SessionFactory",
     "make_engine",
