@@ -7,6 +7,8 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import pytest
 from moorage.devcluster import DevCluster, chartsources
 from tests.integration.conftest import Helm
 from tests.integration.control_plane_support import (
+    ADMIN,
     Agents,
     Server,
     free_port,
@@ -60,7 +63,14 @@ def private(chart_archives: list[Path], tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, private: Private) -> Iterator[Server]:
     port = free_port()
-    srv = Server(f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("server"), port)
+    data = tmp_path_factory.mktemp("server")
+    registries = data.parent / "global-registries.yaml"
+    registries.write_text(
+        "registries:\n"
+        f"  - name: private-http\n    url: {private.repo.url}\n    credential_name: repo-bot\n"
+        f"  - name: private-oci\n    url: {private.registry.url}\n    credential_name: oci-bot\n"
+    )
+    srv = Server(f"http://127.0.0.1:{port}", data, port, env={"MOORAGE_GLOBAL_REGISTRIES": str(registries)})
     srv.start()
     bodies: list[dict[str, Any]] = [
         {"name": "repo-bot", "kind": "helm", "hosts": [private.repo.url], "secret": REPO_PASSWORD},
@@ -76,7 +86,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, private: Private) -> Iterat
 
 
 def definition(
-    private: Private, namespaces: dict[str, str], credentials: dict[str, str | None]
+    private: Private,
+    namespaces: dict[str, str],
+    credentials: dict[str, str | None],
+    chart: str = "webapp",
+    values: str = "replicaCount: 1\n",
 ) -> dict[str, Any]:
     registries = []
     for name, url in (("repo", private.repo.url), ("oci", private.registry.url)):
@@ -87,11 +101,11 @@ def definition(
     addons = [
         {
             "name": f"web-{name}",
-            "chart_name": "webapp",
+            "chart_name": chart,
             "chart_version": "1.0.0",
             "registry_name": name,
             "namespace": namespace,
-            "configuration": {"values": "replicaCount: 1\n"},
+            "configuration": {"values": values},
             # a refused credential stays refused: fail at once (the retries are the engine's concern)
             "settings": {"retry_policy": {"limit": 0}},
         }
@@ -222,3 +236,73 @@ def test_a_wrong_or_missing_credential_fails_naming_the_registry_and_installs_no
         assert REPO_PASSWORD not in text
         listed = json.loads(helm.run("list", *EVERY_STATE, "-n", namespace, "-o", "json").stdout)
         assert listed == []  # nothing half-installed
+
+
+def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "moorage.cli.main", *args, "--server", server.url]
+    return subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "MOORAGE_TOKEN": ADMIN}, check=False
+    )
+
+
+def test_the_catalog_finds_the_private_charts_and_a_second_look_up_downloads_nothing(
+    server: Server, private: Private
+) -> None:
+    found = cli(server, "charts", "search", "web", "-o", "json")
+    assert found.returncode == 0, found.stderr
+    data = json.loads(found.stdout)
+    assert data["errors"] == []
+    hits = {(c["registry"], c["name"]): [v["version"] for v in c["versions"]] for c in data["charts"]}
+    assert hits[("private-http", "webapp")] == ["1.0.0"]
+    assert hits[("private-oci", "webapp")] == ["1.0.0"]
+    http_versions = next(c["versions"] for c in data["charts"] if c["registry"] == "private-http")
+    assert http_versions[0]["created"]  # a date for each version
+    table = cli(server, "charts", "search", "web")
+    assert "private-oci" in table.stdout
+    assert "webapp" in table.stdout
+    oci_versions = server.api("GET", "/charts/private-oci/webapp").json()["versions"]
+    assert oci_versions[0]["created"]
+
+    for registry in ("private-http", "private-oci"):
+        shown = server.api("GET", f"/charts/{registry}/strict/1.0.0")
+        assert shown.status_code == 200, shown.text
+        body = shown.json()
+        assert body["schema"]["required"] == ["replicas", "logLevel"]
+        assert "logLevel: info" in body["values"]
+        assert REPO_PASSWORD not in shown.text
+        assert OCI_PASSWORD not in shown.text
+    archive = "/strict-1.0.0.tgz"
+    before = list(private.repo.requests.statuses(archive))
+    index_before = list(private.repo.requests.statuses("/index.yaml"))
+    again = cli(server, "charts", "show", "private-http", "strict", "1.0.0")
+    assert again.returncode == 0, again.stderr
+    assert "values schema: yes" in again.stdout
+    assert private.repo.requests.statuses(archive) == before  # the archive is not fetched again
+    assert private.repo.requests.statuses("/index.yaml")[len(index_before) :] == [304]  # nothing downloaded
+
+
+def test_values_that_break_the_charts_schema_fail_validation_before_any_helm_command(
+    server: Server, private: Private
+) -> None:
+    register(server, "schema")
+    before = server.api("GET", "/clusters/schema/operations").json()["pagination"]["total_count"]
+    bundle = definition(
+        private,
+        {"repo": "s-repo", "oci": "s-oci"},
+        {"repo": "repo-bot", "oci": "oci-bot"},
+        chart="strict",
+        values="replicas: 0\nlogLevel: loud\n",
+    )
+    r = server.api("POST", "/clusters/schema/apply", json=bundle)
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    found = {(e["path"], e["file"]) for e in errors}
+    assert found == {
+        (f"addons[web-{name}].values.{field}", "import-cluster.yaml")
+        for name in ("repo", "oci")
+        for field in ("replicas", "logLevel")
+    }, errors
+    assert all(isinstance(e["line"], int) and e["line"] >= 1 for e in errors)  # exact lines: unit tests
+    assert all("values.schema.json of chart strict 1.0.0" in e["message"] for e in errors)
+    # refused before a job was queued: no helm command ran
+    assert server.api("GET", "/clusters/schema/operations").json()["pagination"]["total_count"] == before

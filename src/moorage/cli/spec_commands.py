@@ -81,12 +81,26 @@ def validate_command(
     no_decrypt: NoDecryptOpt = False,
     strict: StrictOpt = False,
     require_key: RequireKeyOpt = False,
+    charts: Annotated[
+        bool,
+        typer.Option(
+            "--charts",
+            help="Also fetch each add-on's chart (public registries) and check its values against the "
+            "chart's values.schema.json.",
+        ),
+    ] = False,
 ) -> None:
     """Validate a cluster definition and list every problem (exit 0 valid, 1 invalid, 2 usage error).
 
     SOPS content is decrypted with the configured age key (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or sops'
     keys.txt); with no key configured it is reported as not checked (a warning)."""
     result = _load(path, var, no_decrypt, strict, key_optional=not require_key)
+    if charts and result.resolved is not None:
+        import asyncio
+
+        from moorage.charts.schemacheck import check_charts
+
+        result.report.extend(asyncio.run(check_charts(result.resolved)))
     if output is OutputFormat.json:
         typer.echo(result.report.to_json())
     else:

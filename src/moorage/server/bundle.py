@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from moorage.server.registries import needs_of as registry_needs
+from moorage.spec.content import ResolvedCluster
 from moorage.spec.digest import entry_digests
 from moorage.spec.loader import LoadOptions, UsageError, load
 from moorage.spec.models import GitRepository
@@ -43,6 +44,8 @@ class BundleCheck:
     registries: list[dict[str, Any]] = field(default_factory=list)
     # what a sync job adds to its payload: the sealed registry credentials (ciphertext only)
     sealed: dict[str, str] = field(default_factory=dict)
+    # the definition itself, for the checks that need the network (charts' values schemas)
+    resolved: ResolvedCluster | None = field(default=None, repr=False, compare=False)
     git_repository: GitRepository | None = None  # where the definition says it lives
 
     @property
@@ -116,6 +119,7 @@ def validate_tree(base: Path, root: str) -> BundleCheck:
     if result.resolved is not None and result.resolved.addons:
         check.addons = sorted(result.resolved.addons)
         check.registries = registry_needs(result.resolved)
+        check.resolved = result.resolved
         check.timeout_seconds = max(
             max(a.job_configuration.create_job_timeout, a.job_configuration.update_job_timeout)
             for a in result.resolved.addons.values()

@@ -10,20 +10,24 @@ token bound to github.com (MOORAGE_GHCR_GIT_TOKEN=0 turns it off)."""
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyrage
 from pyrage import x25519
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from moorage.server import credhosts
+from moorage.charts.schemacheck import SchemaCache, check_charts
+from moorage.charts.source import ChartSourceError, RegistryAuth, display
+from moorage.server import credhosts, egress
 from moorage.server.db.models import Cluster, GitCredential, GitRepository
 from moorage.server.gitops import store
 from moorage.server.secretbox import SecretBox
 from moorage.spec.content import ResolvedCluster
+from moorage.spec.report import Severity
 
 PAYLOAD_KEY = "registry_credentials"  # the sealed credentials in a sync job's payload
 GHCR_HOST = "ghcr.io"
@@ -220,3 +224,73 @@ def sealed_payload(
     if errors or not creds:
         return {}, errors
     return {PAYLOAD_KEY: seal_for_agent(box, cluster, creds)}, []
+
+
+# --------------------------------------------------------------------------- a job's charts, checked
+
+SCHEMAS = SchemaCache()  # one per server process: chart versions do not change
+
+
+def _vet(policy: egress.EgressPolicy) -> Callable[[str], Awaitable[None]]:
+    async def before(url: str) -> None:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        plain = parts.scheme == "http" or (parts.scheme == "oci" and credhosts.is_loopback(host))
+        try:
+            await egress.vet(host, parts.port or (80 if plain else 443), policy)
+        except egress.EgressRefused as e:
+            raise ChartSourceError(
+                display(url), "unreachable", f"the server may not connect there: {e.message}"
+            ) from None
+
+    return before
+
+
+async def prepare_job(
+    db: Callable[[Callable[[Session], Any]], Awaitable[Any]],
+    box: SecretBox,
+    cluster_of: Callable[[Session], Cluster],
+    registries: list[dict[str, Any]],
+    resolved: ResolvedCluster | None,
+    *,
+    policy: egress.EgressPolicy,
+    ghcr_fallback: bool,
+    check_schemas: bool = True,
+) -> tuple[dict[str, str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """What a sync job of this definition needs from the server: its registries' credentials (sealed
+    for the agent), after checking each add-on's values against its chart's schema. Returns the
+    payload entry, the errors (missing or unbound credentials, schema violations, charts refused or
+    not found) and warnings (a registry the server cannot reach: the agent may)."""
+    loopback = store.loopback_http(policy)
+
+    def work(session: Session) -> tuple[Cluster, dict[str, dict[str, str]], list[dict[str, Any]]]:
+        cluster = cluster_of(session)
+        creds, errors = resolve(
+            session,
+            box,
+            registries,
+            git_credential=git_credential_of(session, cluster),
+            loopback_http=loopback,
+            ghcr_fallback=ghcr_fallback,
+        )
+        return cluster, creds, errors
+
+    cluster, creds, errors = await db(work)
+    if errors:
+        return {}, errors, []
+    warnings: list[dict[str, Any]] = []
+    if check_schemas and resolved is not None:
+        issues = await check_charts(
+            resolved,
+            auth_for=lambda url: RegistryAuth.from_dict(creds[url]) if url in creds else None,
+            cache=SCHEMAS,
+            before=_vet(policy),
+            unreachable_is_error=False,
+        )
+        errors = [i.to_dict() for i in issues if i.severity is Severity.ERROR]
+        warnings = [i.to_dict() for i in issues if i.severity is Severity.WARNING]
+        if errors:
+            return {}, errors, warnings
+    if not creds:
+        return {}, [], warnings
+    return {PAYLOAD_KEY: seal_for_agent(box, cluster, creds)}, [], warnings

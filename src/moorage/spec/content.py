@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,10 @@ class ResolvedAddon:
     # the server-side credential of its registry: the add-on's registry_credential_name, else the
     # credential_name of its spec.helm_registries entry (None: a public source)
     credential_name: str | None = None
+    # where a value path of `values` is written (file, line), for problems about one value
+    value_locations: Callable[[PathKey], Location | None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 @dataclass
@@ -434,6 +438,7 @@ class Resolver:
         values: Any = {}
         secret: frozenset[PathKey] = frozenset()
         encrypted = False
+        locate: Callable[[PathKey], Location | None] | None = None
         conf = a.configuration
         if conf is not None:
             cpath = (*path, "configuration")
@@ -443,6 +448,10 @@ class Resolver:
             elif isinstance(conf.values, dict):
                 tree = substitute_tree(conf.values, scopes)
                 values = tree
+                sources = self.ctx.sources
+
+                def locate(p: PathKey) -> Location | None:
+                    return sources.location((*cpath, "values", *p))
             elif conf.values is not None:
                 src = self._inline(conf.values, (*cpath, "values"))
             elif conf.values_base64 is not None:
@@ -469,6 +478,12 @@ class Resolver:
                     )
                     first = {}
                 values = first
+                if docs:
+                    first_doc = docs[0]
+
+                    def locate(p: PathKey) -> Location | None:
+                        return first_doc.location(p)
+
                 secret = frozenset(p[1:] for p in secret if p[0] == 0)
                 self._secrets([values], frozenset((0, *p) for p in secret), docs, src, path, multi=False)
             for listed in conf.encrypted_paths:
@@ -491,6 +506,7 @@ class Resolver:
             job_configuration=a.job_configuration,
             encrypted=encrypted,
             defined_at=_at(self.ctx.sources.location(path)),
+            value_locations=locate,
         )
 
     def text_file(self, ref: str, path: PathKey, what: str) -> str:

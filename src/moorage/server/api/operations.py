@@ -1,7 +1,7 @@
 """Applying a definition to a cluster, and the operations (with their jobs) that record it."""
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -12,7 +12,6 @@ from moorage.server import addon_state, registries, service
 from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.schemas import ApplyRequest, OperationOut, Page, page_of
 from moorage.server.bundle import validate_bundle
-from moorage.server.gitops import store
 from moorage.spec.protocol import JobAction, JobMessage
 
 log = logging.getLogger("moorage.server.api")
@@ -42,24 +41,22 @@ async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: Wait
             status_code=422,
         )
 
-    def credentials(session: Session) -> tuple[dict[str, str], list[dict[str, Any]]]:
-        return registries.sealed_payload(
-            session,
-            ctx.box,
-            service.get_cluster(session, name),
-            check.registries,
-            loopback_http=store.loopback_http(ctx.settings.egress_policy()),
-            ghcr_fallback=ctx.settings.ghcr_git_token,
-        )
-
-    sealed, errors = await ctx.db(credentials) if check.registries else ({}, [])
+    sealed, errors, warnings = await registries.prepare_job(
+        ctx.db,
+        ctx.box,
+        lambda session: service.get_cluster(session, name),
+        check.registries,
+        check.resolved,
+        policy=ctx.settings.egress_policy(),
+        ghcr_fallback=ctx.settings.ghcr_git_token,
+    )
     if errors:
         n = len(errors)
         return JSONResponse(
             {
                 "detail": f"the definition has {n} error{'s' if n != 1 else ''}",
                 "errors": errors,
-                "warnings": check.warnings,
+                "warnings": [*check.warnings, *warnings],
             },
             status_code=422,
         )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from moorage.server import addon_state, registries, service
 from moorage.server.bundle import MAX_BUNDLE_BYTES, BundleCheck, BundleError, validate_tree
-from moorage.server.db.models import GitRepository
+from moorage.server.db.models import Cluster, GitRepository
 from moorage.server.db.session import SessionFactory, in_transaction
 from moorage.server.gitops import store
 from moorage.server.gitops.git import Git, GitAuth, GitError
@@ -242,25 +242,28 @@ async def _validate(deps: Deps, run: Run, sha: str) -> tuple[BundleCheck, dict[s
 
 
 async def _registry_credentials(deps: Deps, run: Run, check: BundleCheck) -> None:
-    """Each registry's credential, sealed for the agent into `check.sealed`; a missing or refused
-    one fails the Validating phase, naming it."""
+    """Each add-on's values against its chart's values.schema.json, and each registry's credential
+    sealed for the agent into `check.sealed`; a missing or refused credential, a chart refused or not
+    found, or a value the schema rejects fails the Validating phase, naming it."""
     if not check.registries:
         return
 
-    def work(session: Session) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    def cluster_of(session: Session) -> Cluster:
         cluster = service.get_cluster_by_id(session, run.cluster_id)
         if cluster is None:
             raise service.NotFound("the cluster was deleted during the sync")
-        return registries.sealed_payload(
-            session,
-            deps.box,
-            cluster,
-            check.registries,
-            loopback_http=store.loopback_http(deps.settings.egress_policy()),
-            ghcr_fallback=deps.settings.ghcr_git_token,
-        )
+        return cluster
 
-    check.sealed, errors = await deps.db(work)
+    check.sealed, errors, warnings = await registries.prepare_job(
+        deps.db,
+        deps.box,
+        cluster_of,
+        check.registries,
+        check.resolved,
+        policy=deps.settings.egress_policy(),
+        ghcr_fallback=deps.settings.ghcr_git_token,
+    )
+    check.warnings.extend(warnings)
     if errors:
         raise SyncFailed(store.validation_error(errors, check.warnings), retry=False)
 
