@@ -277,16 +277,58 @@ def test_agent_names_token_and_health(mode: str, tmp_path: Path) -> None:
         assert TOKEN not in text  # only its base64, in the Secret
     assert env["MOORAGE_AGENT_TOKEN"] == {"name": "MOORAGE_AGENT_TOKEN", "valueFrom": {"secretKeyRef": ref}}
 
-    (binding,) = kinds["ClusterRoleBinding"]
+    kube_proxy = f"{release}-{NAMESPACE}-impersonate"  # the kubectl proxy's own (test_agent_kube_proxy_rbac)
+    (binding,) = [
+        b
+        for b in kinds["ClusterRoleBinding"]
+        if b["metadata"]["name"] != kube_proxy and b["subjects"][0]["kind"] == "ServiceAccount"
+    ]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": release, "namespace": NAMESPACE}]
     rules = values.get("rbac", {}).get("rules")
+    roles = [r for r in kinds.get("ClusterRole", []) if r["metadata"]["name"] != kube_proxy]
     if rules:
-        role = the(docs, "ClusterRole")
+        (role,) = roles
         assert role["rules"] == rules
         assert binding["roleRef"]["name"] == role["metadata"]["name"] == f"{release}-{NAMESPACE}"
     else:
-        assert "ClusterRole" not in kinds
+        assert not roles
         assert binding["roleRef"]["name"] == values.get("rbac", {}).get("cluster_role", "cluster-admin")
+
+
+def test_agent_kube_proxy_rbac(tmp_path: Path) -> None:
+    """kubectl through Moorage: the agent may impersonate users and the moorage:* groups only (never
+    system:masters), and each group is bound to its ClusterRole; group_roles "" binds nothing, and
+    kube_proxy.enabled=false renders none of it."""
+    from moorage.spec.kubeproxy import GROUP_OF_ROLE
+
+    chart, release, values = MODES["agent-defaults"]
+    docs = documents(template(tmp_path, chart, release, values).stdout)
+    name = f"{release}-{NAMESPACE}-impersonate"
+    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == name)
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]},
+        {
+            "apiGroups": [""],
+            "resources": ["groups"],
+            "verbs": ["impersonate"],
+            "resourceNames": sorted(GROUP_OF_ROLE.values()),
+        },
+    ]
+    bound = {
+        d["subjects"][0]["name"]: d["roleRef"]["name"]
+        for d in docs
+        if d["kind"] == "ClusterRoleBinding" and d["subjects"][0]["kind"] == "Group"
+    }
+    assert bound == {"moorage:view": "view", "moorage:edit": "edit", "moorage:admin": "cluster-admin"}
+    assert set(bound) == set(GROUP_OF_ROLE.values())  # the groups the server impersonates
+    narrowed = {**values, "kube_proxy": {"group_roles": {"moorage:admin": ""}}}
+    docs = documents(template(tmp_path, chart, release, narrowed).stdout)
+    groups = [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["subjects"][0]["kind"] == "Group"]
+    assert sorted(d["subjects"][0]["name"] for d in groups) == ["moorage:edit", "moorage:view"]
+    off = {**values, "kube_proxy": {"enabled": False}}
+    docs = documents(template(tmp_path, chart, release, off).stdout)
+    assert not [d for d in docs if "impersonate" in d["metadata"]["name"]]
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["subjects"][0]["kind"] == "Group"]
 
 
 def agent_cli_envvars() -> set[str]:
