@@ -7,6 +7,7 @@ through as bytes, compressed as the API server sent them (no decoding)."""
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +19,20 @@ from moorage.kube.config import ClusterConfig
 
 if TYPE_CHECKING:
     import aiohttp
+
+
+class _NoQuery(logging.Filter):
+    """httpx logs every request with its URL; a proxied request's query string is the user's (a
+    Service behind the proxy may take a token there), so it never reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and "?" in str(args[1]):
+            record.args = (args[0], str(args[1]).split("?", 1)[0] + "?…", *args[2:])
+        return True
+
+
+_QUERY_FILTER = _NoQuery()
 
 
 @dataclass
@@ -38,6 +53,10 @@ class Passthrough:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
             trust_env=False,
         )
+        for name in ("httpx2", "httpx"):
+            logger = logging.getLogger(name)
+            if _QUERY_FILTER not in logger.filters:
+                logger.addFilter(_QUERY_FILTER)
         self._ws_session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
