@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
-from moorage.server import addon_state, service
+from moorage.server import addon_state, leases, service
 from moorage.server.api import (
     addons,
     agent,
@@ -146,12 +147,19 @@ def create_app(
     return app
 
 
+def _expiry_round(session: Session, now: datetime) -> tuple[list[str], list[addon_state.Change]]:
+    """Overdue jobs timed out, silent agents offline; with several replicas, one of them does each
+    round (moorage.server.leases), in one transaction."""
+    if not leases.try_round(session, leases.EXPIRY_KEY):
+        return [], []
+    return service.expire_jobs(session, now), addon_state.mark_offline(session, service.OFFLINE_AFTER, now)
+
+
 async def _expiry_loop(ctx: AppContext) -> None:
     while True:
         await asyncio.sleep(ctx.settings.expire_interval_seconds)
         try:
-            expired = await ctx.db(lambda s: service.expire_jobs(s, ctx.clock()))
-            offline = await ctx.db(lambda s: addon_state.mark_offline(s, service.OFFLINE_AFTER, ctx.clock()))
+            expired, offline = await ctx.db(lambda s: _expiry_round(s, ctx.clock()))
         except Exception:
             log.exception("expiring overdue jobs failed; will retry")
             continue

@@ -13,7 +13,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from moorage.spec import protocol
 from moorage.spec.protocol import HeartbeatMessage, JobMessage, LogChunk, ResultMessage, StateReport
@@ -29,6 +29,8 @@ OnResult = Callable[[ResultMessage], Awaitable[None]]
 OnHeartbeat = Callable[[HeartbeatMessage], Awaitable[None]]
 OnState = Callable[[StateReport], Awaitable[None]]
 STATE_CONSUMER = "server-state"
+SERVER_QUEUE = "moorage-server"  # the queue group of the replicas for core NATS subjects
+STREAM_REPLICAS = 3
 AgentIds = Callable[[], Awaitable[list[str]]]
 
 
@@ -57,7 +59,7 @@ class NatsBus:
 
     async def start(self) -> None:
         self._nc = await nats.connect(
-            self.url,
+            servers_of(self.url),
             user=self._user,
             password=self._password,
             name="moorage-server",
@@ -107,7 +109,8 @@ class NatsBus:
             ),
         )
         await self.ensure_agent_consumers()
-        await self._nc.subscribe(protocol.heartbeat_subject("*"), cb=self._heartbeat)
+        # a queue group: with several replicas, each heartbeat is handled by one of them
+        await self._nc.subscribe(protocol.heartbeat_subject("*"), queue=SERVER_QUEUE, cb=self._heartbeat)
         self._tasks.append(
             asyncio.create_task(self._consume(protocol.SERVER_CONSUMER, self._result), name="moorage-results")
         )
@@ -262,10 +265,32 @@ class NatsBus:
             await self._nc.drain()
 
 
+def servers_of(url: str) -> list[str]:
+    """`--nats-url` may list several servers of a NATS cluster, comma-separated."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    if not servers:
+        raise ValueError("the NATS URL is empty")
+    return servers
+
+
 async def _ensure_stream(js: Any, config: StreamConfig) -> None:
-    try:
-        await js.stream_info(config.name)
-    except NotFoundError:
-        await js.add_stream(config)
+    """Created or updated with as many replicas as the NATS cluster allows: STREAM_REPLICAS on a
+    cluster of three or more, else one (a single server refuses more)."""
+    last: Exception | None = None
+    for replicas in (STREAM_REPLICAS, 1):
+        config.num_replicas = replicas
+        try:
+            try:
+                await js.stream_info(config.name)
+            except NotFoundError:
+                await js.add_stream(config)
+            else:
+                await js.update_stream(config)
+        except APIError as e:
+            last = e
+            log.info("stream %s with %d replica(s) refused: %s", config.name, replicas, e.description)
+            continue
+        log.info("stream %s: %d replica(s)", config.name, replicas)
         return
-    await js.update_stream(config)
+    assert last is not None
+    raise last

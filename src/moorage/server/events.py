@@ -1,10 +1,14 @@
 """The server's stream of state changes (add-on states, agents going offline), fanned out in
 process to every open `GET /api/v1/events` and `moorage addons list -w`. A slow reader is dropped
-with a final "overflow" event rather than slowing the server down; it reconnects and re-reads."""
+with a final "overflow" event rather than slowing the server down; it reconnects and re-reads.
+
+With several replicas, `moorage.server.fanout` sets `forward` on both classes: what one replica
+publishes (or a result it records) reaches the subscribers and waiters of the others through NATS,
+which hand it to `deliver` / `done(…, forward=False)`."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 QUEUE_SIZE = 1000
@@ -16,8 +20,11 @@ class JobWaiters:
 
     def __init__(self) -> None:
         self._waiting: dict[str, list[asyncio.Event]] = {}
+        self.forward: Callable[[str], None] | None = None  # to the other replicas
 
-    def done(self, job_id: str) -> None:
+    def done(self, job_id: str, *, forward: bool = True) -> None:
+        if forward and self.forward is not None:
+            self.forward(job_id)
         for event in self._waiting.pop(job_id, []):
             event.set()
 
@@ -38,8 +45,17 @@ class JobWaiters:
 class Broadcaster:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.forward: Callable[[list[dict[str, Any]]], None] | None = None  # to the other replicas
 
     def publish(self, events: Iterable[dict[str, Any]]) -> None:
+        """To this replica's subscribers, and (with `forward`) to the other replicas'."""
+        batch = list(events)
+        if batch and self.forward is not None:
+            self.forward(batch)
+        self.deliver(batch)
+
+    def deliver(self, events: Iterable[dict[str, Any]]) -> None:
+        """To this replica's subscribers only."""
         for event in events:
             for queue in list(self._subscribers):
                 try:

@@ -23,6 +23,8 @@ from moorage.server.db.session import (
     transaction,
 )
 from moorage.server.events import Broadcaster, JobWaiters
+from moorage.server.fanout import Fanout
+from moorage.server.leases import AnotherServer, SingleServerLock
 from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats
 from moorage.server.settings import ServerSettings
 from moorage.spec.protocol import HeartbeatMessage, JobAction, JobMessage, ResultMessage, StateReport
@@ -97,6 +99,21 @@ def secure_storage(settings: ServerSettings) -> None:
 async def serve(settings: ServerSettings) -> None:
     secure_storage(settings)
     url = settings.database_url
+    database = _sqlite_path(url)
+    single = SingleServerLock(database) if database is not None else None
+    if single is not None:
+        try:
+            single.acquire()  # SQLite is for one server: a second one on the file stops here
+        except AnotherServer as e:
+            raise SystemExit(f"moorage server: {e}") from None
+    try:
+        await _serve(settings, url)
+    finally:
+        if single is not None:
+            single.release()
+
+
+async def _serve(settings: ServerSettings, url: str) -> None:
     await asyncio.to_thread(migrate, url)
     factory = make_session_factory(make_engine(url))
 
@@ -168,6 +185,10 @@ async def _run(
         on_state=on_state,
     )
     await bus.start()
+    fanout = Fanout(events, waiters)  # what the other replicas must see at once
+    nc = bus.nats_client()
+    assert nc is not None
+    await fanout.start(nc)
     app = create_app(
         settings,
         factory,
@@ -176,6 +197,9 @@ async def _run(
         events=events,
         job_waiters=waiters,
     )
+    controller = app.state.moorage.gitops
+    controller.forward_wake = fanout.woken
+    fanout.wake = lambda: controller.wake(forward=False)
     server = uvicorn.Server(uvicorn_config(app, settings))
     watchdog = asyncio.create_task(_restart_nats_when_it_dies(embedded, factory)) if embedded else None
     try:
@@ -183,6 +207,7 @@ async def _run(
     finally:
         if watchdog is not None:
             watchdog.cancel()
+        await fanout.close()
         try:
             await asyncio.wait_for(bus.close(), 10)
         except Exception:

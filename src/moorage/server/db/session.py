@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from moorage.server.leases import lock_migrations
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 SessionFactory = sessionmaker[Session]
@@ -82,6 +84,7 @@ def migrate(url: str, revision: str = "head") -> None:
         with engine.begin() as connection:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = connection
+            lock_migrations(connection)  # PostgreSQL: one replica migrates, the others wait
             command.upgrade(cfg, revision)
     finally:
         engine.dispose()

@@ -4,17 +4,25 @@ requests, and runs requested syncs, one at a time per cluster.
 Requests live in the database (GitRepository.requested_*), so a webhook only writes a row and wakes
 this loop; a burst of requests for one cluster coalesces, and a server restart loses none. Polling
 asks each distinct (URL, branch, credential) once per round with `git ls-remote`, however many
-clusters share it."""
+clusters share it.
+
+With several replicas on one PostgreSQL (docs/architecture.md, "Several replicas"), a cluster's sync
+runs on the replica that holds its lease (`moorage.server.leases.ClusterLeases`, an advisory lock);
+the others skip it. A sync left `running` by a replica that died is found by the replica that takes
+the lease next: it fails it as interrupted and runs it again. Due polls and retries are claimed
+with `FOR UPDATE SKIP LOCKED`, so each is handled by one replica."""
 
 import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
 from moorage.server.gitops import runner, store
 from moorage.server.gitops.git import GitAuth, GitError
+from moorage.server.leases import ClusterLeases
 
 log = logging.getLogger("moorage.server.gitops")
 
@@ -34,15 +42,16 @@ class GitOpsController:
         # the last answer per source: clusters sharing a source but due a few seconds apart (the
         # poll jitter) reuse it instead of asking again
         self._answers: dict[tuple[str, str, str | None], tuple[float, str | None, str]] = {}
+        self.leases = ClusterLeases(deps.session_factory.kw["bind"])
+        self.forward_wake: Callable[[], None] | None = None  # to the other replicas (server.fanout)
 
-    def wake(self) -> None:
-        """Something was requested: look now instead of at the next tick."""
+    def wake(self, *, forward: bool = True) -> None:
+        """Something was requested: look now instead of at the next tick (on every replica)."""
+        if forward and self.forward_wake is not None:
+            self.forward_wake()
         self._wake.set()
 
     async def run(self) -> None:
-        interrupted = await self.deps.db(lambda s: store.interrupted_syncs(s, self.deps.clock()))
-        if interrupted:
-            log.warning("%d GitOps sync(s) were interrupted by a restart; each runs again", interrupted)
         try:
             while True:
                 try:
@@ -56,6 +65,7 @@ class GitOpsController:
             for task in [*self._tasks, *([self._polling] if self._polling else [])]:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.to_thread(self.leases.close)
 
     async def tick(self) -> None:
         now = self.deps.clock()
@@ -68,8 +78,13 @@ class GitOpsController:
         if self._polling is None or self._polling.done():
             self._polling = asyncio.create_task(self.poll_round())
         busy = sorted(self.running)
-        wanted = await self.deps.db(lambda s: [r.cluster_id for r in store.requested(s, busy)])
-        for cluster_id in wanted:
+
+        def wanted(session: Session) -> list[str]:
+            ids = [r.cluster_id for r in store.requested(session, busy)]
+            # syncs left running by a replica (or a server) that stopped: their cluster's lease is free
+            return ids + [c for c in store.running_sync_clusters(session, busy) if c not in ids]
+
+        for cluster_id in await self.deps.db(wanted):
             if cluster_id not in self.running:
                 self._start(cluster_id)
 
@@ -77,7 +92,17 @@ class GitOpsController:
         self.running.add(cluster_id)
 
         async def one() -> None:
+            taken = False
             try:
+                taken = await asyncio.to_thread(self.leases.try_take, cluster_id)
+                if not taken:
+                    return  # another replica runs this cluster's sync
+                now = self.deps.clock()
+                if await self.deps.db(lambda s: store.interrupted_syncs(s, now, cluster_id)):
+                    log.warning(
+                        "the GitOps sync of cluster %s was interrupted (its server stopped); it runs again",
+                        cluster_id,
+                    )
                 await self._supersede(cluster_id)
                 run = await runner.claim(self.deps, cluster_id)
                 if run is not None:
@@ -85,8 +110,11 @@ class GitOpsController:
             except Exception:
                 log.exception("GitOps sync of cluster %s could not start", cluster_id)
             finally:
+                if taken:
+                    await asyncio.to_thread(self.leases.release, cluster_id)
                 self.running.discard(cluster_id)
-                self.wake()  # a request that came in meanwhile runs now
+                if taken:
+                    self._wake.set()  # a request that came in meanwhile runs now
 
         task = asyncio.create_task(one())
         self._tasks.add(task)

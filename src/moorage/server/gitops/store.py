@@ -557,6 +557,15 @@ def remember_delivery(session: Session, provider: str, delivery_id: str, now: da
     return True
 
 
+def running_sync_clusters(session: Session, busy: Sequence[str]) -> list[str]:
+    """Clusters with a sync row still `running`, besides `busy` (this replica's own): either another
+    replica runs it (it holds the cluster's lease) or the server running it stopped."""
+    query = select(GitSync.cluster_id).where(GitSync.status == "running")
+    if busy:
+        query = query.where(GitSync.cluster_id.not_in(list(busy)))
+    return sorted(set(session.scalars(query)))
+
+
 def requested(session: Session, busy: Sequence[str]) -> list[GitRepository]:
     """Repositories with a sync request, whose cluster has no sync running."""
     query = select(GitRepository).where(GitRepository.requested_at.is_not(None))
@@ -566,23 +575,28 @@ def requested(session: Session, busy: Sequence[str]) -> list[GitRepository]:
 
 
 def due_retries(session: Session, now: datetime) -> list[GitRepository]:
+    """Locked for the caller's transaction; rows another replica is taking are skipped."""
     return list(
         session.scalars(
-            select(GitRepository).where(
+            select(GitRepository)
+            .where(
                 GitRepository.next_retry_at.is_not(None),
                 GitRepository.next_retry_at <= now,
                 GitRepository.requested_at.is_(None),
             )
+            .with_for_update(skip_locked=True)
         )
     )
 
 
 def due_polls(session: Session, now: datetime) -> list[GitRepository]:
+    """Locked for the caller's transaction (which moves next_poll_at on); rows another replica is
+    polling are skipped, so each due poll is done by one replica (PostgreSQL; SQLite has one)."""
     return list(
         session.scalars(
-            select(GitRepository).where(
-                GitRepository.next_poll_at.is_not(None), GitRepository.next_poll_at <= now
-            )
+            select(GitRepository)
+            .where(GitRepository.next_poll_at.is_not(None), GitRepository.next_poll_at <= now)
+            .with_for_update(skip_locked=True, of=GitRepository)
         )
     )
 
@@ -627,10 +641,14 @@ def start_sync(session: Session, repo: GitRepository, now: datetime) -> GitSync:
     return row
 
 
-def interrupted_syncs(session: Session, now: datetime) -> int:
-    """Syncs left running by a stopped server: marked failed, and each cluster gets a new request."""
+def interrupted_syncs(session: Session, now: datetime, cluster_id: str | None = None) -> int:
+    """Syncs left running by a stopped server: marked failed, and each cluster gets a new request.
+    With `cluster_id`, only that cluster's (the caller holds its lease: no replica runs them)."""
     count = 0
-    for row in session.scalars(select(GitSync).where(GitSync.status == "running")):
+    query = select(GitSync).where(GitSync.status == "running")
+    if cluster_id is not None:
+        query = query.where(GitSync.cluster_id == cluster_id)
+    for row in session.scalars(query):
         finish(
             row, now, status="failed", error=general_error("interrupted: the server stopped during this sync")
         )
