@@ -11,7 +11,7 @@ from rich.table import Table
 
 from moorage.cli.client import Remote, api_path, handled
 from moorage.cli.output import Output, OutputOpt, dump, err, esc, out, styled, when
-from moorage.cli.remote_commands import ClusterOpt, ServerOpt, TokenOpt
+from moorage.cli.remote_commands import ClusterOpt, ServerOpt, TokenOpt, cluster_app
 
 addons_app = typer.Typer(
     name="addons",
@@ -390,5 +390,37 @@ def addons_releases(
     )  # fmt: skip
 
 
+def cluster_migrate(
+    name: Annotated[str, typer.Argument(help="The cluster.")],
+    _preview: Annotated[
+        bool, typer.Option("--preview", help="Only show the report (what this command always does).")
+    ] = True,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Which Argo CD Applications can move to the native engine, and why not. Migrating is declarative:
+    set the engine to ankra_native in the definition and each eligible add-on migrates at the next
+    sync, keeping every object and Pod."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.get(api_path("clusters", name, "argocd", "migration"))
+    _tabulate(
+        data, output, ("application", "add-on", "eligible", "sync", "health", "why not"),
+        data["applications"],
+        lambda a: [
+            esc(a["application"]), esc(a["addon"] or "-"), "yes" if a["eligible"] else "no",
+            esc(a["sync"]), styled(a["health"]) if a["health"] else "-", esc("; ".join(a["reasons"]) or "-"),
+        ],
+    )  # fmt: skip
+    if output is Output.table:
+        err.print(
+            f"{data['eligible']} of {data['moorage_applications']} Moorage Application(s) can migrate; "
+            f"to migrate: {esc(data['how'])}",
+            highlight=False,
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(addons_app, name="addons")
+    cluster_app.command("migrate")(cluster_migrate)

@@ -23,6 +23,7 @@ from moorage.engine.outcome import EntryOutcome, EntryStatus
 from moorage.helm.storage import Release
 from moorage.kube import errors as kube_errors
 from moorage.spec.content import ResolvedAddon
+from moorage.spec.migration import source_problem
 
 SETTLE_SECONDS = 120.0
 
@@ -44,13 +45,8 @@ def tracked(app: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def ineligible(app: Mapping[str, Any]) -> str | None:
-    """Why an Application cannot be migrated as it is, or None."""
-    spec = app.get("spec") or {}
-    if spec.get("sources"):
-        return "it has several sources (a multi-source Application); migrate it by hand"
-    if not (spec.get("source") or {}).get("chart"):
-        return "its source is not a Helm chart"
-    return None
+    """Why an Application cannot be migrated as it is, or None (the rules of spec/migration.py)."""
+    return source_problem(app)
 
 
 async def _uids(ctx: EngineContext, objects: list[tuple[str, str, str, str]]) -> dict[str, str]:

@@ -1,0 +1,70 @@
+"""Which Argo CD Applications can move to the native engine, and why not (pure: the server's
+migration preview and the engine's migration use the same rules).
+
+An Application is migratable when Moorage made it (its add-on is in the definition), it has one
+Helm-chart source, and no Argo CD operation is running on it. Applications Moorage did not make are
+listed too, so a person sees them, but are never touched."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+ADDON_LABEL = "moorage.dev/addon"
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    application: str
+    addon: str | None  # the Moorage add-on it belongs to; None: not Moorage's
+    eligible: bool
+    reasons: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # the kinds of the objects it tracks
+    sync: str = ""
+    health: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "application": self.application,
+            "addon": self.addon,
+            "eligible": self.eligible,
+            "reasons": self.reasons,
+            "kinds": self.kinds,
+            "sync": self.sync,
+            "health": self.health,
+        }
+
+
+def source_problem(app: Mapping[str, Any]) -> str | None:
+    """Why the Application's source cannot become a Helm release, or None."""
+    spec = app.get("spec") or {}
+    if spec.get("sources"):
+        return "it has several sources (a multi-source Application); migrate it by hand"
+    if not (spec.get("source") or {}).get("chart"):
+        return "its source is not a Helm chart"
+    return None
+
+
+def eligibility(app: Mapping[str, Any]) -> Eligibility:
+    meta = app.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    status = app.get("status") or {}
+    name = str(meta.get("name") or "")
+    ours = labels.get(MANAGED_BY_LABEL) == "moorage" and bool(labels.get(ADDON_LABEL))
+    reasons = []
+    if not ours:
+        reasons.append("not made by Moorage: left alone (Moorage migrates only its own add-ons)")
+    if problem := source_problem(app):
+        reasons.append(problem)
+    if (status.get("operationState") or {}).get("phase") == "Running":
+        reasons.append("an Argo CD sync is in flight: it migrates once the sync settles")
+    kinds = sorted({str(r.get("kind")) for r in status.get("resources") or [] if r.get("kind")})
+    return Eligibility(
+        application=name,
+        addon=str(labels.get(ADDON_LABEL)) if ours else None,
+        eligible=not reasons,
+        reasons=reasons,
+        kinds=kinds,
+        sync=str((status.get("sync") or {}).get("status") or ""),
+        health=str((status.get("health") or {}).get("status") or ""),
+    )

@@ -1,0 +1,57 @@
+"""Which Argo CD Applications the migration preview calls eligible, and why the others are not."""
+
+from typing import Any
+
+import pytest
+
+from moorage.spec.migration import eligibility
+
+OURS = {"app.kubernetes.io/managed-by": "moorage", "moorage.dev/addon": "web"}
+CHART = {"repoURL": "https://charts.example.com", "chart": "web", "targetRevision": "1.0.0"}
+
+
+def app(labels: dict[str, str] | None = None, phase: str = "", **spec: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "sync": {"status": "Synced"},
+        "health": {"status": "Healthy"},
+        "resources": [{"kind": "Deployment"}, {"kind": "Service"}, {"kind": "Deployment"}],
+    }
+    if phase:
+        status["operationState"] = {"phase": phase}
+    return {"metadata": {"name": "web", "labels": labels or {}}, "spec": spec, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("application", "eligible", "why"),
+    [
+        (app(OURS, source=CHART), True, ""),
+        (app(OURS, phase="Succeeded", source=CHART), True, ""),
+        (app(OURS, phase="Running", source=CHART), False, "sync is in flight"),
+        (
+            app(OURS, sources=[CHART, {"repoURL": "https://git.example.com/v.git", "ref": "values"}]),
+            False,
+            "multi-source",
+        ),
+        (
+            app(OURS, source={"repoURL": "https://git.example.com/x.git", "path": "k8s"}),
+            False,
+            "not a Helm chart",
+        ),
+        (app({"app.kubernetes.io/managed-by": "Helm"}, source=CHART), False, "not made by Moorage"),
+        (app({}, source=CHART), False, "not made by Moorage"),
+    ],
+)
+def test_eligibility(application: dict[str, Any], eligible: bool, why: str) -> None:
+    found = eligibility(application)
+    assert found.eligible is eligible
+    if why:
+        assert why in " ".join(found.reasons)
+    else:
+        assert found.reasons == []
+    assert found.kinds == ["Deployment", "Service"]
+    assert (found.sync, found.health) == ("Synced", "Healthy")
+
+
+def test_only_moorage_applications_name_their_add_on() -> None:
+    assert eligibility(app(OURS, source=CHART)).addon == "web"
+    assert eligibility(app({}, source=CHART)).addon is None
