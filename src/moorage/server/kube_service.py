@@ -9,6 +9,7 @@ import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -127,16 +128,27 @@ def authenticate_kube_token(
     return dataclasses.replace(identity, offline=offline_reason(cluster, now))
 
 
+def _owned_by(session: Session, who: Principal) -> Any:
+    """The SQL condition "made by this caller": by user id or by API token id (names repeat)."""
+    if who.username is not None:
+        user_id = session.scalar(select(User.id).where(User.username == who.username))
+        return KubeToken.user_id == user_id
+    return KubeToken.api_token_id == who.token_id
+
+
 def list_kube_tokens(session: Session, who: Principal) -> list[KubeToken]:
     query = select(KubeToken).order_by(KubeToken.created_at)
     if not tokens.granted(who.scopes, tokens.Scope.ADMIN):
-        query = query.where(KubeToken.principal == who.name)
+        query = query.where(_owned_by(session, who))
     return list(session.scalars(query))
 
 
 def revoke_kube_token(session: Session, who: Principal, token_id: str, now: datetime) -> KubeToken:
-    row = session.get(KubeToken, token_id)
-    if row is None or (row.principal != who.name and not tokens.granted(who.scopes, tokens.Scope.ADMIN)):
+    query = select(KubeToken).where(KubeToken.id == token_id)
+    if not tokens.granted(who.scopes, tokens.Scope.ADMIN):
+        query = query.where(_owned_by(session, who))
+    row = session.scalar(query)
+    if row is None:
         raise service.NotFound(f"no kubectl token with id {token_id}")
     if row.revoked_at is None:
         row.revoked_at = now

@@ -89,7 +89,12 @@ def test_a_revoked_api_tokens_kubectl_tokens_stop(client: TestClient, anon: Test
     assert r.json()["kube_groups"] == ["moorage:edit"]
     kube = r.json()["token"]
     assert _kube(anon, kube) == 503
-    # another caller cannot see or revoke it; the admin can see it
+    # the admin sees it; another token of the same name neither sees nor revokes it
     assert r.json()["id"] in [t["id"] for t in client.get("/api/v1/kube-tokens").json()]
+    twin = client.post("/api/v1/tokens", json={"name": "ci", "scopes": ["write"]}).json()
+    as_twin = {"Authorization": f"Bearer {twin['token']}"}
+    assert anon.get("/api/v1/kube-tokens", headers=as_twin).json() == []
+    assert anon.delete(f"/api/v1/kube-tokens/{r.json()['id']}", headers=as_twin).status_code == 404
+    assert _kube(anon, kube) == 503
     assert client.delete(f"/api/v1/tokens/{api['id']}").status_code == 200
     assert _kube(anon, kube) == 401
