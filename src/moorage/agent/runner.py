@@ -370,7 +370,10 @@ class Agent:
             async with self._write_lock:
                 outcome, cluster = jobs.define(job)
                 if cluster is not None:
-                    self._use_registry_credentials(job)
+                    try:
+                        self._use_registry_credentials(job)
+                    except CredentialsError as e:  # the definition stands; private charts wait for a sync
+                        log.warning("the definition's registry credentials are not usable: %s", e)
                     self._cluster, self._commit = cluster, _commit_of(job)
                     self._ctx.checks = definition_checks(job.payload, self._server_checks)
                     await self._report_all(Cause.DEFINE, locked=True)
