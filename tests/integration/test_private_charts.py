@@ -306,3 +306,45 @@ def test_values_that_break_the_charts_schema_fail_validation_before_any_helm_com
     assert all("values.schema.json of chart strict 1.0.0" in e["message"] for e in errors)
     # refused before a job was queued: no helm command ran
     assert server.api("GET", "/clusters/schema/operations").json()["pagination"]["total_count"] == before
+
+
+def test_validate_charts_checks_values_against_the_schema_and_names_unfetchable_charts(
+    chart_repo: chartsources.ChartRepo, private: Private, tmp_path: Path
+) -> None:
+    (tmp_path / "values").mkdir()
+    (tmp_path / "values/strict.yaml").write_text("# strict's values\nreplicas: 20\nlogLevel: info\n")
+    (tmp_path / "import-cluster.yaml").write_text(
+        f"""apiVersion: v1
+kind: ImportCluster
+metadata:
+  name: local
+spec:
+  stacks:
+    - name: s
+      addons:
+        - name: strict
+          chart_name: strict
+          chart_version: "1.0.0"
+          registry_url: {chart_repo.url}
+          namespace: a
+          configuration:
+            from_file: values/strict.yaml
+        - name: locked
+          chart_name: webapp
+          chart_version: "1.0.0"
+          registry_url: {private.repo.url}
+          namespace: b
+"""
+    )
+    argv = [sys.executable, "-m", "moorage.cli.main", "validate", str(tmp_path / "import-cluster.yaml")]
+    plain = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert plain.returncode == 0, plain.stdout  # without --charts nothing is fetched
+    checked = subprocess.run([*argv, "--charts"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 1, checked.stdout
+    lines = checked.stdout.splitlines()
+    (schema,) = [line for line in lines if "values.schema.json" in line]
+    assert schema.startswith("values/strict.yaml:2:")
+    assert "[addons[strict].values.replicas]" in schema
+    assert "20 is greater than the maximum of 10" in schema
+    (locked,) = [line for line in lines if "addons[locked]" in line]
+    assert f"registry {private.repo.url}: authentication failed" in locked
