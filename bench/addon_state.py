@@ -61,6 +61,7 @@ import nats
 from nats.aio.client import Client
 
 from moorage.agent.state import StateTracker
+from moorage.agent.transport import client_context
 from moorage.spec import protocol
 from moorage.spec.protocol import AddonObservation, HeartbeatMessage, StateReport
 
@@ -235,6 +236,9 @@ class AgentFeed:
                 inbox_prefix=reg["inbox_prefix"].encode(),
                 name=f"bench-agent-{reg['cluster_name']}",
                 error_cb=self._error,
+                # as the agent connects: TLS first, trusting only the CA the server handed out
+                tls=client_context(ca_pem=reg["nats_ca"]) if reg["nats_url"].startswith("tls://") else None,
+                tls_handshake_first=reg["nats_url"].startswith("tls://"),
             )
         )
         self._beats = loop.submit(self._heartbeats())

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,12 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     database_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # more `moorage server` flags (e.g. --tls-cert)
+    ca: Path | None = None  # the CA of its HTTPS certificate, trusted by `api` and agents
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.ca)) if self.ca else True
 
     def start(self) -> None:
         log = (self.data_dir / "server.log").open("ab")
@@ -39,12 +46,12 @@ class Server:
         if self.database_url:
             argv += ["--database-url", self.database_url]
         self.proc = subprocess.Popen(
-            [*argv, "--data-dir", str(self.data_dir)], stdout=log, stderr=log, env=env
+            [*argv, "--data-dir", str(self.data_dir), *self.args], stdout=log, stderr=log, env=env
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -59,7 +66,9 @@ class Server:
 
     def api(self, method: str, path: str, token: str = ADMIN, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=300, **kwargs)
+        return httpx.request(
+            method, f"{self.url}/api/v1{path}", headers=headers, timeout=300, verify=self.verify, **kwargs
+        )
 
 
 class Agents:
@@ -76,9 +85,20 @@ class Agents:
         }
         argv = [sys.executable, "-m", "moorage.cli.main", "agent", "--server", server.url]
         argv += ["--kubeconfig", str(kubeconfig), "--health-port", str(free_port()), *args]
+        if server.ca is not None and "--ca" not in args:
+            argv += ["--ca", str(server.ca)]
         proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
         self.procs.append(proc)
         return proc
+
+
+def nats_tls(registration: dict[str, Any]) -> dict[str, Any]:
+    """nats.connect's TLS options for what /agent/register answered, as the agent uses them: only the
+    CA the server handed out, TLS before nats-server's INFO."""
+    if not str(registration["nats_url"]).startswith("tls://"):
+        return {}
+    context = ssl.create_default_context(cadata=registration["nats_ca"])
+    return {"tls": context, "tls_handshake_first": True}
 
 
 def register(server: Server, name: str) -> str:

@@ -27,6 +27,7 @@ from tests.integration.control_plane_support import (
     Server,
     chain,
     free_port,
+    nats_tls,
     register,
     wait_operation,
     wait_state,
@@ -161,6 +162,7 @@ async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
         password=token_a,
         inbox_prefix=reg["inbox_prefix"].encode(),
         error_cb=on_error,
+        **nats_tls(reg),
     )
     try:
         # malformed and oversized messages on its own subjects are dropped; the server keeps going
@@ -192,6 +194,7 @@ async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
             password="mrga_wrong",
             max_reconnect_attempts=0,
             allow_reconnect=False,
+            **nats_tls(reg),
         )
 
 
@@ -307,6 +310,7 @@ async def test_a_revoked_agent_is_disconnected_from_nats(server: Server) -> None
         disconnected_cb=on_disconnect,
         max_reconnect_attempts=2,
         reconnect_time_wait=0.2,
+        **nats_tls(reg),
     )
     try:
         assert nc.is_connected

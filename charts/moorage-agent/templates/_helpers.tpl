@@ -80,6 +80,15 @@ env by name). */}}
   (dict "name" "MOORAGE_AGENT_PUBLIC_IP_LOOKUP_URL" "value" .Values.public_ip.lookup_url)
   (dict "name" "HOME" "value" "/home/moorage")
 -}}
+{{- with .Values.config.ca -}}
+{{- $entries = append $entries (dict "name" "MOORAGE_CA" "value" "/etc/moorage/ca/server-ca.crt") -}}
+{{- end -}}
+{{- with .Values.config.nats_ca -}}
+{{- $entries = append $entries (dict "name" "MOORAGE_NATS_CA" "value" "/etc/moorage/ca/nats-ca.crt") -}}
+{{- end -}}
+{{- if .Values.config.insecure -}}
+{{- $entries = append $entries (dict "name" "MOORAGE_AGENT_INSECURE" "value" "true") -}}
+{{- end -}}
 {{- if .Values.sops.existing_secret_name -}}
 {{- $entries = append $entries (dict "name" "SOPS_AGE_KEY_FILE" "value" (printf "/etc/moorage/sops/%s" .Values.sops.secret_key)) -}}
 {{- end -}}

@@ -35,7 +35,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if .Values.server.agent_nats_url -}}
 {{- .Values.server.agent_nats_url -}}
 {{- else if include "moorage.embeddedNats" . -}}
-{{- printf "nats://%s.%s.svc:%d" (include "moorage.name" .) .Release.Namespace (int .Values.service.nats_port) -}}
+{{- printf "tls://%s.%s.svc:%d" (include "moorage.name" .) .Release.Namespace (int .Values.service.nats_port) -}}
 {{- end -}}
 {{- end -}}
 
@@ -55,12 +55,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- $entries = append $entries (dict "name" "MOORAGE_NATS_URL" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $.Values.nats.secret_key))) -}}
 {{- $entries = append $entries (dict "name" "MOORAGE_NATS_USER" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $.Values.nats.user_key "optional" true))) -}}
 {{- $entries = append $entries (dict "name" "MOORAGE_NATS_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $.Values.nats.password_key "optional" true))) -}}
+{{- if $.Values.nats.ca_key -}}
+{{- $entries = append $entries (dict "name" "MOORAGE_NATS_CA" "value" (printf "/etc/moorage/nats-ca/%s" $.Values.nats.ca_key)) -}}
+{{- end -}}
 {{- else -}}
 {{- /* the embedded NATS, reachable from other pods: see configmap.yaml */ -}}
 {{- $entries = append $entries (dict "name" "MOORAGE_NATS_SERVER" "value" "/etc/moorage/embedded-nats/run-nats-server") -}}
 {{- end -}}
 {{- with include "moorage.agentNatsUrl" . -}}
 {{- $entries = append $entries (dict "name" "MOORAGE_AGENT_NATS_URL" "value" .) -}}
+{{- end -}}
+{{- if .Values.server.tls.existing_secret_name -}}
+{{- $entries = append $entries (dict "name" "MOORAGE_TLS_CERT" "value" "/etc/moorage/tls/tls.crt") -}}
+{{- $entries = append $entries (dict "name" "MOORAGE_TLS_KEY" "value" "/etc/moorage/tls/tls.key") -}}
 {{- end -}}
 {{- with .Values.server.public_url -}}
 {{- $entries = append $entries (dict "name" "MOORAGE_PUBLIC_URL" "value" .) -}}

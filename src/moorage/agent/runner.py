@@ -27,6 +27,7 @@ from moorage.agent import jobs
 from moorage.agent.kubeproxy import KubeProxyAgent
 from moorage.agent.registryauth import CredentialsError, open_credentials
 from moorage.agent.state import StateTracker
+from moorage.agent.transport import TransportRefused, check_url, client_context, explain_tls_failure
 from moorage.agent.watch import watch_changes
 from moorage.charts.source import RegistryAuth
 from moorage.engine.context import EngineContext, Options
@@ -83,6 +84,11 @@ class AgentSettings:
     # server-wide user health checks (a YAML list of spec.health_checks entries), read at start;
     # a definition's own entries override them for the same kind
     health_checks_file: Path | None = None
+    # TLS: the CA of the server's HTTPS certificate (None: the system's), of the NATS server's
+    # (None: the one the server hands out at registration); plain text beyond loopback only when insecure
+    ca: Path | None = None
+    nats_ca: Path | None = None
+    insecure: bool = False
 
     def __repr__(self) -> str:
         return f"AgentSettings(server={self.server!r}, kubeconfig={self.kubeconfig!r})"
@@ -117,26 +123,32 @@ class Registration:
     nats_url: str
     nats_user: str
     inbox_prefix: str
+    nats_ca: str | None = None
     # the age identity that opens the registry credentials of this cluster's jobs (repr: hidden)
     seal_identity: str | None = field(default=None, repr=False)
 
 
-async def register(server: str, token: str) -> Registration:
-    """Ask the server who we are and where NATS is. Retried by the caller on temporary errors."""
+async def register(server: str, token: str, ca: Path | None = None, insecure: bool = False) -> Registration:
+    """Ask the server who we are and where NATS is. Retried by the caller on temporary errors;
+    TransportRefused for a URL the token may not go to, RegistrationError for an untrusted certificate."""
+    verdict = check_url(server, what="server", insecure=insecure)
     url = server.rstrip("/") + "/api/v1/agent/register"
-    async with httpx.AsyncClient(timeout=15) as client:
+    verify = client_context(ca) if verdict.tls else True
+    async with httpx.AsyncClient(timeout=15, verify=verify) as client:
         response = await client.post(url, headers={"Authorization": f"Bearer {token}"})
     if response.status_code in (401, 403):
         detail = response.json().get("detail", "refused") if response.content else "refused"
         raise RegistrationError(f"the server refused the agent token: {detail}")
     response.raise_for_status()
     body = response.json()
+    nats_ca = body.get("nats_ca")
     return Registration(
         body["cluster_id"],
         body["cluster_name"],
         body["nats_url"],
         body["nats_user"],
         body["inbox_prefix"],
+        nats_ca if isinstance(nats_ca, str) else None,
         body["seal_identity"] if isinstance(body.get("seal_identity"), str) else None,
     )
 
@@ -228,12 +240,18 @@ class Agent:
 
     async def _register_with_backoff(self) -> Registration:
         delay = 1.0
+        settings = self.settings
+        if warning := check_url(settings.server, what="server", insecure=settings.insecure).warning:
+            log.warning("%s", warning)
         while True:
             try:
-                return await register(self.settings.server, self.settings.token)
-            except RegistrationError:
+                return await register(settings.server, settings.token, settings.ca, settings.insecure)
+            except (RegistrationError, TransportRefused):
                 raise
             except (httpx.HTTPError, KeyError, ValueError) as e:
+                hint = "give the agent the CA that signed it: --ca FILE ($MOORAGE_CA)"
+                if message := explain_tls_failure(e, what="server", url=settings.server, ca_hint=hint):
+                    raise RegistrationError(message) from None
                 log.warning("cannot register with %s (%s); retrying in %.0fs", self.settings.server, e, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
@@ -253,11 +271,25 @@ class Agent:
                 self._state.reset()
             asyncio.get_running_loop().create_task(self._report_all(Cause.CONNECT))
 
-        async def error(e: Exception) -> None:
-            log.warning("NATS: %s", e)
+        url = self.reg.nats_url
+        verdict = check_url(url, what="NATS", insecure=self.settings.insecure)
+        if verdict.warning:
+            log.warning("%s", verdict.warning)
+        hint = (
+            "give the agent the NATS server's CA: --nats-ca FILE ($MOORAGE_NATS_CA); with the embedded "
+            "NATS the server hands its CA out, so the certificate was not made by this server"
+        )
+        connected = False
 
+        async def error(e: Exception) -> None:
+            message = explain_tls_failure(e, what="NATS server", url=url, ca_hint=hint)
+            if message and not connected:
+                raise RegistrationError(message)  # out of nats.connect: retrying cannot help
+            log.warning("NATS: %s", message or e)
+
+        tls = client_context(self.settings.nats_ca, self.reg.nats_ca) if verdict.tls else None
         self._nc = await nats.connect(
-            self.reg.nats_url,
+            url,
             user=self.reg.nats_user,
             password=self.settings.token,
             inbox_prefix=self.reg.inbox_prefix.encode(),
@@ -267,7 +299,11 @@ class Agent:
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
             error_cb=error,
+            # TLS before nats-server's INFO, so no one between can strip it (docs/security.md)
+            tls=tls,
+            tls_handshake_first=tls is not None,
         )
+        connected = True
 
     async def _shutdown(self) -> None:
         """Let running jobs finish for a grace period; hand the rest back (nak) for redelivery."""

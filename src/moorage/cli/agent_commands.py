@@ -79,12 +79,38 @@ def agent_command(
             "read at start; a definition's own checks override them per kind.",
         ),
     ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca",
+            envvar="MOORAGE_CA",
+            help="Trust only this CA (PEM) for the server's HTTPS certificate (default: the system's CAs).",
+        ),
+    ] = None,
+    nats_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--nats-ca",
+            envvar="MOORAGE_NATS_CA",
+            help="Trust only this CA (PEM) for NATS (default: the CA the server hands out at registration).",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            envvar="MOORAGE_AGENT_INSECURE",
+            help="Allow plain http:// and nats:// beyond loopback: the agent token then crosses the "
+            "network in the clear. Only on a network you trust.",
+        ),
+    ] = False,
 ) -> None:
     """Run the agent of one cluster: connects out to the server and NATS, runs jobs, sweeps, heartbeats."""
     # here, not at the top: nats, the engine and the Kubernetes client load only when the agent runs
     import asyncio
 
     from moorage.agent.runner import Agent, AgentSettings, RegistrationError
+    from moorage.agent.transport import TransportRefused, check_url
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not token:
@@ -100,7 +126,19 @@ def agent_command(
         sweep_interval=sweep_interval,
         heartbeat_interval=heartbeat_interval,
         health_checks_file=health_checks_file,
+        ca=ca,
+        nats_ca=nats_ca,
+        insecure=insecure,
     )
+    for path, flag in ((ca, "--ca"), (nats_ca, "--nats-ca")):
+        if path is not None and not path.is_file():
+            typer.echo(f"error: {flag} {path}: no such file", err=True)
+            raise typer.Exit(2)
+    try:
+        check_url(server, what="server", insecure=insecure)
+    except TransportRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     from moorage.engine.health.custom import ChecksFileError
 
     try:
@@ -113,6 +151,9 @@ def agent_command(
     except RegistrationError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
+    except TransportRefused as e:  # the NATS URL the server handed out
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
 

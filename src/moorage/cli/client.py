@@ -1,7 +1,8 @@
 """The HTTP client of `moorage server` used by the remote commands (`cluster`, `operations`, `addons`).
 
 The server's URL comes from `--server`, else $MOORAGE_SERVER, else http://127.0.0.1:8000; the API
-token from `--token`, else $MOORAGE_TOKEN. Errors answered by the server print its `detail` and exit 1;
+token from `--token`, else $MOORAGE_TOKEN; a private CA for an https:// server from `moorage --ca FILE`,
+else $MOORAGE_CA (only that CA is then trusted). Errors answered by the server print its `detail` and exit 1;
 a server that cannot be reached exits 2 naming the URL. The token is sent only in the Authorization
 header and never printed: messages pass through `Remote.scrub` before they are shown."""
 
@@ -11,6 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 SERVER_ENV = "MOORAGE_SERVER"
 TOKEN_ENV = "MOORAGE_TOKEN"  # noqa: S105 (an environment variable name)
+CA_ENV = "MOORAGE_CA"
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
@@ -37,6 +40,8 @@ def _default_transport() -> httpx.BaseTransport | None:
 
 # Tests replace this with a transport that serves the app in-process (None: httpx's own transport).
 transport_factory: Callable[[], httpx.BaseTransport | None] = _default_transport
+# `moorage --ca FILE` (cli/main.py); None: $MOORAGE_CA
+ca_option: Path | None = None
 
 
 class ApiError(Exception):
@@ -89,12 +94,25 @@ class Remote:
 
     server: str
     token: str | None = field(default=None, repr=False)
+    ca: Path | None = None
 
     @classmethod
     def from_options(cls, server: str | None, token: str | None) -> Remote:
         url = server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
         secret = token or os.environ.get(TOKEN_ENV) or None
-        return cls(normalize_server(url), secret)
+        ca = ca_option or (Path(os.environ[CA_ENV]) if os.environ.get(CA_ENV) else None)
+        return cls(normalize_server(url), secret, ca)
+
+    def _verify(self) -> Any:
+        """httpx's `verify`: only the given CA, else the system's."""
+        if self.ca is None or not self.server.startswith("https://"):
+            return True
+        import ssl
+
+        try:
+            return ssl.create_default_context(cafile=str(self.ca))
+        except (OSError, ssl.SSLError) as e:
+            raise Unreachable(self.server, f"cannot read the CA file {self.ca}: {e}") from None
 
     def scrub(self, text: str) -> str:
         if self.token:
@@ -113,6 +131,7 @@ class Remote:
             headers=headers,
             timeout=timeout,
             transport=transport,
+            verify=self._verify(),
         )
 
     def call(
@@ -204,11 +223,11 @@ def handled(remote: Remote) -> Iterator[None]:
         err.print(remote.scrub(message), style="red", markup=False)
         raise typer.Exit(EXIT_ERROR) from None
     except Unreachable as e:
+        hint = f"is `moorage server` running? (set --server or ${SERVER_ENV})"
+        if "CERTIFICATE_VERIFY_FAILED" in e.reason:
+            hint = f"the server's certificate is not trusted: give its CA (`moorage --ca FILE` or ${CA_ENV})"
         err.print(
-            remote.scrub(
-                f"error: could not reach the Moorage server at {e.url} ({e.reason}); "
-                f"is `moorage server` running? (set --server or ${SERVER_ENV})"
-            ),
+            remote.scrub(f"error: could not reach the Moorage server at {e.url} ({e.reason}); {hint}"),
             style="red",
             markup=False,
         )

@@ -7,12 +7,16 @@ httpx, yaml, asyncio) is imported inside the function that runs it, so `moorage 
 client commands start at once. tests/unit/cli/test_startup_imports.py checks this in a fresh process.
 """
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from moorage.cli import (
     addon_commands,
     agent_commands,
     chart_commands,
+    client,
     devcluster,
     engine_commands,
     gitops_commands,
@@ -30,6 +34,23 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca",
+            help=f"Trust only this CA (PEM) for an https:// server (default: ${client.CA_ENV}, else the "
+            "system's CAs).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    client.ca_option = ca
+
+
 app.add_typer(devcluster.app, name="devcluster")
 spec_commands.register(app)
 engine_commands.register(app)

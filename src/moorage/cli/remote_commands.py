@@ -59,13 +59,20 @@ def _agent_instructions(remote: Remote, name: str, token: str) -> None:
     out.print(f"Agent token of cluster {esc(name)} (shown only now; it cannot be read again):", style="bold")
     out.print(token, markup=False, soft_wrap=True)
     out.print("Run the agent with access to the cluster:")
-    out.print(f"  moorage agent --server {remote.server} --token {token}", markup=False, soft_wrap=True)
+    ca = f" --ca {_shell(str(remote.ca))}" if remote.ca is not None else ""
+    out.print(f"  moorage agent --server {remote.server} --token {token}{ca}", markup=False, soft_wrap=True)
 
 
 AGENT_CHART_ENV = "MOORAGE_AGENT_CHART"
 AGENT_RELEASE = "moorage-agent"
 AGENT_NAMESPACE = "moorage"
 AGENT_SECRET_NAME = "moorage-agent-token"  # noqa: S105 - the name of a Secret
+
+
+def _shell(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
 
 
 def _helm_value(value: str) -> str:
@@ -98,6 +105,8 @@ def _install_commands(remote: Remote, token: str, chart: str) -> None:
     head = f"helm upgrade --install {AGENT_RELEASE} {_chart_args(chart)}"
     head += f" --namespace {AGENT_NAMESPACE} --create-namespace"
     server_url = f"--set config.server_url={_helm_value(remote.server)}"
+    if remote.ca is not None:  # the server's private CA, as this CLI trusts it (chart: MOORAGE_CA)
+        server_url += f" --set-file config.ca={_helm_value(str(remote.ca.resolve()))}"
     out.print("Or install the agent in the cluster with Helm:")
     out.print(f"  {head} --set config.token={_helm_value(token)} {server_url}", markup=False, soft_wrap=True)
     out.print("With the token in a Secret of your own instead:")

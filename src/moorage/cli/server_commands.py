@@ -25,6 +25,25 @@ def server_command(
         str | None,
         typer.Option("--agent-nats-url", help="The NATS URL agents should use, if not --nats-url."),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="Serve HTTPS with this certificate (PEM, chain) ($MOORAGE_TLS_CERT); without it plain "
+            "HTTP, for loopback or behind TLS termination (set $MOORAGE_PUBLIC_URL to https://…).",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="The key of --tls-cert (PEM) ($MOORAGE_TLS_KEY)."),
+    ] = None,
+    nats_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--nats-ca",
+            help="The CA (PEM) of --nats-url tls://… ($MOORAGE_NATS_CA); handed to agents too.",
+        ),
+    ] = None,
 ) -> None:
     """Run the control plane: API, database, NATS (embedded unless --nats-url)."""
     # here, not at the top: FastAPI, SQLAlchemy, Alembic and nats load only when the server runs
@@ -41,6 +60,9 @@ def server_command(
         database_url=database_url,
         nats_url=nats_url,
         agent_nats_url=agent_nats_url,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        nats_ca=nats_ca,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings))

@@ -55,6 +55,7 @@ def create_app(
     bus: Bus,
     *,
     agent_nats_url: str | None = None,
+    agent_nats_ca: str | None = None,
     clock: Callable[[], datetime] = utcnow,
     expire_jobs: bool = True,
     run_gitops: bool = True,
@@ -62,7 +63,8 @@ def create_app(
     job_waiters: JobWaiters | None = None,
 ) -> FastAPI:
     """The app, on an already migrated database. `agent_nats_url` is what agents are told at
-    registration (default: settings.agent_nats_url, then settings.nats_url). With `expire_jobs`,
+    registration (default: settings.agent_nats_url, then settings.nats_url), `agent_nats_ca` the CA
+    (PEM) they trust it with. With `expire_jobs`,
     a background task marks overdue jobs as timeout while the app runs; with `run_gitops`, the
     GitOps loop (polling, retries, syncs) runs too."""
     box = SecretBox.load_or_create(settings.data_dir, settings.secret_key)
@@ -89,6 +91,7 @@ def create_app(
         session_factory=session_factory,
         bus=bus,
         agent_nats_url=agent_nats_url or settings.agent_nats_url or settings.nats_url,
+        agent_nats_ca=agent_nats_ca,
         clock=clock,
         box=box,
         gitops=controller,

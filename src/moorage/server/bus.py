@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -46,8 +47,10 @@ class NatsBus:
         agent_ids: AgentIds,
         on_agents_changed: Callable[[], Awaitable[None]] | None = None,
         on_state: OnState | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        self._tls = tls
         self._user, self._password = user, password
         self._on_result, self._on_heartbeat = on_result, on_heartbeat
         self._agent_ids = agent_ids
@@ -65,6 +68,10 @@ class NatsBus:
             name="moorage-server",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            # TLS before nats-server's INFO: nothing between can strip TLS by sending an INFO without
+            # tls_required (after which nats-py would send the password in the clear)
+            tls=self._tls,
+            tls_handshake_first=self._tls is not None,
         )
         js = self._nc.jetstream()
         await _ensure_stream(

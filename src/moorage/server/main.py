@@ -4,6 +4,7 @@ serve the API. Stops cleanly on SIGTERM / Ctrl-C."""
 import asyncio
 import logging
 import os
+import ssl
 from pathlib import Path
 
 import uvicorn
@@ -25,7 +26,8 @@ from moorage.server.db.session import (
 from moorage.server.events import Broadcaster, JobWaiters
 from moorage.server.fanout import Fanout
 from moorage.server.leases import AnotherServer, SingleServerLock
-from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats
+from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats, tls_context
+from moorage.server.pki import tls_hosts
 from moorage.server.settings import ServerSettings
 from moorage.spec.protocol import HeartbeatMessage, JobAction, JobMessage, ResultMessage, StateReport
 
@@ -46,8 +48,10 @@ _PRIVATE_FILES = (
     "nats/nats.log",
     "nats/nats.port",
     "nats/nats-monitor.port",
+    "nats/tls/ca.key",
+    "nats/tls/server.key",
 )
-_PRIVATE_DIRS = ("nats", "nats/jetstream", "git")
+_PRIVATE_DIRS = ("nats", "nats/jetstream", "nats/tls", "git")
 
 
 def _sqlite_path(database_url: str) -> Path | None:
@@ -118,6 +122,7 @@ async def _serve(settings: ServerSettings, url: str) -> None:
     factory = make_session_factory(make_engine(url))
 
     embedded: EmbeddedNats | None = None
+    nats_tls, agent_ca = external_nats_tls(settings)
     if settings.nats_url:
         nats_url = settings.nats_url
         nats_user, nats_password = (
@@ -125,15 +130,44 @@ async def _serve(settings: ServerSettings, url: str) -> None:
             os.environ.get("MOORAGE_NATS_PASSWORD"),
         )
     else:
-        embedded = EmbeddedNats(Path(settings.data_dir) / "nats")
+        hosts = tls_hosts(
+            agent_nats_url=settings.agent_nats_url,
+            public_url=settings.public_url,
+            listen_host=settings.host,
+            extra=settings.nats_tls_hosts.split(","),
+        )
+        embedded = EmbeddedNats(Path(settings.data_dir) / "nats", tls_hosts=hosts)
         await asyncio.to_thread(embedded.start, _agent_users(factory))
         nats_url, nats_user, nats_password = embedded.url, SERVER_USER, embedded.server_password
-        log.info("embedded NATS with JetStream at %s", nats_url)
+        nats_tls, agent_ca = embedded.tls_context(), embedded.ca_pem()
+        log.info("embedded NATS with JetStream at %s (TLS; certificate for %s)", nats_url, ", ".join(hosts))
     try:
-        await _run(settings, factory, embedded, nats_url, nats_user, nats_password)
+        await _run(settings, factory, embedded, nats_url, nats_user, nats_password, nats_tls, agent_ca)
     finally:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+def agent_nats_url(settings: ServerSettings, embedded: EmbeddedNats | None, nats_url: str) -> str:
+    """The NATS URL agents are told. The embedded NATS speaks TLS only, so a nats:// URL set for it
+    (an older chart value) is handed out as tls:// (the certificate names its host)."""
+    url = settings.agent_nats_url or nats_url
+    if embedded is not None and url.startswith("nats://"):
+        secure = "tls://" + url.removeprefix("nats://")
+        log.warning("the embedded NATS speaks TLS only: agents are told %s, not %s", secure, url)
+        return secure
+    return url
+
+
+def external_nats_tls(settings: ServerSettings) -> tuple[ssl.SSLContext | None, str | None]:
+    """For a NATS of its own at tls://…: the server's TLS context (the CA of MOORAGE_NATS_CA, else
+    the system's) and the CA handed to agents (None: they use the system's too)."""
+    if not settings.nats_url or not settings.nats_url.startswith("tls://"):
+        return None, None
+    if settings.nats_ca is None:
+        return ssl.create_default_context(), None
+    ca = settings.nats_ca.read_text()
+    return tls_context(ca), ca
 
 
 async def _run(
@@ -143,6 +177,8 @@ async def _run(
     nats_url: str,
     nats_user: str | None,
     nats_password: str | None,
+    nats_tls: ssl.SSLContext | None = None,
+    agent_nats_ca: str | None = None,
 ) -> None:
     events = Broadcaster()
     waiters = JobWaiters()
@@ -183,6 +219,7 @@ async def _run(
         agent_ids=agent_ids,
         on_agents_changed=reload_nats_users,
         on_state=on_state,
+        tls=nats_tls,
     )
     await bus.start()
     fanout = Fanout(events, waiters)  # what the other replicas must see at once
@@ -193,7 +230,8 @@ async def _run(
         settings,
         factory,
         bus,
-        agent_nats_url=settings.agent_nats_url or nats_url,
+        agent_nats_url=agent_nats_url(settings, embedded, nats_url),
+        agent_nats_ca=agent_nats_ca,
         events=events,
         job_waiters=waiters,
     )
@@ -230,8 +268,16 @@ class DropQueryString(logging.Filter):
 
 
 def uvicorn_config(app: FastAPI, settings: ServerSettings) -> uvicorn.Config:
-    """uvicorn for the app, its access log without query strings."""
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
+    """uvicorn for the app (HTTPS with the settings' certificate and key), its access log without
+    query strings."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+    )
     access = logging.getLogger("uvicorn.access")  # configured by uvicorn.Config just now
     if not any(isinstance(f, DropQueryString) for f in access.filters):
         access.addFilter(DropQueryString())

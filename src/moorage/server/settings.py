@@ -29,6 +29,14 @@ class ServerSettings(BaseModel):
     # the NATS URL handed to agents at registration when it differs from nats_url (NAT, ingress)
     agent_nats_url: str | None = None
     public_url: str | None = None
+    # HTTPS: the server's certificate (chain) and key, PEM files; without them it speaks plain HTTP
+    # (loopback, or TLS terminated in front with public_url https://…)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # the CA (PEM file) of an external NATS at tls://…, trusted by the server and handed to agents
+    nats_ca: Path | None = None
+    # more host names / addresses (comma-separated) for the embedded NATS's certificate
+    nats_tls_hosts: str = ""
     # creates an admin API token at first start if the database holds no token yet
     bootstrap_token: str | None = Field(default=None, repr=False)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
@@ -72,6 +80,17 @@ class ServerSettings(BaseModel):
         return EgressPolicy.parse(self.egress_allow)
 
     @model_validator(mode="after")
+    def _check_tls(self) -> "ServerSettings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("HTTPS needs both --tls-cert and --tls-key (MOORAGE_TLS_CERT, MOORAGE_TLS_KEY)")
+        for path in (self.tls_cert, self.tls_key, self.nats_ca):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path}: no such file")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError("public_url must start with https:// (or http://)")
+        return self
+
+    @model_validator(mode="after")
     def _fill_database_url(self) -> "ServerSettings":
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'moorage.db'}"
@@ -79,9 +98,10 @@ class ServerSettings(BaseModel):
 
     def base_url(self) -> str:
         """The server's URL in what it hands out (webhook URLs, the agent install command):
-        `public_url`, else `http://<host>:<port>` from its own settings (a wildcard host becomes the
-        machine's host name). Never a request's Host header: the client chooses that, and a link
-        built from it can point anywhere. Behind a proxy or NAT set MOORAGE_PUBLIC_URL."""
+        `public_url` (https://… behind TLS termination), else `http(s)://<host>:<port>` from its own
+        settings, https when it serves HTTPS itself (a wildcard host becomes the machine's host
+        name). Never a request's Host header: the client chooses that, and a link built from it can
+        point anywhere. Behind a proxy or NAT set MOORAGE_PUBLIC_URL."""
         if self.public_url:
             return self.public_url.rstrip("/")
         host = self.host
@@ -89,19 +109,25 @@ class ServerSettings(BaseModel):
             host = socket.gethostname()
         elif ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ServerSettings":
         """Environment variables MOORAGE_DATABASE_URL, MOORAGE_NATS_URL, MOORAGE_AGENT_NATS_URL,
-        MOORAGE_PUBLIC_URL, MOORAGE_BOOTSTRAP_TOKEN, MOORAGE_SECRET_KEY, MOORAGE_GIT_POLL_SECONDS,
-        MOORAGE_GIT_ALLOW_FILE, MOORAGE_EGRESS_ALLOW, MOORAGE_SESSION_IDLE_SECONDS, MOORAGE_SESSION_MAX_SECONDS,
-        MOORAGE_SESSION_COOKIE_SAMESITE; explicit overrides (CLI flags) win."""
+        MOORAGE_PUBLIC_URL, MOORAGE_TLS_CERT, MOORAGE_TLS_KEY, MOORAGE_NATS_CA,
+        MOORAGE_NATS_TLS_HOSTS, MOORAGE_BOOTSTRAP_TOKEN, MOORAGE_SECRET_KEY, MOORAGE_GIT_POLL_SECONDS,
+        MOORAGE_GIT_ALLOW_FILE, MOORAGE_EGRESS_ALLOW, MOORAGE_SESSION_IDLE_SECONDS,
+        MOORAGE_SESSION_MAX_SECONDS, MOORAGE_SESSION_COOKIE_SAMESITE; explicit overrides (CLI flags) win."""
         env = {
             "database_url": os.environ.get("MOORAGE_DATABASE_URL"),
             "nats_url": os.environ.get("MOORAGE_NATS_URL"),
             "agent_nats_url": os.environ.get("MOORAGE_AGENT_NATS_URL"),
             "public_url": os.environ.get("MOORAGE_PUBLIC_URL"),
+            "tls_cert": os.environ.get("MOORAGE_TLS_CERT"),
+            "tls_key": os.environ.get("MOORAGE_TLS_KEY"),
+            "nats_ca": os.environ.get("MOORAGE_NATS_CA"),
+            "nats_tls_hosts": os.environ.get("MOORAGE_NATS_TLS_HOSTS"),
             "bootstrap_token": os.environ.get("MOORAGE_BOOTSTRAP_TOKEN"),
             "secret_key": os.environ.get("MOORAGE_SECRET_KEY"),
             "git_poll_seconds": os.environ.get("MOORAGE_GIT_POLL_SECONDS"),

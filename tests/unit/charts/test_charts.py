@@ -38,6 +38,8 @@ ACCEPTED_NOT_USED = {
 # read by the agent's process itself, not as a CLI option
 READ_BY_THE_PROCESS = {"MOORAGE_AGENT_IN_PROGRESS_SECONDS"}
 
+# the shape of a PEM CA (the chart neither parses nor checks it; the agent does)
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 NARROW_RULES = [
     {"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["secrets", "configmaps", "pods", "events"], "verbs": ["get", "list"]},
@@ -96,18 +98,32 @@ MODES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "service_account": {"annotations": {"example.com/role": "agent"}},
         },
     ),
+    "agent-private-ca": (
+        "moorage-agent",
+        AGENT,
+        {
+            "config": {
+                "token": TOKEN,
+                "server_url": SERVER,
+                "ca": CA_PEM,
+                "nats_ca": CA_PEM.replace("MIIB", "MIIC"),
+                "insecure": True,
+            }
+        },
+    ),
     "server-trial": ("moorage", "moorage", {}),
     "server-external": (
         "moorage",
         "moorage",
         {
             "database": {"existing_secret_name": "moorage-db"},
-            "nats": {"existing_secret_name": "moorage-nats"},
+            "nats": {"existing_secret_name": "moorage-nats", "ca_key": "ca.crt"},
             "bootstrap_token": {"existing_secret_name": "moorage-bootstrap"},
             "sealing_key": {"existing_secret_name": "moorage-sealing"},
             "server": {
                 "public_url": "https://moorage.example.com",
                 "agent_nats_url": "tls://nats.example.com:4222",
+                "tls": {"existing_secret_name": "moorage-tls"},
             },
             "persistence": {"enabled": False},
             "extra_env": [{"name": "MOORAGE_GIT_POLL_SECONDS", "value": "60"}],
@@ -261,7 +277,9 @@ def test_agent_names_token_and_health(mode: str, tmp_path: Path) -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert deployment["spec"]["replicas"] == 1
-    assert "ConfigMap" not in kinds
+    # a ConfigMap only for public CA certificates (config.ca / nats_ca), never the token
+    assert [c["metadata"]["name"] for c in kinds.get("ConfigMap", [])] in ([], [f"{release}-ca"])
+    assert TOKEN not in json.dumps(kinds.get("ConfigMap", []))
 
     env = env_of(container)
     assert env["MOORAGE_SERVER"] == {"name": "MOORAGE_SERVER", "value": SERVER}
@@ -386,9 +404,44 @@ def test_agent_defaults_are_the_documented_ones() -> None:
     assert values["resources"] == {"limits": {"memory": "512Mi"}, "requests": {"memory": "256Mi"}}
     assert values["public_ip"] == {"reporting_enabled": False, "lookup_url": "https://api.ipify.org"}
     assert values["writable_volumes"] == {"enabled": True}
-    assert values["config"] == {"token": "", "existing_secret_name": "", "secret_key": "token"}
+    assert values["config"] == {
+        "token": "",
+        "existing_secret_name": "",
+        "secret_key": "token",
+        "ca": "",
+        "nats_ca": "",
+        "insecure": False,
+    }
     assert (values["extra_env"], values["env"], values["envFromSecretRefs"]) == ([], {"vars": {}}, [])
     assert values["rbac"]["cluster_role"] == "cluster-admin"
+
+
+def test_private_cas_and_insecure_reach_the_agent(tmp_path: Path) -> None:
+    chart, release, values = MODES["agent-private-ca"]
+    docs = documents(template(tmp_path, chart, release, values).stdout)
+    spec = the(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = env_of(container)
+    assert env["MOORAGE_CA"]["value"] == "/etc/moorage/ca/server-ca.crt"
+    assert env["MOORAGE_NATS_CA"]["value"] == "/etc/moorage/ca/nats-ca.crt"
+    assert env["MOORAGE_AGENT_INSECURE"]["value"] == "true"
+    data = the(docs, "ConfigMap")["data"]
+    assert data["server-ca.crt"] == CA_PEM
+    assert data["nats-ca.crt"] == CA_PEM.replace("MIIB", "MIIC")
+    assert {"name": "ca", "configMap": {"name": f"{release}-ca"}} in spec["volumes"]
+    assert "checksum/ca" in the(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    # by default none of it: the image's CAs, the CA the server hands out, no plain text
+    chart, release, values = MODES["agent-defaults"]
+    docs = documents(template(tmp_path, chart, release, values).stdout)
+    (container,) = the(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert not {"MOORAGE_CA", "MOORAGE_NATS_CA", "MOORAGE_AGENT_INSECURE"} & set(env_of(container))
+    assert "ConfigMap" not in by_kind(docs)
+    # what is not a PEM certificate is refused by the schema
+    bad = template(
+        tmp_path, chart, release, {**values, "config": {**values["config"], "ca": "/etc/ca.crt"}}, check=False
+    )
+    assert bad.returncode != 0
+    assert "config.ca" in bad.stderr or "ca" in bad.stderr
 
 
 def test_sops_age_key_from_an_existing_secret(tmp_path: Path) -> None:
@@ -411,7 +464,8 @@ def test_server_modes(tmp_path: Path) -> None:
     env = env_of(container)
     assert "MOORAGE_DATABASE_URL" not in env
     assert "MOORAGE_NATS_URL" not in env
-    assert env["MOORAGE_AGENT_NATS_URL"]["value"] == "nats://moorage.moorage.svc:4222"
+    # TLS: the embedded NATS's certificate names the host the server is told agents use
+    assert env["MOORAGE_AGENT_NATS_URL"]["value"] == "tls://moorage.moorage.svc:4222"
     assert container["args"] == [
         "server",
         "--host",
@@ -444,6 +498,24 @@ def test_server_modes(tmp_path: Path) -> None:
     assert [p["name"] for p in the(external, "Service")["spec"]["ports"]] == ["http"]
     assert {"PersistentVolumeClaim", "ConfigMap", "Secret"}.isdisjoint(by_kind(external))
     assert next(v for v in spec["volumes"] if v["name"] == "data") == {"name": "data", "emptyDir": {}}
+    # HTTPS in the pod from a kubernetes.io/tls Secret, probed over HTTPS; the external NATS's CA
+    assert env["MOORAGE_TLS_CERT"]["value"] == "/etc/moorage/tls/tls.crt"
+    assert env["MOORAGE_TLS_KEY"]["value"] == "/etc/moorage/tls/tls.key"
+    assert env["MOORAGE_NATS_CA"]["value"] == "/etc/moorage/nats-ca/ca.crt"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "moorage-tls"
+    assert volumes["nats-ca"]["secret"] == {
+        "secretName": "moorage-nats",
+        "defaultMode": 0o440,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert (mounts["tls"], mounts["nats-ca"]) == ("/etc/moorage/tls", "/etc/moorage/nats-ca")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    (trial_container,) = the(trial, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "scheme" not in trial_container["readinessProbe"]["httpGet"]
+    assert not {"MOORAGE_TLS_CERT", "MOORAGE_NATS_CA"} & set(env_of(trial_container))
 
 
 # --------------------------------------------------------------------------- refused, with Helm's message
@@ -609,14 +681,16 @@ def test_embedded_nats_scripts_make_the_real_embedded_nats_reachable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The trial mode's init container and nats-server wrapper, run as the pod runs them, against the
-    server's EmbeddedNats: it listens on every address at the seeded port, and a reload (a new agent)
-    still works."""
+    server's EmbeddedNats: it listens on every address at the seeded port, over TLS with a certificate
+    for the pod's address (as for the Service name agents are told), and a reload (a new agent) still
+    works."""
     import asyncio
 
     import bcrypt
     import nats
 
     from moorage.server.nats_embedded import SERVER_USER, AgentUser, EmbeddedNats
+    from moorage.server.pki import LOOPBACK_HOSTS
 
     docs = documents(template(tmp_path, "moorage", "moorage", {}).stdout)
     scripts = the(docs, "ConfigMap")["data"]
@@ -652,7 +726,7 @@ def test_embedded_nats_scripts_make_the_real_embedded_nats_reachable(
     monkeypatch.setenv("PATH", f"{nats_server.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("MOORAGE_NATS_SERVER", str(bin_dir / "run-nats-server"))
 
-    embedded = EmbeddedNats(data / "nats")
+    embedded = EmbeddedNats(data / "nats", tls_hosts=[*LOOPBACK_HOSTS, *pod_address()])
     assert embedded.port == port
     password = "mrga_" + "p" * 40
     try:
@@ -664,19 +738,22 @@ def test_embedded_nats_scripts_make_the_real_embedded_nats_reachable(
         assert "127.0.0.1:" not in listening.stdout, listening.stdout
         embedded.reload([AgentUser("c1", bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode())])
 
+        tls = {"tls": embedded.tls_context(), "tls_handshake_first": True}
+
         async def connect() -> None:
             for host in ("127.0.0.1", *pod_address()):
                 nc = await nats.connect(
-                    f"nats://{host}:{port}",
+                    f"tls://{host}:{port}",
                     user="agent-c1",
                     password=password,
                     connect_timeout=2,
                     allow_reconnect=False,
+                    **tls,
                 )
                 assert nc.is_connected
                 await nc.close()
             nc = await nats.connect(
-                f"nats://127.0.0.1:{port}", user=SERVER_USER, password=embedded.server_password
+                f"tls://127.0.0.1:{port}", user=SERVER_USER, password=embedded.server_password, **tls
             )
             assert nc.is_connected
             await nc.close()

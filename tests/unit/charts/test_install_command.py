@@ -109,3 +109,32 @@ def test_json_output_has_no_commands(cli: Cli) -> None:
     res = ok(cli("cluster", "register", "c1", "-o", "json"))
     assert "helm upgrade" not in res.stdout
     assert yaml.safe_load(res.stdout)["agent_token"].startswith("mrga_")
+
+
+def test_with_a_private_ca_the_commands_carry_it(cli: Cli, tmp_path: Path) -> None:
+    """The CLI trusts the server through --ca / $MOORAGE_CA: the agent it prints is told the same CA
+    (`moorage agent --ca`, the chart's config.ca from the file), and the chart mounts it as MOORAGE_CA."""
+    from moorage.server.pki import NatsPki
+
+    pki = NatsPki(tmp_path / "pki")
+    pki.ensure(["moorage.example.com"])
+    for res in (
+        ok(cli("--ca", str(pki.ca_cert), "cluster", "register", "c1")),
+        ok(cli("cluster", "register", "c2", env={"MOORAGE_CA": str(pki.ca_cert)})),
+    ):
+        [agent] = printed(res.stdout, "moorage agent")
+        assert agent[-2:] == ["--ca", str(pki.ca_cert)]
+        [install, with_secret] = printed(res.stdout, "helm upgrade --install")
+        for argv in (install, with_secret):
+            assert argv[-2:] == ["--set-file", f"config.ca={pki.ca_cert.resolve()}"]
+        docs = render(install, CHARTS / "moorage-agent")
+        assert the(docs, "ConfigMap")["data"]["server-ca.crt"].strip() == pki.ca_pem().strip()
+        spec = the(docs, "Deployment")["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert env_of(container)["MOORAGE_CA"]["value"] == "/etc/moorage/ca/server-ca.crt"
+        assert {"name": "ca", "mountPath": "/etc/moorage/ca", "readOnly": True} in container["volumeMounts"]
+        assert {"name": "ca", "configMap": {"name": "moorage-agent-ca"}} in spec["volumes"]
+    # without a CA, none of it
+    res = ok(cli("cluster", "register", "c3"))
+    assert "--ca" not in res.stdout
+    assert "config.ca" not in res.stdout

@@ -54,6 +54,7 @@ def test_agent_register_revoke_rotate(client: TestClient, anon: TestClient, bus:
         "nats_url": "nats://127.0.0.1:4222",
         "nats_user": f"agent-{created['id']}",
         "inbox_prefix": f"_INBOX_{created['id']}",
+        "nats_ca": None,  # an external NATS without MOORAGE_NATS_CA: the agent uses the system's CAs
     }
     # an API token is no agent token
     r = client.post("/api/v1/agent/register")

@@ -18,8 +18,9 @@ router = APIRouter(prefix="/agent", tags=["agent"])
 async def register_agent(
     ctx: Ctx, agent: Annotated[AgentPrincipal, Depends(require_agent)]
 ) -> AgentRegistration:
-    """The agent learns where NATS is and who it is there; it then connects as `nats_user` with its
-    agent token as the password."""
+    """The agent learns where NATS is, the CA its certificate is from, and who it is there; it then
+    connects as `nats_user` with its agent token as the password. The CA comes over this HTTPS
+    connection, which the agent already trusts with its token (docs/decisions.md)."""
     if not ctx.agent_nats_url:
         raise HTTPException(503, detail="the server does not know the NATS URL for agents yet; retry")
     return AgentRegistration(
@@ -28,6 +29,7 @@ async def register_agent(
         nats_url=ctx.agent_nats_url,
         nats_user=service.agent_nats_user(agent.cluster_id),
         inbox_prefix=agent_inbox(agent.cluster_id),
+        nats_ca=ctx.agent_nats_ca,
         seal_identity=await ctx.db(lambda s: _seal_identity(ctx, s, agent.cluster_id)),
     )
 

@@ -40,6 +40,7 @@ class AppContext:
     session_factory: SessionFactory
     bus: Bus
     agent_nats_url: str | None
+    agent_nats_ca: str | None  # PEM: the CA agents trust NATS with (None: the system's)
     clock: Callable[[], datetime]
     box: SecretBox
     gitops: GitOpsController

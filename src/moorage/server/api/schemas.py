@@ -122,6 +122,11 @@ class AgentRegistration(BaseModel):
     nats_url: str
     nats_user: str
     inbox_prefix: str
+    nats_ca: str | None = Field(
+        default=None,
+        description="PEM: the CA of the NATS server's certificate (the embedded NATS's own CA), "
+        "unless the agent is given one (--nats-ca); null: the system's CAs.",
+    )
     seal_identity: str | None = Field(
         default=None,
         repr=False,
