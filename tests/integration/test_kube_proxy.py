@@ -367,10 +367,11 @@ def test_port_forward_through_the_proxy(admin_kubectl: Kubectl, namespace: str, 
     forward = Lines(admin_kubectl, "port-forward", "-n", namespace, f"pod/{running_pod}", f"{port}:8080")
     try:
         forward.wait_for("Forwarding from")
-        for attempt in range(2):  # two connections over one tunnel
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-                payload = f"ping {attempt}\n".encode() * 1000
-                conn.sendall(payload)
+        for size in (1000, 300_000):  # two connections over one tunnel; 7 KB, then 2 MB each way
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+                payload = f"ping {size}\n".encode() * size
+                # sent while the echo is read: nothing has to fit in a buffer
+                threading.Thread(target=conn.sendall, args=(payload,), daemon=True).start()
                 got = b""
                 while len(got) < len(payload):
                     chunk = conn.recv(65536)

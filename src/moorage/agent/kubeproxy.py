@@ -23,7 +23,9 @@ from moorage.spec.kubeproxy import Frame, KubeEnd, KubeHead, KubeRequest, Mode
 from moorage.spec.protocol import ProtocolError
 
 log = logging.getLogger("moorage.agent.kubeproxy")
-WS_QUEUE = 1024  # frames from the client not yet written to the API server
+# frames from the client not yet written to the API server: the server sends at most WINDOW ahead of
+# the credit the agent grants, so more is a broken server (the stream ends)
+WS_QUEUE = 2 * kp.WINDOW
 
 
 def _limit(name: str, default: int) -> int:

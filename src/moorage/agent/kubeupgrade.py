@@ -32,12 +32,17 @@ async def relay(agent: "KubeProxyAgent", stream: "_Stream") -> str | None:
 
             async def to_api_server() -> None:
                 pending = b""
+                taken = 0
                 while True:
                     item = await stream.ws_in.get()
                     if item is None:
                         return
                     data, text, more = item
                     pending += data
+                    taken += 1
+                    if taken >= kp.WINDOW // 2:  # room for more: the server may send them
+                        await agent._send(sid, Frame.CREDIT, extra={kp.H_N: str(taken)})
+                        taken = 0
                     if more:
                         continue
                     message, pending = pending, b""

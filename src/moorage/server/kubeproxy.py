@@ -116,12 +116,27 @@ class KubeStream:
         self._frames: asyncio.Queue[Msg] = asyncio.Queue()
         self._seq = 0
         self._consumed = 0
+        # WS frames the server may still send to the agent before it grants more (upgraded connections)
+        self.send_credit = kp.WINDOW
+        self._send_credit_changed = asyncio.Event()
         self.ended = False
         self.error: str | None = None
         self.bytes = 0
 
     async def received(self, msg: Msg) -> None:
         self._frames.put_nowait(msg)
+
+    async def send_ws(self, data: bytes, extra: dict[str, str]) -> None:
+        """A WS frame to the agent once it has room for it (it grants credit as it writes to the API
+        server), so a fast upload waits here instead of filling the agent's memory."""
+        while self.send_credit <= 0:
+            self._send_credit_changed.clear()
+            try:
+                await asyncio.wait_for(self._send_credit_changed.wait(), kp.CREDIT_WAIT_SECONDS)
+            except TimeoutError:
+                raise StreamBroken("the API server took nothing for too long") from None
+        self.send_credit -= 1
+        await self.send(Frame.WS, data, extra)
 
     async def send(self, kind: Frame, data: bytes = b"", extra: dict[str, str] | None = None) -> None:
         headers = {kp.H_KIND: kind.value, kp.H_STREAM: self.stream_id, **(extra or {})}
@@ -167,6 +182,13 @@ class KubeStream:
                 self.ended = True
                 self.error = KubeEnd.model_validate_json(msg.data).error
                 return
+            if kind == Frame.CREDIT:
+                try:
+                    self.send_credit += max(0, min(int(headers.get(kp.H_N, "0")), kp.WINDOW))
+                except ValueError:
+                    continue
+                self._send_credit_changed.set()
+                continue
             if kind not in (Frame.DATA, Frame.WS):
                 continue
             seq = int(headers.get(kp.H_SEQ, "0"))

@@ -9,6 +9,8 @@ A frame is a NATS message: its kind, stream id and sequence number in headers, i
 (JSON for OPEN, HEAD, END). Every DATA frame is at most CHUNK_BYTES, and the agent sends one only while
 it holds credit: the server grants WINDOW chunks at the start and more as its HTTP client takes them,
 so a slow consumer holds at most WINDOW chunks in the server and stalls nothing but its own stream.
+On an upgraded connection the other direction works the same way: the server sends WS frames only
+with credit the agent grants (CREDIT on the stream's subject) as it writes them to the API server.
 
 Pure code: the frame models, the limits, and `classify` (a request's verb, resource, namespace and
 name, as the audit trail records them)."""
@@ -76,7 +78,7 @@ class Frame(StrEnum):
     # server -> agent
     OPEN = "open"
     BODY = "body"
-    CREDIT = "credit"
+    CREDIT = "credit"  # (also agent -> server, for WS frames of an upgraded connection)
     CANCEL = "cancel"
     WS = "ws"  # a WebSocket message (both directions, upgraded connections only)
     # agent -> server

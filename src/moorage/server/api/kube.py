@@ -521,7 +521,7 @@ async def _relay(websocket: WebSocket, stream: Any) -> str | None:
                 extra = {kp.H_WS: "t" if text is not None else "b"}
                 if i < len(parts) - 1:
                     extra[kp.H_MORE] = "1"
-                await stream.send(kp.Frame.WS, part, extra)
+                await stream.send_ws(part, extra)
 
     async def agent_to_client() -> str | None:
         pending = b""
