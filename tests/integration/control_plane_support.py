@@ -38,6 +38,11 @@ class Server:
     def verify(self) -> ssl.SSLContext | bool:
         return ssl.create_default_context(cafile=str(self.ca)) if self.ca else True
 
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """What a `moorage` CLI process needs to trust this server (besides its token)."""
+        return {"MOORAGE_CA": str(self.ca)} if self.ca else {}
+
     def start(self) -> None:
         log = (self.data_dir / "server.log").open("ab")
         # the tests' Git server and chart sources are on loopback, which a real server refuses
@@ -90,6 +95,16 @@ class Agents:
         proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
         self.procs.append(proc)
         return proc
+
+
+def https(directory: Path) -> tuple[list[str], Path]:
+    """`moorage server` flags for HTTPS with a certificate for loopback from a private CA made in
+    `directory`, and that CA's file (Server.ca)."""
+    from moorage.server.pki import LOOPBACK_HOSTS, NatsPki
+
+    pki = NatsPki(directory)
+    pki.ensure(LOOPBACK_HOSTS)
+    return ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)], pki.ca_cert
 
 
 def nats_tls(registration: dict[str, Any]) -> dict[str, Any]:

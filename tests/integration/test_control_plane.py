@@ -27,6 +27,7 @@ from tests.integration.control_plane_support import (
     Server,
     chain,
     free_port,
+    https,
     nats_tls,
     register,
     wait_operation,
@@ -36,8 +37,11 @@ from tests.integration.control_plane_support import (
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Over HTTPS from a private CA (that agents and the CLI are given), the embedded NATS over TLS:
+    what the tests below do, they do through TLS."""
     port = free_port()
-    srv = Server(f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("server"), port)
+    args, ca = https(tmp_path_factory.mktemp("pki"))
+    srv = Server(f"https://127.0.0.1:{port}", tmp_path_factory.mktemp("server"), port, args=args, ca=ca)
     srv.start()
     yield srv
     srv.stop()
@@ -94,9 +98,8 @@ def test_example_applied_through_the_api_is_deployed_by_the_agent(
     pod = replicaset["children"][0]["name"]
     argv = [sys.executable, "-m", "moorage.cli.main", "logs", pod, "-n", "apps", "-c", "example"]
     argv += ["--server", server.url, "--tail", "2"]
-    logs = subprocess.run(
-        argv, capture_output=True, text=True, env={**os.environ, "MOORAGE_TOKEN": ADMIN}, check=False
-    )
+    env = {**os.environ, "MOORAGE_TOKEN": ADMIN, **server.cli_env}
+    logs = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.splitlines() == [f"devcluster {cluster.name}: log line {i}" for i in (2, 3)]
 
@@ -126,7 +129,7 @@ def test_tokens_are_checked_with_clear_messages(server: Server, tmp_path: Path) 
     assert refused.status_code == 401
     assert "revoked" in refused.json()["detail"]
 
-    env = {**os.environ, "MOORAGE_AGENT_TOKEN": token}
+    env = {**os.environ, "MOORAGE_AGENT_TOKEN": token, **server.cli_env}
     argv = [
         sys.executable,
         "-m",
@@ -143,7 +146,7 @@ def test_tokens_are_checked_with_clear_messages(server: Server, tmp_path: Path) 
 
     oversized = server.api("POST", "/clusters/revoked/apply", content=b"{" + b" " * (3 << 20) + b"}")
     assert oversized.status_code == 413
-    assert httpx.get(f"{server.url}/healthz").status_code == 200  # still serving
+    assert httpx.get(f"{server.url}/healthz", verify=server.verify).status_code == 200  # still serving
 
 
 async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
@@ -185,7 +188,7 @@ async def test_an_agent_can_use_only_its_own_subjects(server: Server) -> None:
     assert any("subscription" in e and protocol.jobs_subject(other) in e for e in errors), errors
     assert any("publish" in e and protocol.results_subject(other) in e for e in errors), errors
     assert any("publish" in e and protocol.heartbeat_subject(other) in e for e in errors), errors
-    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert httpx.get(f"{server.url}/healthz", verify=server.verify).status_code == 200
     assert server.api("GET", "/clusters/iso-a").json()["state"] == "never_connected"  # no bogus heartbeat
     with pytest.raises(nats.errors.Error):
         await nats.connect(
@@ -245,7 +248,7 @@ def test_each_agent_gets_only_its_own_clusters_jobs(
         # the same through the CLI
         argv = [sys.executable, "-m", "moorage.cli.main", "resources", "get", "ConfigMap", "-n", "default"]
         argv += ["-c", "route-a", "--server", server.url, "-o", "json"]
-        env = {**os.environ, "MOORAGE_TOKEN": ADMIN}
+        env = {**os.environ, "MOORAGE_TOKEN": ADMIN, **server.cli_env}
         cli = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         assert cli.returncode == 0, cli.stderr
         assert "route-a-marker" in {i["metadata"]["name"] for i in json.loads(cli.stdout)["items"]}
