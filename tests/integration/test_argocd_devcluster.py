@@ -227,8 +227,28 @@ async def test_migration_from_argo_cd_keeps_every_object_and_pod(
 
         again = await sync(ctx, native, native_plan)
         assert again.outcomes[f"addon/{name}"].status is EntryStatus.UNCHANGED
+        migrated = {kind: metadata_of(kubectl, kind, obj, ns) for kind, obj in objects.items()}
+
+        # and back (a rollback of the migration): Argo CD takes the objects, the Helm release is forgotten
+        d.write(ARGO_DEFINITION.format(http=chart_repo.url, replicas=2))
+        back, back_plan = d.load()
+        returned = await sync(ctx, back, back_plan)
+        outcome = returned.outcomes[f"addon/{name}"]
+        assert outcome.status is EntryStatus.APPLIED, outcome.message
+        assert outcome.reason == "moved_to_argocd"
+        assert kubectl.get("secrets", "-n", ns, "-l", f"owner=helm,name={name}")["items"] == []
+        assert app_status(kubectl, name) == ("Synced", "Healthy")
+        for kind, obj in objects.items():
+            assert metadata_of(kubectl, kind, obj, ns)["uid"] == before[kind]["uid"], f"{kind} was recreated"
+        assert sorted(p["metadata"]["uid"] for p in kubectl.get("pods", "-n", ns)["items"]) == pods_before
+
+        # and native once more, for the checks below
+        moved = await sync(ctx, native, native_plan)
+        assert moved.outcomes[f"addon/{name}"].reason == "migrated_from_argocd"
     helm_added_labels = {"app.kubernetes.io/managed-by"}
     helm_added_annotations = {"meta.helm.sh/release-name", "meta.helm.sh/release-namespace"}
+    for kind, obj in objects.items():  # the second migration ends exactly where the first did
+        assert metadata_of(kubectl, kind, obj, ns) == migrated[kind], kind
     for kind, old in before.items():
         new = metadata_of(kubectl, kind, objects[kind], ns)
         assert new["uid"] == old["uid"], f"{kind} was recreated"

@@ -15,6 +15,7 @@ from moorage.engine.addons import waiting_reason
 from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext
 from moorage.engine.health.types import HealthStatus
 from moorage.engine.outcome import EntryOutcome, EntryStatus
+from moorage.helm.storage import Release
 from moorage.kube import errors as kube_errors
 from moorage.spec.content import ResolvedAddon, ResolvedCluster
 from moorage.spec.protocol import AddonObservation
@@ -43,8 +44,12 @@ def _spec_matches(live: Mapping[str, Any] | None, desired: Mapping[str, Any]) ->
     return all(spec.get(k) == v for k, v in want.items())
 
 
-async def deploy(ctx: EngineContext, addon: ResolvedAddon, cluster: str) -> EntryOutcome:
-    """Make the add-on's Application match its definition and wait until Argo CD synced it."""
+async def deploy(
+    ctx: EngineContext, addon: ResolvedAddon, cluster: str, release: Release | None = None
+) -> EntryOutcome:
+    """Make the add-on's Application match its definition and wait until Argo CD synced it.
+    `release`: the add-on's Helm release from the native engine (a move back to Argo CD), which is
+    forgotten once Argo CD reports the add-on Synced and Healthy; its objects stay, now Argo CD's."""
     started = time.monotonic()
     ref = f"addon/{addon.name}"
     refused = argocd_app.refusal(addon)
@@ -78,7 +83,7 @@ async def deploy(ctx: EngineContext, addon: ResolvedAddon, cluster: str) -> Entr
         )
     source = desired["spec"]["source"]
     state = argocd_app.state_of(live or {}, addon.chart_version, source)
-    if _spec_matches(live, desired) and state.done:
+    if _spec_matches(live, desired) and state.done and release is None:
         return EntryOutcome(
             ref,
             EntryStatus.UNCHANGED,
@@ -132,7 +137,23 @@ async def deploy(ctx: EngineContext, addon: ResolvedAddon, cluster: str) -> Entr
     )
     if not state.done and state.message:
         outcome.message += f" ({state.message})"
+    if state.done and release is not None:
+        forgotten = await forget_release(ctx, release)
+        outcome.message += f"; moved from the native engine: Helm release {release.namespace}/{release.name} "
+        outcome.message += f"forgotten ({forgotten} revision(s)), its objects kept"
+        outcome.reason = "moved_to_argocd"
     return outcome
+
+
+async def forget_release(ctx: EngineContext, release: Release) -> int:
+    """Delete the Helm storage Secrets of `release` (never its objects): Argo CD manages them now."""
+    secrets = await ctx.kube.list(
+        "v1", "Secret", release.namespace, label_selector=f"owner=helm,name={release.name}"
+    )
+    for secret in secrets:
+        meta = secret["metadata"]
+        await ctx.kube.delete("v1", "Secret", meta["name"], release.namespace, uid=meta.get("uid"))
+    return len(secrets)
 
 
 async def _wait(

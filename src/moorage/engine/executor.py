@@ -188,9 +188,9 @@ async def _deploy(
         return EntryOutcome(str(ref), EntryStatus.UNCHANGED, "not part of this add-on sync")
     if ref.kind == "addon":
         addon = cluster.addons[ref.name]
-        if argocd.uses_argocd(addon, cluster.default_engine):
-            return await argocd.deploy(ctx, addon, cluster.name)
         current = current_release(releases, addon, cluster.name)
+        if argocd.uses_argocd(addon, cluster.default_engine):
+            return await argocd.deploy(ctx, addon, cluster.name, current)
         if ref.name in applications:  # it ran on the ArgoCD engine: move it to a Helm release first
             return await migrate.from_argocd(ctx, addon, applications[ref.name], current, cluster.name)
         return await addons.deploy(ctx, addon, current, cluster.name)
