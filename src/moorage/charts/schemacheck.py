@@ -126,7 +126,8 @@ async def check_charts(
         if entry.schema is None:
             return []
         locate = addon.value_locations or (lambda _p: None)
-        return check_values(addon, entry.schema, entry.defaults, locate, where)
+        # off the event loop: a schema's patterns run in Python's re
+        return await asyncio.to_thread(check_values, addon, entry.schema, entry.defaults, locate, where)
 
     found = await asyncio.gather(*(one(a) for _, a in sorted(resolved.addons.items())))
     return [issue for issues in found for issue in issues]
