@@ -158,7 +158,7 @@ class Catalog:
         async def one(reg: GlobalRegistry) -> None:
             try:
                 charts = await self.charts(reg)
-            except ChartSourceError as e:
+            except (ChartSourceError, CatalogError) as e:  # e.g. its credential is missing
                 errors.append({"registry": reg.name, "message": e.message})
                 return
             for name, versions in sorted(charts.items()):
