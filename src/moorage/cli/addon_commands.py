@@ -421,6 +421,30 @@ def cluster_migrate(
         )
 
 
+def cluster_decommission_argocd(
+    name: Annotated[str, typer.Argument(help="The cluster.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (it is one-way).")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Decommission Argo CD on a cluster, one way: refused while an add-on still runs on Argo CD;
+    afterwards definitions that use engine argo_cd are refused. Argo CD itself and every Application
+    Moorage does not own are left untouched."""
+    if not yes and not typer.confirm(f"Decommission Argo CD on cluster {name}? This cannot be undone"):
+        raise typer.Exit(1)
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call("POST", api_path("clusters", name, "argocd", "decommission"))
+    if output is not Output.table:
+        dump(data, output)
+        return
+    out.print(f"Argo CD decommissioned on {esc(name)} at {when(data['decommissioned_at'])}", highlight=False)
+    if data["not_synced"]:
+        err.print(f"not Synced yet: {esc(', '.join(data['not_synced']))}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(addons_app, name="addons")
     cluster_app.command("migrate")(cluster_migrate)
+    cluster_app.command("decommission-argocd")(cluster_decommission_argocd)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from moorage.spec.content import ResolvedCluster
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 ADDON_LABEL = "moorage.dev/addon"
 
@@ -68,3 +70,34 @@ def eligibility(app: Mapping[str, Any]) -> Eligibility:
         sync=str((status.get("sync") or {}).get("status") or ""),
         health=str((status.get("health") or {}).get("status") or ""),
     )
+
+
+def on_argocd(cluster: ResolvedCluster) -> list[str]:
+    """The add-ons of a definition that would run on the ArgoCD engine."""
+    return sorted(
+        name
+        for name, addon in cluster.addons.items()
+        if (addon.settings.engine or cluster.default_engine or "ankra_native") == "argo_cd"
+    )
+
+
+def decommissioned_refusal(cluster: ResolvedCluster, decommissioned_at: str) -> str | None:
+    """The validation error for a definition that uses argo_cd on a cluster whose Argo CD was
+    decommissioned (a one-way step), or None."""
+    names = on_argocd(cluster)
+    if not names:
+        return None
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"Argo CD was decommissioned on this cluster ({decommissioned_at}), so engine argo_cd is refused "
+        f"(add-ons {shown}); set deployment_engine / settings.engine to ankra_native"
+    )
+
+
+def decommissioned_issue(cluster: ResolvedCluster, decommissioned_at: str) -> dict[str, Any] | None:
+    """`decommissioned_refusal` as a validation error item (the shape of Issue.to_dict)."""
+    message = decommissioned_refusal(cluster, decommissioned_at)
+    if message is None:
+        return None
+    return {"severity": "error", "code": "argocd-decommissioned", "message": message, "file": None,
+            "line": None, "column": None, "path": "spec.deployment_engine", "hint": ""}  # fmt: skip

@@ -56,3 +56,72 @@ def test_the_preview_lists_every_application_across_pages(
     assert (data["eligible"], data["moorage_applications"]) == (2, 3)
     assert "ankra_native" in data["how"]
     assert len(bus.jobs) == 2  # two pages of two
+
+
+def observed(factory: SessionFactory, cluster_id: str, name: str, engine: str) -> None:
+    from moorage.server.db.models import AddonState
+
+    with transaction(factory) as s:
+        s.add(
+            AddonState(
+                cluster_id=cluster_id,
+                name=name,
+                namespace="web",
+                state="Synced",
+                reason="",
+                observation={"name": name, "namespace": "web", "engine": engine},
+            )
+        )
+
+
+ARGO_BUNDLE: dict[str, Any] = {
+    "root": "import-cluster.yaml",
+    "files": {
+        "import-cluster.yaml": "apiVersion: v1\nkind: ImportCluster\nmetadata: {name: c1}\nspec:\n"
+        "  deployment_engine: argo_cd\n  helm_registries: [{name: r, url: 'https://charts.example.com'}]\n"
+        "  stacks:\n    - name: s\n      addons:\n"
+        "        - {name: web, chart_name: web, chart_version: '1.0.0', registry_name: r, namespace: web}\n"
+    },
+}
+
+
+def test_decommission_is_refused_while_an_add_on_runs_on_argo_cd_then_one_way(
+    client: TestClient, factory: SessionFactory, clock: Clock
+) -> None:
+    cluster_id = online(client, factory, clock)
+    observed(factory, cluster_id, "web", "argo_cd")
+    observed(factory, cluster_id, "db", "native")
+    refused = client.post("/api/v1/clusters/c1/argocd/decommission")
+    assert refused.status_code == 409
+    assert "web" in refused.json()["detail"]
+    assert "ankra_native" in refused.json()["detail"]
+    assert "db" not in refused.json()["detail"]
+
+    with transaction(factory) as s:
+        from moorage.server.db.models import AddonState
+
+        for row in s.query(AddonState).filter_by(cluster_id=cluster_id, name="web"):
+            row.observation = {**row.observation, "engine": "native"}  # migrated
+    done = client.post("/api/v1/clusters/c1/argocd/decommission")
+    assert done.status_code == 200, done.text
+    assert done.json()["decommissioned_at"]
+    again = client.post("/api/v1/clusters/c1/argocd/decommission")
+    assert again.json()["decommissioned_at"] == done.json()["decommissioned_at"]  # idempotent
+
+    applied = client.post("/api/v1/clusters/c1/apply", json=ARGO_BUNDLE)
+    assert applied.status_code == 422, applied.text
+    (error,) = [e for e in applied.json()["errors"] if e["code"] == "argocd-decommissioned"]
+    assert "decommissioned" in error["message"]
+    assert "web" in error["message"]
+    native = {
+        **ARGO_BUNDLE,
+        "files": {k: v.replace("argo_cd", "ankra_native") for k, v in ARGO_BUNDLE["files"].items()},
+    }
+    assert client.post("/api/v1/clusters/c1/apply", json=native).status_code == 202
+
+
+def test_decommission_needs_admin_scope(anon: TestClient, client: TestClient) -> None:
+    client.post("/api/v1/clusters", json={"name": "c1"})
+    writer = client.post("/api/v1/tokens", json={"name": "w", "scopes": ["write"]}).json()["token"]
+    r = anon.post("/api/v1/clusters/c1/argocd/decommission", headers={"Authorization": f"Bearer {writer}"})
+    assert r.status_code == 403

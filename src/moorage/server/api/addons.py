@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.server import addon_state, service
@@ -23,7 +24,7 @@ from moorage.server.api.addon_schemas import (
     RollbackRequest,
     TransitionOut,
 )
-from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
+from moorage.server.api.deps import Admin, Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.resources import read_through_agent
 from moorage.server.api.schemas import Page, page_of
 from moorage.server.db.models import AddonState
@@ -212,6 +213,40 @@ async def argocd_migration(name: str, ctx: Ctx, who: Reader) -> dict[str, Any]:
         "how": "set deployment_engine (or the add-on's settings.engine) to ankra_native in the "
         "definition; each eligible add-on migrates at the next sync, resuming after any restart",
     }
+
+
+@router.post("/clusters/{name}/argocd/decommission")
+async def decommission_argocd(name: str, ctx: Ctx, _who: Admin) -> dict[str, Any]:
+    """Decommission Argo CD on the cluster, a one-way step: refused while an add-on still runs on
+    the ArgoCD engine (as the agent last reported); afterwards definitions that use engine argo_cd
+    are refused. Moorage holds nothing for Argo CD to forget (it drives Argo CD through the agent's
+    ServiceAccount, with no Argo CD credentials); the Argo CD installation and every Application
+    Moorage does not own stay as they are."""
+
+    def work(session: Session) -> dict[str, Any]:
+        cluster = service.get_cluster(session, name)
+        rows = session.scalars(select(AddonState).where(AddonState.cluster_id == cluster.id)).all()
+        if cluster.argocd_decommissioned_at is None:
+            still = sorted(r.name for r in rows if (r.observation or {}).get("engine") == "argo_cd")
+            if still:
+                shown = ", ".join(still[:10]) + (f" and {len(still) - 10} more" if len(still) > 10 else "")
+                raise HTTPException(
+                    409,
+                    detail=f"{len(still)} add-on(s) of cluster {name!r} still run on Argo CD ({shown}); "
+                    "set their engine to ankra_native in the definition and sync (`moorage cluster migrate "
+                    f"{name}` shows which can move), then decommission",
+                )
+            cluster.argocd_decommissioned_at = ctx.clock()
+        not_synced = sorted(r.name for r in rows if r.state != State.SYNCED.value)
+        return {
+            "cluster": name,
+            "decommissioned_at": cluster.argocd_decommissioned_at.isoformat(),
+            "not_synced": not_synced,
+            "forgotten": [],
+            "untouched": "the Argo CD installation and every Application Moorage does not own",
+        }
+
+    return await ctx.db(work)
 
 
 # --------------------------------------------------------------------------- actions

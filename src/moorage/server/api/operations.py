@@ -12,6 +12,7 @@ from moorage.server import addon_state, registries, service
 from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.schemas import ApplyRequest, OperationOut, Page, page_of
 from moorage.server.bundle import validate_bundle
+from moorage.spec.migration import decommissioned_issue
 from moorage.spec.protocol import JobAction, JobMessage
 
 log = logging.getLogger("moorage.server.api")
@@ -28,8 +29,11 @@ POLL_SECONDS = 0.2
 )
 async def apply(name: str, body: ApplyRequest, ctx: Ctx, who: Writer, wait: WaitSeconds = 0) -> JSONResponse:
     """Validate a repository bundle and queue one write job (sync) for the cluster's agent."""
-    await ctx.db(lambda s: service.get_cluster(s, name))  # 404 before any validation work
+    decommissioned = await ctx.db(lambda s: service.get_cluster(s, name).argocd_decommissioned_at)  # or 404
     check = await run_in_threadpool(validate_bundle, body.files, body.root)
+    if decommissioned is not None and check.resolved is not None:
+        refused = decommissioned_issue(check.resolved, decommissioned.isoformat())
+        check.errors += [refused] if refused else []
     if not check.ok:
         n = len(check.errors)
         return JSONResponse(

@@ -87,6 +87,8 @@ class Cluster(Base):
     state_full_at: Mapped[datetime | None] = mapped_column(default=None)  # the last complete snapshot
     define_requested_at: Mapped[datetime | None] = mapped_column(default=None)
     agent_offline_recorded: Mapped[bool] = mapped_column(default=False)
+    # `moorage cluster decommission-argocd`: from then on definitions may not use engine argo_cd
+    argocd_decommissioned_at: Mapped[datetime | None] = mapped_column(default=None)
 
     operations: Mapped[list["Operation"]] = relationship(
         back_populates="cluster", cascade="all, delete-orphan", passive_deletes=True

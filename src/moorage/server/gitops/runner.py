@@ -27,6 +27,7 @@ from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
 from moorage.spec.digest import Changes, compare
 from moorage.spec.gitsource import mismatch
+from moorage.spec.migration import decommissioned_issue
 from moorage.spec.protocol import JobAction, JobMessage, JobState
 
 log = logging.getLogger("moorage.server.gitops")
@@ -226,6 +227,10 @@ async def _validate(deps: Deps, run: Run, sha: str) -> tuple[BundleCheck, dict[s
             check = await asyncio.to_thread(validate_tree, base, run.path)
         except BundleError as e:
             raise SyncFailed(store.general_error(e.message), retry=False) from None
+        decommissioned = await deps.db(lambda s: _repo(s, run.cluster_id).cluster.argocd_decommissioned_at)
+        if decommissioned is not None and check.resolved is not None:
+            refused = decommissioned_issue(check.resolved, decommissioned.isoformat())
+            check.errors += [refused] if refused else []
         if not check.ok:
             raise SyncFailed(store.validation_error(check.errors, check.warnings), retry=False)
         files = {rel: (base / rel).read_text(encoding="utf-8") for rel in check.files}
