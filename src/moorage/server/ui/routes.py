@@ -5,6 +5,7 @@ agent (history, values, events, resources, logs) and follows /api/v1/events for 
 Every page needs a signed-in user (a session cookie); without one it redirects to /login. What a
 reader may not do is not shown (no Sync Now or rollback buttons); the API refuses it anyway."""
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.server import addon_state, service
@@ -23,6 +25,7 @@ from moorage.server.api.deps import AppContext, context
 from moorage.server.api.gitops_schemas import GitOpsStatus, SyncOut
 from moorage.server.api.resources import read_through_agent
 from moorage.server.api.schemas import ClusterOut, OperationOut
+from moorage.server.db.models import AddonState
 from moorage.server.gitops import store
 from moorage.server.ui import maplayout
 from moorage.server.ui.viewer import Viewer, viewer_of
@@ -305,13 +308,17 @@ async def settings_page(name: str, ctx: Ctx, viewer: User) -> HTMLResponse:
     def work(session: Session) -> dict[str, Any]:
         cluster = _cluster(session, name)
         repo = store.get_repository(session, cluster)
+        rows = session.scalars(select(AddonState).where(AddonState.cluster_id == cluster.id)).all()
+        engines = Counter(str((r.observation or {}).get("engine") or "native") for r in rows)
         return {
             "cluster": ClusterOut.of(cluster, ctx.clock()),
             "status": GitOpsStatus.of(cluster, repo, base + "/api/v1/webhooks"),
+            "engines": dict(sorted(engines.items())),
+            "argocd_decommissioned_at": cluster.argocd_decommissioned_at,
         }
 
     data = await ctx.db(work)
-    return _page("settings.html", viewer, section="clusters", server_url=base, **data)
+    return _page("settings.html", viewer, section="clusters", server_url=base, now=ctx.clock(), **data)
 
 
 @router.get("/operations")

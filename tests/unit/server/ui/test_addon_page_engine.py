@@ -58,3 +58,14 @@ def test_a_native_add_on_shows_its_helm_revision(
     page = signed_in(app, client).get("/clusters/c1/addons/web")
     assert "<dt>Revision</dt><dd>3 (deployed)</dd>" in page.text
     assert "argocd/web" not in page.text
+
+
+def test_settings_count_add_ons_per_engine_and_offer_the_migration_check(
+    app: FastAPI, client: TestClient, factory: SessionFactory
+) -> None:
+    report(factory, "argo_cd")
+    page = signed_in(app, client).get("/clusters/c1/settings")
+    assert page.status_code == 200
+    assert "1 add-on on Argo CD" in page.text
+    assert 'data-action="migration"' in page.text
+    assert "Decommission Argo CD" not in page.text  # a reader, and an add-on still on Argo CD

@@ -142,6 +142,11 @@ document.addEventListener("click", async (event) => {
       const out = await api("POST", target.dataset.url);
       showInstall(target.dataset.server, out.agent_token);
     } catch (e) { toast(e.message, true); }
+  } else if (action === "migration") {
+    await showMigration(target);
+  } else if (action === "decommission") {
+    if (!confirm("Decommission Argo CD on this cluster? This cannot be undone.")) return;
+    await postAction(target);
   } else if (action === "rollback") {
     if (!confirm("Roll back to revision " + target.dataset.revision + "? Syncs hold it there until you resume.")) return;
     await postAction(target, { revision: Number(target.dataset.revision) });
@@ -162,6 +167,31 @@ async function postAction(button, body) {
   } finally {
     button.disabled = false;
     button.textContent = label;
+  }
+}
+
+async function showMigration(button) {
+  button.disabled = true;
+  try {
+    const out = await api("GET", button.dataset.url);
+    const rows = document.getElementById("migration-rows");
+    rows.replaceChildren(...out.applications.map((a) => {
+      const tr = document.createElement("tr");
+      for (const text of [a.application, a.addon || "—", a.eligible ? "yes" : "no", a.sync || "—", a.health || "—",
+                          a.reasons.join("; ") || "—"]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+    document.getElementById("migration-summary").textContent =
+      out.eligible + " of " + out.moorage_applications + " Moorage Application(s) can migrate. " + out.how + ".";
+    document.getElementById("migration").hidden = false;
+  } catch (e) {
+    toast("Migration check failed: " + e.message, true);
+  } finally {
+    button.disabled = false;
   }
 }
 
