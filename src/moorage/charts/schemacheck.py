@@ -8,12 +8,12 @@ bounded by bytes: a repeated check downloads nothing."""
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from moorage.charts.archive import ArchiveError, read_chart
-from moorage.charts.source import ChartSource, ChartSourceError, RegistryAuth, display
+from moorage.charts.source import ChartSource, ChartSourceError, RegistryAuth, Vet, display
 from moorage.spec.chartschema import check_values
 from moorage.spec.content import ResolvedAddon, ResolvedCluster
 from moorage.spec.report import Issue, Location, Severity
@@ -61,16 +61,14 @@ async def _chart(
     addon: ResolvedAddon,
     auth: RegistryAuth | None,
     cache: SchemaCache,
-    before: Callable[[str], Awaitable[None]] | None,
+    vet: Vet | None,
 ) -> _Entry:
     url = str(addon.registry_url)
     key = (url, addon.chart_name, addon.chart_version)
     found = cache.get(key)
     if found is not None:
         return found
-    if before is not None:
-        await before(url)
-    async with ChartSource(url, auth) as source:
+    async with ChartSource(url, auth, vet=vet) as source:
         data, _ = await source.fetch(addon.chart_name, addon.chart_version)
     cache.downloads += 1
     files = read_chart(data)
@@ -85,7 +83,7 @@ async def check_charts(
     *,
     auth_for: Callable[[str], RegistryAuth | None] = lambda _url: None,
     cache: SchemaCache | None = None,
-    before: Callable[[str], Awaitable[None]] | None = None,
+    vet: Vet | None = None,
     unreachable_is_error: bool = True,
 ) -> list[Issue]:
     """Every add-on's schema violations, and the charts that could not be fetched."""
@@ -99,7 +97,7 @@ async def check_charts(
         chart = f"{addon.chart_name} {addon.chart_version}"
         try:
             async with slots:
-                entry = await _chart(addon, auth_for(addon.registry_url), cache, before)
+                entry = await _chart(addon, auth_for(addon.registry_url), cache, vet)
         except ChartSourceError as e:
             severity = Severity.ERROR if unreachable_is_error or not e.temporary else Severity.WARNING
             note = "" if severity is Severity.ERROR else "; its values were not checked"

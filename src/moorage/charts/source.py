@@ -16,7 +16,7 @@ import json
 import os
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +38,8 @@ _MANIFEST_TYPES = ", ".join(
     )
 )
 Reason = Literal["auth", "not_found", "unreachable", "invalid"]
+# checks that a connection to (host, port) is allowed (the server's egress policy); raises to refuse
+Vet = Callable[[str, int], Awaitable[None]]
 REASONS: dict[str, str] = {
     "auth": "authentication failed",
     "not_found": "not found",
@@ -223,6 +225,7 @@ class ChartSource:
         *,
         timeout: float = TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
+        vet: Vet | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.auth = auth
@@ -240,12 +243,29 @@ class ChartSource:
         plain = (self.kind == "oci" and is_loopback(host)) or parts.scheme == "http"
         if auth is not None and plain and not is_loopback(host):
             raise ChartSourceError(self.name, "auth", "a credential is never sent over plain HTTP")
+        hooks: dict[str, list[Callable[[httpx.Request], Awaitable[None]]]] = {}
+        if vet is not None:
+            name = self.name
+
+            async def check(request: httpx.Request) -> None:
+                # every request, redirects and an index's archive URLs on other hosts included
+                url = request.url
+                port = url.port or (443 if url.scheme == "https" else 80)
+                try:
+                    await vet(url.host, port)
+                except ChartSourceError:
+                    raise
+                except Exception as e:
+                    raise ChartSourceError(name, "unreachable", str(e)[:200]) from None
+
+            hooks["request"] = [check]
         self._client = httpx.AsyncClient(
             timeout=timeout,
             verify=ssl_context(auth),
             follow_redirects=True,  # httpx drops Authorization on a redirect to another origin
             transport=transport,
             headers={"User-Agent": "moorage"},
+            event_hooks=hooks,
         )
         self._tokens: dict[str, str] = {}
 

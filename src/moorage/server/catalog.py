@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from moorage.charts.archive import ArchiveError, ChartFiles, read_chart
-from moorage.charts.source import ChartSource, ChartSourceError, ChartVersion, RegistryAuth, chart_layer
+from moorage.charts.source import ChartSource, ChartSourceError, ChartVersion, RegistryAuth, Vet, chart_layer
 
 LISTING_TTL_SECONDS = 60.0
 MAX_ARCHIVE_CACHE_BYTES = 64 << 20
@@ -93,6 +93,8 @@ class Catalog:
     # checks that the server may connect there (egress) and opens the registry's credential (None:
     # anonymous; the credential's host binding is checked by the caller)
     auth_of: Callable[[GlobalRegistry], Awaitable[RegistryAuth | None]]
+    # the egress check of every connection (None: none, as in the benchmark)
+    vet: Vet | None = None
     clock: Callable[[], float] = time.monotonic
     stats: Stats = field(default_factory=Stats)
     _indexes: dict[str, _Index] = field(default_factory=dict)
@@ -118,7 +120,7 @@ class Catalog:
 
     async def _source(self, registry: GlobalRegistry) -> ChartSource:
         auth = await self.auth_of(registry)
-        return ChartSource(registry.url, auth)
+        return ChartSource(registry.url, auth, vet=self.vet)
 
     async def charts(self, registry: GlobalRegistry) -> dict[str, list[ChartVersion]]:
         """Every chart of the registry with its versions (excluded charts left out)."""

@@ -13,7 +13,6 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyrage
 from pyrage import x25519
@@ -21,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.charts.schemacheck import SchemaCache, check_charts
-from moorage.charts.source import ChartSourceError, RegistryAuth, display
+from moorage.charts.source import ChartSourceError, RegistryAuth, Vet
 from moorage.server import credhosts, egress
 from moorage.server.db.models import Cluster, GitCredential, GitRepository
 from moorage.server.gitops import store
@@ -231,19 +230,18 @@ def sealed_payload(
 SCHEMAS = SchemaCache()  # one per server process: chart versions do not change
 
 
-def _vet(policy: egress.EgressPolicy) -> Callable[[str], Awaitable[None]]:
-    async def before(url: str) -> None:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        plain = parts.scheme == "http" or (parts.scheme == "oci" and credhosts.is_loopback(host))
+def vet_for(policy: egress.EgressPolicy) -> Vet:
+    """The server's egress policy for chart hosts: every connection of a fetch is checked."""
+
+    async def vet(host: str, port: int) -> None:
         try:
-            await egress.vet(host, parts.port or (80 if plain else 443), policy)
+            await egress.vet(host, port, policy)
         except egress.EgressRefused as e:
             raise ChartSourceError(
-                display(url), "unreachable", f"the server may not connect there: {e.message}"
+                host, "unreachable", f"the server may not connect there: {e.message}"
             ) from None
 
-    return before
+    return vet
 
 
 async def prepare_job(
@@ -284,7 +282,7 @@ async def prepare_job(
             resolved,
             auth_for=lambda url: RegistryAuth.from_dict(creds[url]) if url in creds else None,
             cache=SCHEMAS,
-            before=_vet(policy),
+            vet=vet_for(policy),
             unreachable_is_error=False,
         )
         errors = [i.to_dict() for i in issues if i.severity is Severity.ERROR]

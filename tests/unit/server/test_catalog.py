@@ -131,3 +131,30 @@ def test_the_global_registries_file(tmp_path: Path) -> None:
         path.write_text(text)
         with pytest.raises(ValueError, match=message):
             load_registries(path)
+
+
+async def test_an_index_pointing_at_a_forbidden_address_is_not_followed(tmp_path: Path) -> None:
+    """SSRF through a chart index: the archive URL leads to a link-local address; the server's egress
+    policy is checked for every connection of a fetch, not only the registry's host."""
+    from moorage.devcluster.chartsources import serve_chart_repo
+    from moorage.server.catalog import Catalog, CatalogError, GlobalRegistry
+    from moorage.server.egress import EgressPolicy
+    from moorage.server.registries import vet_for
+
+    entry = {"name": "web", "version": "1.0.0", "urls": ["http://169.254.169.254/latest/meta-data.tgz"]}
+    (tmp_path / "index.yaml").write_text(json.dumps({"apiVersion": "v1", "entries": {"web": [entry]}}))
+    with serve_chart_repo(tmp_path) as repo:
+
+        async def anonymous(_registry: GlobalRegistry) -> RegistryAuth | None:
+            return None
+
+        catalog = Catalog(
+            [GlobalRegistry(name="r", url=repo.url)], anonymous, vet=vet_for(EgressPolicy.parse("loopback"))
+        )
+        assert (await catalog.search("web"))["total"] == 1  # the registry itself is allowed (loopback)
+        with pytest.raises(CatalogError, match="may not connect there"):
+            await catalog.show("r", "web", "1.0.0")
+        refused = Catalog([GlobalRegistry(name="r", url=repo.url)], anonymous, vet=vet_for(EgressPolicy()))
+        found = await refused.search("web")
+        assert found["total"] == 0
+        assert "may not connect there" in found["errors"][0]["message"]

@@ -1,18 +1,17 @@
 """/api/v1/charts: the chart catalog of the connected (global) registries (server/catalog.py)."""
 
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from moorage.charts.source import RegistryAuth, is_loopback
-from moorage.server import egress
+from moorage.charts.source import RegistryAuth
 from moorage.server.api.deps import AppContext, Ctx, Reader
 from moorage.server.catalog import Catalog, CatalogError, GlobalRegistry, load_registries
 from moorage.server.db.models import GitCredential
 from moorage.server.gitops import store
+from moorage.server.registries import vet_for
 
 router = APIRouter(prefix="/charts", tags=["charts"])
 
@@ -31,21 +30,12 @@ def catalog_of(request: Request, ctx: AppContext) -> Catalog:
         async def auth_of(registry: GlobalRegistry) -> RegistryAuth | None:
             return await _prepare(ctx, registry)
 
-        found = Catalog(registries, auth_of)
+        found = Catalog(registries, auth_of, vet=vet_for(ctx.settings.egress_policy()))
         request.app.state.chart_catalog = found
     return found
 
 
 async def _prepare(ctx: AppContext, registry: GlobalRegistry) -> RegistryAuth | None:
-    parts = urlsplit(registry.url)
-    host = parts.hostname or ""
-    port = parts.port or (
-        80 if parts.scheme == "http" or (parts.scheme == "oci" and is_loopback(host)) else 443
-    )
-    try:
-        await egress.vet(host, port, ctx.settings.egress_policy())
-    except egress.EgressRefused as e:
-        raise CatalogError(f"registry {registry.name}: {e.message}", 502) from None
     if registry.credential_name is None:
         return None
     name = registry.credential_name
