@@ -67,7 +67,8 @@ def plane(
     pki.ensure(LOOPBACK_HOSTS)
     port = free_port()
     tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
-    srv = Server(f"https://127.0.0.1:{port}", base / "data", port, args=tls, ca=pki.ca_cert)
+    fast = {"MOORAGE_KUBE_PROXY_REVALIDATE_SECONDS": "1"}  # open streams re-check their token each second
+    srv = Server(f"https://127.0.0.1:{port}", base / "data", port, env=fast, args=tls, ca=pki.ca_cert)
     srv.data_dir.mkdir()
     srv.start()
     agents = Agents(tmp_path_factory.mktemp("kube-agents"))
@@ -294,6 +295,33 @@ def test_a_revoked_kubectl_token_is_refused_at_once(
     assert "You must be logged in" in refused.stderr
     assert "revoked" in refused.stderr
     assert token not in refused.stderr
+
+
+def test_a_watch_of_a_revoked_token_ends(
+    plane: tuple[Server, Agents, str], tmp_path: Path, namespace: str
+) -> None:
+    server, _, _ = plane
+    path = _kubeconfig(server, ADMIN, tmp_path / "watching")
+    watch = Lines(Kubectl(path), "get", "configmaps", "-n", namespace, "-w", "-o", "name")
+    try:
+        time.sleep(3)
+        assert watch.proc.poll() is None
+        newest = [t for t in server.api("GET", "/kube-tokens").json() if t["revoked_at"] is None][-1]
+        assert server.api("DELETE", f"/kube-tokens/{newest['id']}").status_code == 200
+        deadline = time.monotonic() + 15
+        while watch.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watch.proc.poll() is not None, "the watch of a revoked token stayed open"
+    finally:
+        watch.stop()
+    deadline = time.monotonic() + 10
+    while True:
+        rows = [r for r in _audit(server, cluster=CLUSTER, verb="watch") if r["namespace"] == namespace]
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert rows, "the watch is not in the audit trail"
+    assert "revoked" in (rows[0]["error"] or "")
 
 
 def test_a_signed_in_users_kubectl_token_acts_as_the_user(

@@ -36,6 +36,7 @@ class KubeIdentity:
     user: str  # Impersonate-User
     groups: tuple[str, ...]  # Impersonate-Group
     offline: str | None = None  # why the cluster's agent cannot answer now (read with the token)
+    kube_token: bool = False  # token_id is a kubectl token's (checked again while a stream lasts)
 
 
 def offline_reason(cluster: Cluster, now: datetime) -> str | None:
@@ -125,7 +126,18 @@ def authenticate_kube_token(
         return identity
     if row.last_used_at is None or now - row.last_used_at >= service.LAST_USED_RESOLUTION:
         row.last_used_at = now
-    return dataclasses.replace(identity, offline=offline_reason(cluster, now))
+    return dataclasses.replace(identity, offline=offline_reason(cluster, now), kube_token=True)
+
+
+def still_valid(session: Session, token_id: str, now: datetime) -> str | None:
+    """Why a kubectl token no longer works (revoked, expired, its user or API token gone), or None:
+    asked again while a watch, `logs -f`, exec or port-forward of it stays open."""
+    row = session.get(KubeToken, token_id)
+    cluster = session.get(Cluster, row.cluster_id) if row is not None else None
+    if row is None or cluster is None:
+        return "the kubectl token no longer exists"
+    found = resolve(session, row, cluster, now)
+    return found if isinstance(found, str) else None
 
 
 def _owned_by(session: Session, who: Principal) -> Any:

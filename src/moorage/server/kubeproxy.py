@@ -45,6 +45,7 @@ class KubeProxySettings:
     service_max_timeout_seconds: int = 120
     token_ttl_seconds: int = 7 * 86400
     token_max_ttl_seconds: int = 90 * 86400
+    revalidate_seconds: int = 15  # an open stream's kubectl token is checked again this often
 
     @classmethod
     def from_env(cls) -> "KubeProxySettings":
@@ -55,6 +56,7 @@ class KubeProxySettings:
             service_max_timeout_seconds=_env_int(
                 "MOORAGE_FORWARD_SERVICE_REQUEST_MAX_TIMEOUT_SECONDS", 120, 1, 3600
             ),
+            revalidate_seconds=_env_int("MOORAGE_KUBE_PROXY_REVALIDATE_SECONDS", 15, 1, 3600),
         )
 
 

@@ -77,8 +77,10 @@ def _open(agent_nc: FakeNats, stream_id: str, mode: Mode = Mode.UNARY) -> Msg:
 
 
 async def _settle() -> None:
-    for _ in range(20):
+    """Until the agent's tasks have done what they can without new frames."""
+    for _ in range(100):
         await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
 
 
 def test_the_agent_sends_no_more_than_its_credit_and_continues_when_granted() -> None:

@@ -280,6 +280,26 @@ def _audit(
     _state(request).audit(ctx, row)
 
 
+def _guard(conn: HTTPConnection, ctx: Any, who: KubeIdentity, stream: Any) -> "asyncio.Task[str | None]":
+    """While a stream lasts, check its kubectl token again every revalidate_seconds; once it no longer
+    works (revoked, expired, user disabled), end the stream at the agent. The reason, if it ended it."""
+    seconds = _state(conn).settings.revalidate_seconds
+
+    async def watch() -> str | None:
+        if not who.kube_token or who.token_id is None:
+            return None
+        token_id = who.token_id
+        while True:
+            await asyncio.sleep(seconds)
+            why = await ctx.db(lambda s: kube_service.still_valid(s, token_id, ctx.clock()))
+            if why:
+                with contextlib.suppress(Exception):
+                    await stream.send(kp.Frame.CANCEL)
+                return str(why)
+
+    return asyncio.get_running_loop().create_task(watch())
+
+
 async def forward(
     request: Request,
     ctx: Any,
@@ -348,18 +368,24 @@ async def forward(
         release()
         raise
 
+    guard = _guard(request, ctx, who, stream) if info.mode is not Mode.UNARY else None
+
     async def content() -> AsyncIterator[bytes]:
         error: str | None = None
         try:
             async for data, _, _ in stream.body():
                 yield data
             error = stream.error
+            if guard is not None and guard.done() and not guard.cancelled():
+                error = guard.result() or error
         except StreamBroken as e:
             error = str(e)
         except BaseException as e:  # the client went away
             error = error or f"client disconnected ({type(e).__name__})"
             raise
         finally:
+            if guard is not None:
+                guard.cancel()
             with contextlib.suppress(BaseException):
                 await stream_cm.__aexit__(None, None, None)
             release()
@@ -500,7 +526,13 @@ async def kube_websocket(websocket: WebSocket, name: str, path: str) -> None:
                 await _deny(websocket, Response(body, status_code=head.status, media_type="application/json"))
                 return
             await websocket.accept(subprotocol=head.subprotocol)
-            error = await _relay(websocket, stream)
+            guard = _guard(websocket, ctx, who, stream)
+            try:
+                error = await _relay(websocket, stream)
+            finally:
+                guard.cancel()
+            if guard.done() and not guard.cancelled() and guard.result():
+                error = guard.result()
     finally:
         release()
         _audit(websocket, who, info, full, code, started, error)
