@@ -70,13 +70,13 @@ def plane(
     fast = {"MOORAGE_KUBE_PROXY_REVALIDATE_SECONDS": "1"}  # open streams re-check their token each second
     srv = Server(f"https://127.0.0.1:{port}", base / "data", port, env=fast, args=tls, ca=pki.ca_cert)
     srv.data_dir.mkdir()
-    srv.start()
     agents = Agents(tmp_path_factory.mktemp("kube-agents"))
-    token = register(srv, CLUSTER)
-    agents.start(srv, token, cluster.kubeconfig)
-    wait_state(srv, CLUSTER, "online")
-    _bind_groups(kubectl)
-    try:
+    try:  # a failure while setting up stops what was started too
+        srv.start()
+        token = register(srv, CLUSTER)
+        agents.start(srv, token, cluster.kubeconfig)
+        wait_state(srv, CLUSTER, "online")
+        _bind_groups(kubectl)
         yield srv, agents, token
     finally:
         for proc in agents.procs:
