@@ -38,8 +38,10 @@ _MANIFEST_TYPES = ", ".join(
     )
 )
 Reason = Literal["auth", "not_found", "unreachable", "invalid"]
-# checks that a connection to (host, port) is allowed (the server's egress policy); raises to refuse
-Vet = Callable[[str, int], Awaitable[None]]
+# checks that a connection to (host, port) is allowed (the server's egress policy) and answers the
+# addresses it checked, which the connection then uses (so a name cannot resolve elsewhere a moment
+# later); raises to refuse
+Vet = Callable[[str, int], Awaitable[list[str]]]
 REASONS: dict[str, str] = {
     "auth": "authentication failed",
     "not_found": "not found",
@@ -252,11 +254,16 @@ class ChartSource:
                 url = request.url
                 port = url.port or (443 if url.scheme == "https" else 80)
                 try:
-                    await vet(url.host, port)
+                    addresses = await vet(url.host, port)
                 except ChartSourceError:
                     raise
                 except Exception as e:
                     raise ChartSourceError(name, "unreachable", str(e)[:200]) from None
+                if addresses and addresses[0] != url.host:
+                    # connect to the checked address; TLS still verifies the certificate for the
+                    # name (SNI), and the Host header keeps the name
+                    request.extensions["sni_hostname"] = url.host
+                    request.url = url.copy_with(host=addresses[0])
 
             hooks["request"] = [check]
         self._client = httpx.AsyncClient(

@@ -233,9 +233,9 @@ SCHEMAS = SchemaCache()  # one per server process: chart versions do not change
 def vet_for(policy: egress.EgressPolicy) -> Vet:
     """The server's egress policy for chart hosts: every connection of a fetch is checked."""
 
-    async def vet(host: str, port: int) -> None:
+    async def vet(host: str, port: int) -> list[str]:
         try:
-            await egress.vet(host, port, policy)
+            return await egress.vet(host, port, policy)
         except egress.EgressRefused as e:
             raise ChartSourceError(
                 host, "unreachable", f"the server may not connect there: {e.message}"

@@ -158,3 +158,36 @@ async def test_an_index_pointing_at_a_forbidden_address_is_not_followed(tmp_path
         found = await refused.search("web")
         assert found["total"] == 0
         assert "may not connect there" in found["errors"][0]["message"]
+
+
+async def test_a_fetch_connects_to_the_address_it_checked(tmp_path: Path) -> None:
+    """The checked address is the one connected to (no second resolution): a registry named
+    `localhost` is reached at the address the egress check resolved, with its name in Host."""
+    from moorage.devcluster.chartsources import serve_chart_repo
+    from moorage.server.catalog import Catalog, GlobalRegistry
+
+    (tmp_path / "index.yaml").write_text(json.dumps({"apiVersion": "v1", "entries": {"web": []}}))
+    seen: list[tuple[str, int]] = []
+
+    pinned = ["127.0.0.1"]
+
+    async def vet(host: str, port: int) -> list[str]:
+        seen.append((host, port))
+        return pinned
+
+    async def anonymous(_registry: GlobalRegistry) -> RegistryAuth | None:
+        return None
+
+    with serve_chart_repo(tmp_path) as repo:
+        port = int(repo.url.rsplit(":", 1)[1])
+        catalog = Catalog([GlobalRegistry(name="r", url=f"http://localhost:{port}")], anonymous, vet=vet)
+        found = await catalog.search("")
+        # and only there: an address where nothing listens, though localhost would answer
+        pinned[0] = "127.0.0.2"
+        elsewhere = await Catalog(
+            [GlobalRegistry(name="r", url=f"http://localhost:{port}")], anonymous, vet=vet
+        ).search("")
+    assert found["errors"] == []
+    assert found["total"] == 1
+    assert seen == [("localhost", port), ("localhost", port)]
+    assert "unreachable" in elsewhere["errors"][0]["message"]
