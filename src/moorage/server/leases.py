@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("moorage.server.leases")
+
+
+def _application_name() -> str:
+    """The lease connection's name in pg_stat_activity: `moorage-leases/host/pid`."""
+    return f"moorage-leases/{socket.gethostname()[:30]}/{os.getpid()}"
 
 
 def key(name: str) -> int:
@@ -118,7 +124,13 @@ class ClusterLeases:
     def __init__(self, engine: Engine) -> None:
         self._postgres = is_postgresql(engine)
         # a connection of its own, never pooled: a lease must not outlive it in a pool
-        self._engine = create_engine(engine.url, poolclass=NullPool) if self._postgres else engine
+        self._engine = (
+            create_engine(
+                engine.url, poolclass=NullPool, connect_args={"application_name": _application_name()}
+            )
+            if self._postgres
+            else engine
+        )
         self._connection: Connection | None = None
         self._held: set[str] = set()
         self._mutex = threading.Lock()

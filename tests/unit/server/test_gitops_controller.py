@@ -1,13 +1,13 @@
 """The GitOps loop with a fake Git and the fake bus (issue 18): one repository's failure never stops
-the polling of the others (item 4), and after a restart in the middle of a sync the interrupted
-sync's job is superseded by the re-run's (item 8)."""
+the polling of the others (item 4), and after a restart in the middle of a sync the sync is resumed:
+its queued job is waited for, not sent again (issue 19; one queued before it was sent is sent), and
+one interrupted before it queued a job runs again."""
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -203,9 +203,24 @@ async def _run_until(controller: GitOpsController, check: Callable[[], Awaitable
             await task
 
 
-async def test_after_a_restart_mid_sync_the_interrupted_job_is_superseded_by_the_re_run(
+def _agent_ran(factory: SessionFactory, job_id: str) -> None:
+    with transaction(factory) as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        job.state = "success"
+        job.operation.state = service.OperationState.SUCCESS
+
+
+def _history(factory: SessionFactory) -> list[GitSync]:
+    with transaction(factory) as s:
+        return list(s.scalars(select(GitSync).order_by(GitSync.started_at)))
+
+
+async def test_after_a_restart_mid_sync_the_queued_job_is_waited_for_and_not_sent_again(
     deps: Deps, factory: SessionFactory, box: SecretBox, bus: FakeBus
 ) -> None:
+    """Issue 19: the server (or replica) that takes the cluster over resumes the sync: same history
+    row, the job it had queued is awaited, no second job reaches the agent, nothing is cancelled."""
     cluster_id = connect(factory, box, "c1", "https://git.example/acme/platform.git")
 
     async def published(n: int) -> bool:
@@ -213,44 +228,74 @@ async def test_after_a_restart_mid_sync_the_interrupted_job_is_superseded_by_the
 
     # the first server queues the sync job, then stops while waiting for the agent
     await _run_until(GitOpsController(deps, tick_seconds=0.05), lambda: published(1), "the first sync job")
-    (interrupted,) = bus.jobs
-    assert [j.id for j in _open_sync_jobs(factory)] == [interrupted.job_id]
+    (queued,) = bus.jobs
 
-    # the server starts again: the interrupted sync fails, is requested again and re-run
-    await _run_until(GitOpsController(deps, tick_seconds=0.05), lambda: published(2), "the re-run's job")
-    rerun = bus.jobs[1]
-    assert rerun.job_id != interrupted.job_id
-    assert [j.id for j in _open_sync_jobs(factory)] == [rerun.job_id]  # one sync job queued, not two
-    assert (cluster_id, [interrupted.job_id]) in bus.cancelled  # the agent is told too
+    async def resumed() -> bool:
+        rows = _history(factory)
+        return cluster_id in controller.running and len(rows) == 1 and rows[0].phase == store.APPLYING
+
+    async def finished() -> bool:
+        return [h.status for h in _history(factory)] == ["success"]
+
+    controller = GitOpsController(deps, tick_seconds=0.05)
+    task = asyncio.create_task(controller.run())
+    try:
+        await eventually(resumed, "the sync resumed")
+        await asyncio.sleep(0.3)
+        assert len(bus.jobs) == 1  # not sent again
+        _agent_ran(factory, queued.job_id)
+        await eventually(finished, "the resumed sync's end")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert bus.cancelled == []
+    (row,) = _history(factory)
+    assert row.operation_id == queued.operation_id
+    assert row.message.startswith("applied")
+    assert "resumed after the server running it stopped" in row.message
     with transaction(factory) as s:
-        old = service.get_operation(s, interrupted.operation_id)
-        assert old.state == service.OperationState.CANCELLED
-        assert any("superseded" in str(m) for m in old.jobs[0].messages)
-        assert service.get_operation(s, rerun.operation_id).state == service.OperationState.RUNNING
-        history = list(s.scalars(select(GitSync).order_by(GitSync.started_at)))
-        assert [h.status for h in history] == ["failed", "running"]
-        assert "interrupted" in (history[0].error or {}).get("message", "")
+        repo = s.scalars(select(GitRepository)).one()
+        assert repo.sync_status == store.SYNCED
 
 
-async def test_a_running_interrupted_job_is_told_to_stop(
+async def test_a_sync_interrupted_before_it_queued_its_job_fails_and_runs_again(
     deps: Deps, factory: SessionFactory, box: SecretBox, bus: FakeBus, clock: Clock
 ) -> None:
-    cluster_id = connect(factory, box, "c1", "https://git.example/acme/platform.git")
+    connect(factory, box, "c1", "https://git.example/acme/platform.git")
+    with transaction(factory) as s:  # a server stopped while fetching: a running row, no job
+        repo = s.scalars(select(GitRepository)).one()
+        store.start_sync(s, repo, clock())
+
+    async def published() -> bool:
+        return len(bus.jobs) >= 1
+
+    await _run_until(GitOpsController(deps, tick_seconds=0.05), published, "the re-run's job")
+    rows = _history(factory)
+    assert [h.status for h in rows] == ["failed", "running"]
+    assert "interrupted" in (rows[0].error or {}).get("message", "")
+    assert rows[1].operation_id == bus.jobs[0].operation_id
+
+
+async def test_a_resumed_sync_sends_the_job_its_server_created_but_never_sent(
+    deps: Deps, factory: SessionFactory, box: SecretBox, bus: FakeBus
+) -> None:
+    connect(factory, box, "c1", "https://git.example/acme/platform.git")
 
     async def published(n: int) -> bool:
         return len(bus.jobs) >= n
 
     await _run_until(GitOpsController(deps, tick_seconds=0.05), lambda: published(1), "the first sync job")
-    (interrupted,) = bus.jobs
-    with transaction(factory) as s:  # the agent had started it
-        job = s.get(Job, interrupted.job_id)
+    (first,) = bus.jobs
+    with transaction(factory) as s:  # as if the server died between creating the job and sending it
+        job = s.get(Job, first.job_id)
         assert job is not None
-        job.state, job.started_at, job.state_source = "running", clock(), "agent"
-
-    await _run_until(GitOpsController(deps, tick_seconds=0.05), lambda: published(2), "the re-run's job")
-    assert (cluster_id, [interrupted.job_id]) in bus.cancelled
-    jobs: dict[str, Any] = {j.id: j.state for j in _open_sync_jobs(factory)}
-    assert jobs == {interrupted.job_id: "cancelling", bus.jobs[1].job_id: "pending"}
+        job.dispatched_at = None
+    await _run_until(GitOpsController(deps, tick_seconds=0.05), lambda: published(2), "the job sent")
+    assert [j.job_id for j in bus.jobs] == [first.job_id, first.job_id]  # the same job (same message id)
+    assert [j.id for j in _open_sync_jobs(factory)] == [first.job_id]
+    (row,) = _history(factory)
+    assert row.status == "running"
 
 
 # --------------------------------------------------------------------------- issue 16, item 6

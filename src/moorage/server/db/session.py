@@ -1,6 +1,8 @@
 """Engine and sessions for SQLite (default) or PostgreSQL, and `migrate(url)`: Alembic, configured
 in code (no alembic.ini), with the scripts shipped inside the package."""
 
+import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +46,13 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True)
+    # each replica's connections are named, so pg_stat_activity shows which one holds what
+    return create_engine(url, pool_pre_ping=True, connect_args={"application_name": application_name()})
+
+
+def application_name(role: str = "moorage-server") -> str:
+    """`role/host/pid`: PostgreSQL's application_name of this process's connections."""
+    return f"{role}/{socket.gethostname()[:30]}/{os.getpid()}"
 
 
 def make_session_factory(engine: Engine) -> SessionFactory:

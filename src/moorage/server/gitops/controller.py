@@ -97,12 +97,8 @@ class GitOpsController:
                 taken = await asyncio.to_thread(self.leases.try_take, cluster_id)
                 if not taken:
                     return  # another replica runs this cluster's sync
-                now = self.deps.clock()
-                if await self.deps.db(lambda s: store.interrupted_syncs(s, now, cluster_id)):
-                    log.warning(
-                        "the GitOps sync of cluster %s was interrupted (its server stopped); it runs again",
-                        cluster_id,
-                    )
+                if await self._take_over(cluster_id):
+                    return
                 await self._supersede(cluster_id)
                 run = await runner.claim(self.deps, cluster_id)
                 if run is not None:
@@ -119,6 +115,33 @@ class GitOpsController:
         task = asyncio.create_task(one())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _take_over(self, cluster_id: str) -> bool:
+        """Syncs of the cluster left running by a server that stopped (this one before a restart,
+        or a replica that died): one that had queued its job is resumed (its job waited for, not
+        sent again); one that had not is failed as interrupted and requested again. True when a
+        sync was resumed (and has ended)."""
+        now = self.deps.clock()
+
+        def work(session: Session) -> tuple[str | None, int]:
+            keep = store.resumable_sync(session, cluster_id)
+            return keep, store.interrupted_syncs(session, now, cluster_id, keep=keep)
+
+        keep, failed = await self.deps.db(work)
+        if failed:
+            log.warning(
+                "%d GitOps sync(s) of cluster %s were interrupted before queueing a job; it runs again",
+                failed,
+                cluster_id,
+            )
+        if keep is None:
+            return False
+        run = await runner.resume(self.deps, keep)
+        if run is None:
+            return False
+        log.warning("resuming the GitOps sync of %s left running by a server that stopped", run.cluster_name)
+        await runner.execute(self.deps, run, self._fetch_slots)
+        return True
 
     async def _supersede(self, cluster_id: str) -> None:
         """A new run of the cluster starts: a GitOps sync operation still open (its run was

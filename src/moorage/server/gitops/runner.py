@@ -28,7 +28,7 @@ from moorage.server.settings import ServerSettings
 from moorage.spec.digest import Changes, compare
 from moorage.spec.gitsource import mismatch
 from moorage.spec.migration import decommissioned_issue
-from moorage.spec.protocol import JobAction, JobMessage, JobState
+from moorage.spec.protocol import JobAction, JobKind, JobMessage, JobState
 
 log = logging.getLogger("moorage.server.gitops")
 
@@ -83,6 +83,8 @@ class Run:
     observed_source: dict[str, Any] | None
     clean: bool  # the last sync succeeded fully: unchanged entries need no job
     auth_refused: str | None = None  # the credential must not be sent to this URL (never sent)
+    # a sync whose server stopped after queueing its job: this run waits for that job (not a new one)
+    resume_operation: str | None = None
 
     @property
     def source_key(self) -> dict[str, str]:
@@ -142,6 +144,49 @@ async def claim(deps: Deps, cluster_id: str) -> Run | None:
             clean=repo.last_commit_sha is not None
             and repo.error is None
             and not repo.applied_with_failed_members,
+        )
+
+    return await deps.db(work)
+
+
+async def resume(deps: Deps, sync_id: str) -> Run | None:
+    """Take over a sync left running (its server stopped or died) that had queued its job: the same
+    history row, the same commit, and the job already queued is waited for, not sent again."""
+
+    def work(session: Session) -> Run | None:
+        row = store.get_sync(session, sync_id)
+        repo = store.repository_of(session, row.cluster_id)
+        if repo is None or row.status != "running" or row.operation_id is None:
+            return None
+        auth, refused = None, None
+        try:
+            auth = store.auth_of(
+                deps.box,
+                repo.credential,
+                row.url,
+                loopback_http=store.loopback_http(deps.settings.egress_policy()),
+            )
+        except store.CredentialRefused as e:
+            refused = e.message
+        row.message = "resumed after its server stopped: waiting for the job it queued"
+        repo.sync_status = store.SYNCING
+        return Run(
+            sync_id=row.id,
+            cluster_id=repo.cluster_id,
+            cluster_name=repo.cluster.name,
+            url=row.url,
+            branch=row.branch,
+            path=row.path,
+            revision=row.commit_sha or row.revision,
+            source=row.source,
+            triggered_by=row.triggered_by,
+            retry_count=row.retry_count,
+            auth=auth,
+            auth_refused=refused,
+            applied_digests=dict(repo.applied_digests or {}),
+            observed_source=repo.observed_source,
+            clean=False,
+            resume_operation=row.operation_id,
         )
 
     return await deps.db(work)
@@ -276,10 +321,22 @@ async def _registry_credentials(deps: Deps, run: Run, check: BundleCheck) -> Non
 async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict[str, str]) -> None:
     changes = compare(run.applied_digests, check.digests)
     same_source = run.observed_source == run.source_key
-    if changes.empty and same_source and run.clean:
+    if run.resume_operation is None and changes.empty and same_source and run.clean:
         await _complete(deps, run, sha, check, changes, "no changes: every entry is as last applied")
         return
     await _phase(deps, run, store.APPLYING, f"applying {changes.summary()}", changes=changes.to_dict())
+    if run.resume_operation is not None:
+        operation_id = run.resume_operation  # queued by the server that stopped: not sent again
+        await _send_if_never_sent(deps, operation_id)
+    else:
+        operation_id = await _queue(deps, run, sha, check, files, changes)
+    await _wait_and_end(deps, run, sha, check, changes, operation_id)
+
+
+async def _queue(
+    deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict[str, str], changes: Changes
+) -> str:
+    """The sync's operation and job, queued for the agent; returns the operation's id."""
 
     def create(session: Session) -> tuple[str, JobMessage]:
         cluster = service.get_cluster_by_id(session, run.cluster_id)
@@ -319,6 +376,43 @@ async def _apply(deps: Deps, run: Run, sha: str, check: BundleCheck, files: dict
         await deps.db(lambda s: service.fail_job(s, message.job_id, reason, deps.clock()))
         raise SyncFailed(store.general_error(reason), retry=True) from None
     await deps.db(lambda s: service.mark_dispatched(s, message.job_id, deps.clock()))
+    return operation_id
+
+
+async def _send_if_never_sent(deps: Deps, operation_id: str) -> None:
+    """The job of a resumed sync, published if its server stopped before recording it sent (the job
+    id is the message id: JetStream drops a second copy of one it did receive, within its window)."""
+
+    def unsent(session: Session) -> JobMessage | None:
+        (job,) = service.get_operation(session, operation_id).jobs
+        if job.state != JobState.PENDING.value or job.dispatched_at is not None:
+            return None
+        return JobMessage(
+            job_id=job.id,
+            operation_id=operation_id,
+            cluster_id=job.cluster_id,
+            kind=JobKind(job.kind),
+            action=JobAction(job.action),
+            payload=dict(job.payload or {}),
+            timeout_seconds=job.timeout_seconds,
+            created_at=job.created_at,
+        )
+
+    message = await deps.db(unsent)
+    if message is None:
+        return
+    try:
+        await deps.bus.publish_job(message)
+    except Exception as e:
+        reason = f"the sync job could not be queued for the agent: {e}"
+        await deps.db(lambda s: service.fail_job(s, message.job_id, reason, deps.clock()))
+        raise SyncFailed(store.general_error(reason), retry=True) from None
+    await deps.db(lambda s: service.mark_dispatched(s, message.job_id, deps.clock()))
+
+
+async def _wait_and_end(
+    deps: Deps, run: Run, sha: str, check: BundleCheck, changes: Changes, operation_id: str
+) -> None:
     state, messages, result = await _wait(deps, run, operation_id)
     if state != service.OperationState.SUCCESS:
         outcomes = result.get("outcomes") if isinstance(result.get("outcomes"), dict) else {}
@@ -378,6 +472,8 @@ def source_warning(check: BundleCheck, run: Run) -> str:
 async def _complete(
     deps: Deps, run: Run, sha: str, check: BundleCheck, changes: Changes, message: str
 ) -> None:
+    if run.resume_operation is not None:
+        message += "; resumed after the server running it stopped"
     if warning := source_warning(check, run):
         message += f"; warning: {warning}"
         log.warning("GitOps sync of %s: %s", run.cluster_name, warning)

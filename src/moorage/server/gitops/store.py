@@ -641,13 +641,31 @@ def start_sync(session: Session, repo: GitRepository, now: datetime) -> GitSync:
     return row
 
 
-def interrupted_syncs(session: Session, now: datetime, cluster_id: str | None = None) -> int:
+def resumable_sync(session: Session, cluster_id: str) -> str | None:
+    """The newest sync of the cluster left running after it queued its job (the caller holds the
+    cluster's lease, so no server runs it any more): it is resumed, its job waited for."""
+    return session.scalar(
+        select(GitSync.id)
+        .where(
+            GitSync.cluster_id == cluster_id, GitSync.status == "running", GitSync.operation_id.is_not(None)
+        )
+        .order_by(GitSync.started_at.desc())
+        .limit(1)
+    )
+
+
+def interrupted_syncs(
+    session: Session, now: datetime, cluster_id: str | None = None, *, keep: str | None = None
+) -> int:
     """Syncs left running by a stopped server: marked failed, and each cluster gets a new request.
-    With `cluster_id`, only that cluster's (the caller holds its lease: no replica runs them)."""
+    With `cluster_id`, only that cluster's (the caller holds its lease: no replica runs them);
+    `keep` is one to leave running (it is resumed)."""
     count = 0
     query = select(GitSync).where(GitSync.status == "running")
     if cluster_id is not None:
         query = query.where(GitSync.cluster_id == cluster_id)
+    if keep is not None:
+        query = query.where(GitSync.id != keep)
     for row in session.scalars(query):
         finish(
             row, now, status="failed", error=general_error("interrupted: the server stopped during this sync")
