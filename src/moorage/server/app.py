@@ -70,6 +70,7 @@ def create_app(
     box = SecretBox.load_or_create(settings.data_dir, settings.secret_key)
     hasher = TokenHasher(box.derive_key(TOKEN_KEY_PURPOSE))
     with transaction(session_factory) as session:
+        leases.one_at_a_time(session, leases.STARTUP_KEY)  # replicas starting together: one by one
         if upgraded := service.upgrade_token_hashes(session, hasher):
             log.info("rewrote %d token hash(es) as keyed hashes", upgraded)
         if settings.bootstrap_token and service.ensure_bootstrap_token(

@@ -46,6 +46,7 @@ def key(name: str) -> int:
 
 MIGRATION_KEY = key("schema-migration")
 EXPIRY_KEY = key("job-expiry")
+STARTUP_KEY = key("start-up")  # the bootstrap token and other once-only writes at start-up
 
 
 def is_postgresql(bind: Engine | Connection | Session) -> bool:
@@ -103,6 +104,13 @@ def lock_migrations(connection: Connection) -> None:
     migrating (the lock goes with the transaction). SQLite: nothing (one server, its file lock)."""
     if is_postgresql(connection):
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_KEY})
+
+
+def one_at_a_time(session: Session, name_key: int) -> None:
+    """The rest of the caller's transaction runs on one replica at a time (PostgreSQL: waits for the
+    transaction-level lock; SQLite: nothing)."""
+    if is_postgresql(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": name_key})
 
 
 def try_round(session: Session, name_key: int) -> bool:
