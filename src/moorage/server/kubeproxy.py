@@ -46,6 +46,9 @@ class KubeProxySettings:
     token_ttl_seconds: int = 7 * 86400
     token_max_ttl_seconds: int = 90 * 86400
     revalidate_seconds: int = 15  # an open stream's kubectl token is checked again this often
+    # a kubectl token's identity is reused this long (revoking through the API clears it at once;
+    # a disabled user or a revoked API token is refused after at most this long); 0: every request
+    auth_cache_seconds: float = 1.0
 
     @classmethod
     def from_env(cls) -> "KubeProxySettings":
@@ -57,6 +60,7 @@ class KubeProxySettings:
                 "MOORAGE_FORWARD_SERVICE_REQUEST_MAX_TIMEOUT_SECONDS", 120, 1, 3600
             ),
             revalidate_seconds=_env_int("MOORAGE_KUBE_PROXY_REVALIDATE_SECONDS", 15, 1, 3600),
+            auth_cache_seconds=_env_int("MOORAGE_KUBE_PROXY_AUTH_CACHE_MS", 1000, 0, 60_000) / 1000,
         )
 
 

@@ -1,11 +1,18 @@
 """kubectl tokens (issue 15): made by a user or an API token for one cluster, resolved again at every
 use (role, revocation, expiry, disabled users), and the kubectl proxy's answers without an agent."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.server.conftest import Clock
 
 PASSWORD = "a long enough password 1234"
+
+
+@pytest.fixture(autouse=True)
+def no_identity_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request resolves its token again (the frozen test clock would outlive the cache)."""
+    monkeypatch.setenv("MOORAGE_KUBE_PROXY_AUTH_CACHE_MS", "0")
 
 
 def _kube(client: TestClient, token: str, path: str = "/api/v1/clusters/prod/kube/version") -> int:
@@ -98,3 +105,22 @@ def test_a_revoked_api_tokens_kubectl_tokens_stop(client: TestClient, anon: Test
     assert _kube(anon, kube) == 503
     assert client.delete(f"/api/v1/tokens/{api['id']}").status_code == 200
     assert _kube(anon, kube) == 401
+
+
+def test_with_the_identity_cache_a_revocation_is_still_refused_at_once(
+    client: TestClient, anon: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOORAGE_KUBE_PROXY_AUTH_CACHE_MS", "60000")
+    assert client.post("/api/v1/clusters", json={"name": "prod"}).status_code == 201
+    api = client.post("/api/v1/tokens", json={"name": "ci", "scopes": ["read"]}).json()
+    made = anon.post(
+        "/api/v1/kube-tokens", json={"cluster": "prod"}, headers={"Authorization": f"Bearer {api['token']}"}
+    ).json()
+    assert _kube(anon, made["token"]) == 503
+    # revoking the API token elsewhere is seen when the cached identity expires (here: not yet)
+    assert client.delete(f"/api/v1/tokens/{api['id']}").status_code == 200
+    assert _kube(anon, made["token"]) == 503
+    assert _kube(anon, made["token"], "/api/v1/clusters/other/kube/version") == 401  # bound to prod
+    # revoking the kubectl token itself clears the cache: refused at once
+    assert client.delete(f"/api/v1/kube-tokens/{made['id']}").status_code == 200
+    assert _kube(anon, made["token"]) == 401

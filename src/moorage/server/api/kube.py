@@ -54,6 +54,22 @@ class _State:
         self.limiter = Limiter(self.settings)
         self.rows: list[KubeAudit] = []
         self.flusher: asyncio.Task[None] | None = None
+        # keyed hash of a kubectl token -> (monotonic time, cluster name, identity): at 64 requests at
+        # once, looking each token up again made the database the proxy's bottleneck
+        self.identities: dict[str, tuple[float, str, KubeIdentity]] = {}
+
+    def cached(self, key: str, cluster: str) -> KubeIdentity | None:
+        hit = self.identities.get(key)
+        if hit is None or hit[1] != cluster or time.monotonic() - hit[0] >= self.settings.auth_cache_seconds:
+            return None
+        return hit[2]
+
+    def remember(self, key: str, cluster: str, who: KubeIdentity) -> None:
+        if self.settings.auth_cache_seconds <= 0:
+            return
+        if len(self.identities) >= 10_000:
+            self.identities.clear()
+        self.identities[key] = (time.monotonic(), cluster, who)
 
     def audit(self, ctx: Any, row: KubeAudit) -> None:
         self.rows.append(row)
@@ -96,11 +112,18 @@ async def kube_caller(request: HTTPConnection, ctx: Any, name: str) -> KubeIdent
             "missing bearer token; make a kubeconfig with `moorage kubeconfig CLUSTER`"
         )
     else:
+        state = _state(request)
+        key = ctx.token_hasher.hash(token.strip())
+        hit = state.cached(key, name)
+        if hit is not None:
+            return hit
         found = await ctx.db(
             lambda s: kube_service.authenticate_kube_token(
                 s, ctx.token_hasher, token.strip(), name, ctx.clock()
             )
         )
+        if not isinstance(found, str):
+            state.remember(key, name, found)
     if isinstance(found, str):
         return _status(401, found, "Unauthorized", {"WWW-Authenticate": "Bearer"})
     return found
@@ -175,11 +198,13 @@ async def list_kube_tokens(ctx: Ctx, who: Reader) -> list[KubeTokenOut]:
 
 
 @router.delete("/kube-tokens/{token_id}")
-async def revoke_kube_token(token_id: str, ctx: Ctx, who: Reader) -> KubeTokenOut:
+async def revoke_kube_token(token_id: str, request: Request, ctx: Ctx, who: Reader) -> KubeTokenOut:
     """Revoke one of the caller's kubectl tokens (an admin: anyone's); refused at its next request."""
-    return await ctx.db(
+    out = await ctx.db(
         lambda s: KubeTokenOut.of(kube_service.revoke_kube_token(s, who, token_id, ctx.clock()))
     )
+    _state(request).identities.clear()  # no identity of a revoked token is reused
+    return out
 
 
 # -- the audit trail -----------------------------------------------------------------------------------
