@@ -2,6 +2,7 @@
 server, or a cluster of three with JetStream, all on loopback ports, without authentication (the
 tests' own NATS, as a platform team's would be with its own accounts)."""
 
+import asyncio
 import socket
 import subprocess
 import time
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import nats
 
 from moorage.server.nats_embedded import find_nats_server
 
@@ -85,6 +88,28 @@ class Nats:
         """Every node, comma-separated (as `moorage server --nats-url` takes them)."""
         return ",".join(n.url for n in self.nodes)
 
+    def wait_jetstream(self, timeout: float = 60) -> None:
+        """Until JetStream answers on every node (a cluster first elects its meta leader)."""
+
+        async def ready(url: str) -> bool:
+            try:
+                nc = await nats.connect(url, max_reconnect_attempts=0, connect_timeout=2)
+            except Exception:
+                return False
+            try:
+                await nc.jetstream().account_info()
+                return True
+            except Exception:
+                return False
+            finally:
+                await nc.close()
+
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            while not asyncio.run(ready(node.url)):
+                assert time.monotonic() < deadline, f"JetStream never answered on {node.name}"
+                time.sleep(0.5)
+
 
 @contextmanager
 def running_nats(base: Path, nodes: int = 1) -> Iterator[Nats]:
@@ -105,6 +130,7 @@ def running_nats(base: Path, nodes: int = 1) -> Iterator[Nats]:
     try:
         for node in started.nodes:
             node.start()
+        started.wait_jetstream()
         yield started
     finally:
         for node in started.nodes:

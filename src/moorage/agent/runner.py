@@ -271,10 +271,15 @@ class Agent:
                 self._state.reset()
             asyncio.get_running_loop().create_task(self._report_all(Cause.CONNECT))
 
-        url = self.reg.nats_url
-        verdict = check_url(url, what="NATS", insecure=self.settings.insecure)
-        if verdict.warning:
-            log.warning("%s", verdict.warning)
+        # the nodes of a NATS cluster, comma-separated; each must pass the transport rule
+        urls = [u.strip() for u in self.reg.nats_url.split(",") if u.strip()] or [self.reg.nats_url]
+        url = urls[0]
+        verdicts = [check_url(u, what="NATS", insecure=self.settings.insecure) for u in urls]
+        verdict = verdicts[0]
+        if any(v.tls != verdict.tls for v in verdicts):
+            raise RegistrationError(f"the NATS URLs {self.reg.nats_url} mix TLS and plain text; use one kind")
+        for warning in {v.warning for v in verdicts if v.warning}:
+            log.warning("%s", warning)
         hint = (
             "give the agent the NATS server's CA: --nats-ca FILE ($MOORAGE_NATS_CA); with the embedded "
             "NATS the server hands its CA out, so the certificate was not made by this server"
@@ -289,7 +294,7 @@ class Agent:
 
         tls = client_context(self.settings.nats_ca, self.reg.nats_ca) if verdict.tls else None
         self._nc = await nats.connect(
-            url,
+            urls,
             user=self.reg.nats_user,
             password=self.settings.token,
             inbox_prefix=self.reg.inbox_prefix.encode(),

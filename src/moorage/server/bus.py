@@ -14,7 +14,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from moorage.spec import protocol
 from moorage.spec.protocol import HeartbeatMessage, JobMessage, LogChunk, ResultMessage, StateReport
@@ -32,6 +32,7 @@ OnState = Callable[[StateReport], Awaitable[None]]
 STATE_CONSUMER = "server-state"
 SERVER_QUEUE = "moorage-server"  # the queue group of the replicas for core NATS subjects
 STREAM_REPLICAS = 3
+SETUP_SECONDS = 60.0  # how long start-up waits for JetStream to answer
 AgentIds = Callable[[], Awaitable[list[str]]]
 
 
@@ -74,6 +75,29 @@ class NatsBus:
             tls_handshake_first=self._tls is not None,
         )
         js = self._nc.jetstream()
+        # a NATS cluster still electing its JetStream leader answers nothing for a few seconds
+        deadline = asyncio.get_running_loop().time() + SETUP_SECONDS
+        while True:
+            try:
+                await self._setup_streams(js)
+                break
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError) as e:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.warning("JetStream is not ready (%r); trying again", e)
+                await asyncio.sleep(1)
+        await self.ensure_agent_consumers()
+        # a queue group: with several replicas, each heartbeat is handled by one of them
+        await self._nc.subscribe(protocol.heartbeat_subject("*"), queue=SERVER_QUEUE, cb=self._heartbeat)
+        self._tasks.append(
+            asyncio.create_task(self._consume(protocol.SERVER_CONSUMER, self._result), name="moorage-results")
+        )
+        self._tasks.append(
+            asyncio.create_task(self._consume(STATE_CONSUMER, self._state), name="moorage-state")
+        )
+
+    async def _setup_streams(self, js: Any) -> None:
+        """The streams and the server's two durable consumers (shared by every replica)."""
         await _ensure_stream(
             js,
             StreamConfig(
@@ -114,15 +138,6 @@ class NatsBus:
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=30,
             ),
-        )
-        await self.ensure_agent_consumers()
-        # a queue group: with several replicas, each heartbeat is handled by one of them
-        await self._nc.subscribe(protocol.heartbeat_subject("*"), queue=SERVER_QUEUE, cb=self._heartbeat)
-        self._tasks.append(
-            asyncio.create_task(self._consume(protocol.SERVER_CONSUMER, self._result), name="moorage-results")
-        )
-        self._tasks.append(
-            asyncio.create_task(self._consume(STATE_CONSUMER, self._state), name="moorage-state")
         )
 
     async def ensure_agent_consumers(self) -> None:
