@@ -3,10 +3,12 @@ server, or a cluster of three with JetStream, all on loopback ports, without aut
 tests' own NATS, as a platform team's would be with its own accounts)."""
 
 import asyncio
+import functools
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +81,15 @@ class Node:
                 self.proc.wait(10)
 
 
+def _in_thread(work: Callable[[], bool]) -> bool:
+    """`work` on a thread of its own (callers may be inside an event loop already)."""
+    out: list[bool] = []
+    thread = threading.Thread(target=lambda: out.append(work()))
+    thread.start()
+    thread.join(30)
+    return bool(out and out[0])
+
+
 @dataclass
 class Nats:
     nodes: list[Node]
@@ -106,7 +117,7 @@ class Nats:
 
         deadline = time.monotonic() + timeout
         for node in self.nodes:
-            while not asyncio.run(ready(node.url)):
+            while not _in_thread(functools.partial(asyncio.run, ready(node.url))):
                 assert time.monotonic() < deadline, f"JetStream never answered on {node.name}"
                 time.sleep(0.5)
 
