@@ -40,6 +40,23 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
+_RUNNING: dict[str, tuple[Path, str, Path]] = {}  # url → data directory, options, log
+
+
+def restart(url: str, *, down_seconds: float = 0.0) -> None:
+    """Stop the server of `url` at once (as a crash would: `-m immediate`), then start it again."""
+    data, options, log = _RUNNING[url]
+    pg_ctl = _binary("pg_ctl")
+    assert pg_ctl is not None
+    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]), check=True)
+    time.sleep(down_seconds)
+    subprocess.run(
+        _as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]),
+        check=True,
+        capture_output=True,
+    )
+
+
 @contextmanager
 def running_postgres() -> Iterator[str]:
     """Yields a SQLAlchemy URL of a fresh, empty database."""
@@ -80,8 +97,11 @@ def running_postgres() -> Iterator[str]:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        _RUNNING[url] = (data, options, base / "pg.log")
+        yield url
     finally:
+        _RUNNING.pop(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", None)
         subprocess.run(
             _as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
             check=False,
