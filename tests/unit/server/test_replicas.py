@@ -233,9 +233,9 @@ async def test_events_and_results_reach_the_other_replica_once(tmp_path: Path) -
                     a_events.publish([{"type": "gitops", "cluster": "c1"}])
                     a_waiters.done("job-1")  # A recorded the result B's request waits for
                     fanouts[0].woken()
-                    got_b: dict[str, Any] | None = await asyncio.wait_for(on_b.get(), 5)
-                    await asyncio.wait_for(answered.wait(), 5)
-                got_a = await asyncio.wait_for(on_a.get(), 5)
+                    got_b: dict[str, Any] | None = await asyncio.wait_for(on_b.get(), 20)
+                    await asyncio.wait_for(answered.wait(), 20)
+                got_a = await asyncio.wait_for(on_a.get(), 20)
                 assert got_a == got_b == {"type": "gitops", "cluster": "c1"}
                 await asyncio.sleep(0.3)
                 assert on_a.empty()  # A's own event came back from NATS but was not delivered twice
