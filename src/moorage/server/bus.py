@@ -13,8 +13,10 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from moorage.spec import protocol
 from moorage.spec.protocol import HeartbeatMessage, JobMessage, LogChunk, ResultMessage, StateReport
@@ -33,6 +35,7 @@ STATE_CONSUMER = "server-state"
 SERVER_QUEUE = "moorage-server"  # the queue group of the replicas for core NATS subjects
 STREAM_REPLICAS = 3
 SETUP_SECONDS = 60.0  # how long start-up waits for JetStream to answer
+PUBLISH_RETRY_SECONDS = 15.0  # how long a job publish is retried while the stream does not answer
 AgentIds = Callable[[], Awaitable[list[str]]]
 
 
@@ -156,11 +159,26 @@ class NatsBus:
             )
 
     async def publish_job(self, job: JobMessage) -> None:
+        """Queue the job in JetStream. While a NATS cluster elects a new stream leader (a node just
+        died) the stream answers nothing for a few seconds: the publish is retried for up to
+        PUBLISH_RETRY_SECONDS. The job id is the message id, so a retried publish is queued once."""
         assert self._nc is not None
-        # the job id as message id: a retried publish is not queued twice
-        await self._nc.jetstream().publish(
-            protocol.jobs_subject(job.cluster_id), protocol.encode(job), headers={"Nats-Msg-Id": job.job_id}
-        )
+        deadline = asyncio.get_running_loop().time() + PUBLISH_RETRY_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                await self._nc.jetstream().publish(
+                    protocol.jobs_subject(job.cluster_id),
+                    protocol.encode(job),
+                    headers={"Nats-Msg-Id": job.job_id},
+                )
+                return
+            except (NoStreamResponseError, NoRespondersError, NatsTimeoutError, ServiceUnavailableError):
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                log.info("the jobs stream did not answer (a NATS leader election?); publishing again")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def nats_client(self) -> Client | None:
         """The connection, for the kubectl proxy's core NATS streams (moorage.server.kubeproxy)."""
