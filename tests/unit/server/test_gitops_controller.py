@@ -290,7 +290,14 @@ async def test_a_resumed_sync_sends_the_job_its_server_created_but_never_sent(
     async def published(n: int) -> bool:
         return len(bus.jobs) >= n
 
-    await _run_until(GitOpsController(deps, tick_seconds=0.05), lambda: published(1), "the first sync job")
+    async def recorded() -> bool:  # the first server sent the job and recorded it as sent
+        if not bus.jobs:
+            return False
+        with transaction(factory) as s:
+            job = s.get(Job, bus.jobs[0].job_id)
+            return job is not None and job.dispatched_at is not None
+
+    await _run_until(GitOpsController(deps, tick_seconds=0.05), recorded, "the first sync job")
     (first,) = bus.jobs
     with transaction(factory) as s:  # as if the server died between creating the job and sending it
         job = s.get(Job, first.job_id)
