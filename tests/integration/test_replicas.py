@@ -20,13 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pyrage import x25519
 from sqlalchemy import create_engine, text
 
 from moorage.devcluster import DevCluster
 from moorage.devcluster.chartsources import ChartRepo
 from moorage.devcluster.gitserver import GitServer
 from tests import postgres
+from tests.ha_support import Replicas
 from tests.integration.control_plane_support import ADMIN, Agents, Server, free_port, register, wait_state
 from tests.integration.gitops_support import (
     GIT_TOKEN,
@@ -64,75 +64,6 @@ def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     server.create_repo(REPO)
     yield server
     server.stop()
-
-
-class Replicas:
-    def __init__(self, base: Path, database_url: str, nats_url: str) -> None:
-        # every replica needs the same server key (sealed credentials, token hashes)
-        env = {
-            "MOORAGE_SECRET_KEY": str(x25519.Identity.generate()),
-            "MOORAGE_GIT_RETRY_BASE_SECONDS": "0.5",
-            "MOORAGE_GIT_RETRY_MAX_SECONDS": "2",
-        }
-        self.database_url = database_url
-        self.servers = []
-        for name in ("a", "b"):
-            port = free_port()
-            (base / name).mkdir()
-            self.servers.append(
-                Server(
-                    f"http://127.0.0.1:{port}",
-                    base / name,
-                    port,
-                    database_url=database_url,
-                    env=env,
-                    args=["--nats-url", nats_url],
-                )
-            )
-
-    def start_together(self) -> None:
-        """Both at the same moment (both migrate the empty database: one does, the other waits)."""
-        errors: list[BaseException] = []
-
-        def one(server: Server) -> None:
-            try:
-                server.start()
-            except BaseException as e:
-                errors.append(e)
-
-        threads = [threading.Thread(target=one, args=(s,)) for s in self.servers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not errors, errors
-
-    def lease_holder(self, timeout: float = 60) -> Server:
-        """The replica whose PostgreSQL connection holds a GitOps lease (its application_name)."""
-        engine = create_engine(self.database_url)
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                with engine.connect() as c:
-                    names = c.scalars(
-                        text(
-                            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
-                            "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                            "AND a.application_name LIKE 'moorage-leases/%'"
-                        )
-                    ).all()
-                pids = {int(n.rsplit("/", 1)[1]) for n in names}
-                for server in self.servers:
-                    if server.proc is not None and server.proc.pid in pids:
-                        return server
-                time.sleep(0.1)
-        finally:
-            engine.dispose()
-        raise AssertionError("no replica holds a GitOps lease")
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
 
 
 @pytest.fixture(scope="module")

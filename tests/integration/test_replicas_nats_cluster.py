@@ -14,29 +14,28 @@ from moorage.devcluster import DevCluster
 from moorage.devcluster.chartsources import ChartRepo
 from moorage.spec import protocol
 from tests import postgres
+from tests.ha_support import HaControlPlane, Replicas, running_ha
 from tests.integration.conftest import Helm
 from tests.integration.control_plane_support import Agents, chain, register, wait_operation, wait_state
-from tests.integration.test_replicas import Replicas
-from tests.nats_support import Nats, running_nats
+from tests.nats_support import Nats
 
 pytestmark = pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
 
 
 @pytest.fixture(scope="module")
-def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nats]:
-    with running_nats(tmp_path_factory.mktemp("nats3"), nodes=3) as started:
+def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaControlPlane]:
+    with running_ha(tmp_path_factory.mktemp("ha"), replicas=2, nats_nodes=3) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory, nats_cluster: Nats) -> Iterator[Replicas]:
-    with postgres.running_postgres() as url:
-        started = Replicas(tmp_path_factory.mktemp("replicas3"), url, nats_cluster.url)
-        try:
-            started.start_together()
-            yield started
-        finally:
-            started.stop()
+def nats_cluster(ha: HaControlPlane) -> Nats:
+    return ha.nats
+
+
+@pytest.fixture(scope="module")
+def replicas(ha: HaControlPlane) -> Replicas:
+    return ha.replicas
 
 
 async def _stream_replicas(url: str) -> dict[str, int]:
