@@ -12,6 +12,8 @@ import pytest
 
 from moorage import devcluster
 from moorage.devcluster import argocd, chartsources
+from moorage.engine import argocd as engine_argocd
+from moorage.engine import argocd_app, migrate
 from moorage.engine.executor import sync
 from moorage.engine.observe import observe
 from moorage.engine.outcome import EntryStatus
@@ -261,3 +263,102 @@ async def test_migration_from_argo_cd_keeps_every_object_and_pod(
         ]
         assert new["annotations"]["meta.helm.sh/release-name"] == name
     assert sorted(p["metadata"]["uid"] for p in kubectl.get("pods", "-n", ns)["items"]) == pods_before
+
+
+PREVIEW_DEFINITION = """
+apiVersion: v1
+kind: ImportCluster
+metadata:
+  name: argo-SFX
+spec:
+  deployment_engine: ENGINE
+  helm_registries:
+    - name: http-repo
+      url: {http}
+  stacks:
+    - name: apps
+      addons:
+        - name: web-SFX
+          chart_name: webapp
+          chart_version: "1.0.0"
+          registry_name: http-repo
+          namespace: apps-SFX
+        - name: hook-SFX
+          chart_name: hooked
+          chart_version: "1.0.0"
+          registry_name: http-repo
+          namespace: apps-SFX
+          configuration:
+            values:
+              image: registry.example/never-ready:1
+        - name: multi-SFX
+          chart_name: webapp
+          chart_version: "1.0.0"
+          registry_name: http-repo
+          namespace: multi-SFX
+"""
+
+
+async def test_the_preview_and_the_migration_hold_back_in_flight_and_multi_source_applications(
+    argo: argocd.ArgoCD,
+    cluster: devcluster.DevCluster,
+    kubectl: Kubectl,
+    chart_repo: chartsources.ChartRepo,
+    helm_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the real Argo CD: a sync stuck on a PreSync hook (its Job's image never starts) is in
+    flight, and a multi-source Application cannot become one Helm release. The preview says so, and
+    the migration to the native engine moves only the eligible add-on, leaving the other two
+    Applications in place."""
+    d = new_definition(tmp_path)
+    web, hook, multi = d.ns("web"), d.ns("hook"), d.ns("multi")
+    async with Engine(cluster.kubeconfig, helm_home, timeout_seconds=180) as ctx:
+        d.write(ARGO_DEFINITION.format(http=chart_repo.url, replicas=1))  # web through the ArgoCD engine
+        first = await sync(ctx, *d.load())
+        assert first.ok, {r: o.message for r, o in first.outcomes.items()}
+        # the other two written as Moorage's ArgoCD engine would write them, without waiting for them
+        d.write(PREVIEW_DEFINITION.format(http=chart_repo.url).replace("ENGINE", "argo_cd"))
+        resolved, _ = d.load()
+        for name in (hook, multi):
+            addon = resolved.addons[name]
+            app = argocd_app.application(addon, resolved.name, addon.values.reveal() or {})
+            if name == multi:
+                source = app["spec"].pop("source")
+                app["spec"]["sources"] = [source, {**source, "helm": {"valuesObject": {"replicaCount": 2}}}]
+                app["spec"]["syncPolicy"].pop("automated", None)
+            kubectl.run("apply", "-f", "-", input=json.dumps(app))
+        wait_for(
+            "Argo CD to hold the hook's sync in flight",
+            lambda: kubectl.get("application", hook, "-n", argocd.NAMESPACE)
+            .get("status", {})
+            .get("operationState", {})
+            .get("phase")
+            == "Running",
+        )
+
+        preview = await engine_argocd.migration_preview(ctx, 0, 500)
+        found = {a["application"]: a for a in preview["applications"]}
+        assert found[web]["eligible"], found[web]
+        assert {"Deployment", "Service", "ConfigMap"} <= set(found[web]["kinds"])
+        assert found[web]["no_health_rule"] == []  # every kind the webapp chart has is judged
+        assert not found[hook]["eligible"]
+        assert "sync is in flight" in " ".join(found[hook]["reasons"])
+        assert not found[multi]["eligible"]
+        assert "multi-source" in " ".join(found[multi]["reasons"])
+
+        monkeypatch.setattr(migrate, "SETTLE_SECONDS", 3.0)
+        d.write(PREVIEW_DEFINITION.format(http=chart_repo.url).replace("ENGINE", "ankra_native"))
+        native, native_plan = d.load()
+        moved = await sync(ctx, native, native_plan)
+    assert moved.outcomes[f"addon/{web}"].reason == "migrated_from_argocd", moved.outcomes[f"addon/{web}"]
+    assert moved.outcomes[f"addon/{hook}"].reason == "argocd_busy", moved.outcomes[f"addon/{hook}"]
+    assert moved.outcomes[f"addon/{multi}"].reason == "not_migratable", moved.outcomes[f"addon/{multi}"]
+    assert kubectl.run("get", "application", web, "-n", argocd.NAMESPACE, check=False).returncode != 0
+    held = kubectl.get("application", hook, "-n", argocd.NAMESPACE)
+    assert "automated" not in held["spec"]["syncPolicy"]  # Argo CD was taken off it, nothing more
+    assert kubectl.get("application", multi, "-n", argocd.NAMESPACE)["spec"]["sources"]
+    for name in (hook, multi):  # no Helm release was made for the two held back
+        assert kubectl.get("secrets", "-n", d.ns("apps"), "-l", f"owner=helm,name={name}")["items"] == []
+        kubectl.run("delete", "application", name, "-n", argocd.NAMESPACE, "--wait=false")

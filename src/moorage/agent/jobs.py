@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from moorage.agent import browse
+from moorage.engine import argocd
 from moorage.engine.addons import Desired, in_sync, waiting_reason
 from moorage.engine.context import EngineContext
 from moorage.engine.executor import sync
@@ -210,6 +211,9 @@ async def run_read(ctx: EngineContext, job: JobMessage, cluster: ResolvedCluster
         return await _release_read(ctx, cluster, job)
     if job.action is JobAction.HELM_RELEASES:
         return JobState.SUCCESS, [], {"releases": await browse.helm_releases(kube)}
+    if job.action is JobAction.ARGOCD_MIGRATION:
+        offset, limit = int(p.get("offset", 0)), min(int(p.get("limit", 100)), MAX_LIST_ITEMS)
+        return JobState.SUCCESS, [], await argocd.migration_preview(ctx, offset, limit)
     if job.action is JobAction.LIST_KINDS:
         kinds = []
         for api_version in p.get("api_versions") or ["v1", "apps/v1", "batch/v1", "networking.k8s.io/v1"]:

@@ -406,11 +406,12 @@ def cluster_migrate(
     with handled(remote):
         data = remote.get(api_path("clusters", name, "argocd", "migration"))
     _tabulate(
-        data, output, ("application", "add-on", "eligible", "sync", "health", "why not"),
+        data, output, ("application", "add-on", "eligible", "sync", "health", "why not", "no health rule"),
         data["applications"],
         lambda a: [
             esc(a["application"]), esc(a["addon"] or "-"), "yes" if a["eligible"] else "no",
             esc(a["sync"]), styled(a["health"]) if a["health"] else "-", esc("; ".join(a["reasons"]) or "-"),
+            esc(", ".join(a.get("no_health_rule") or []) or "-"),
         ],
     )  # fmt: skip
     if output is Output.table:
@@ -419,6 +420,12 @@ def cluster_migrate(
             f"to migrate: {esc(data['how'])}",
             highlight=False,
         )
+        if any(a.get("no_health_rule") for a in data["applications"]):
+            err.print(
+                "kinds under 'no health rule' are judged after migration only by their status.conditions; "
+                "add a spec.health_checks entry for each to keep a real health check",
+                highlight=False,
+            )
 
 
 def cluster_decommission_argocd(

@@ -13,11 +13,13 @@ from typing import Any
 from moorage.engine import argocd_app, windows
 from moorage.engine.addons import waiting_reason
 from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext
+from moorage.engine.health import has_rule
 from moorage.engine.health.types import HealthStatus
 from moorage.engine.outcome import EntryOutcome, EntryStatus
 from moorage.helm.storage import Release
 from moorage.kube import errors as kube_errors
 from moorage.spec.content import ResolvedAddon, ResolvedCluster
+from moorage.spec.migration import eligibility
 from moorage.spec.protocol import AddonObservation
 
 ENGINE = "argo_cd"
@@ -177,6 +179,23 @@ async def owned_applications(ctx: EngineContext, cluster: str) -> list[dict[str,
     except (kube_errors.NotFound, kube_errors.UnknownKind):
         return []
     return [a for a in found if argocd_app.owned(a)]
+
+
+async def migration_preview(ctx: EngineContext, offset: int, limit: int) -> dict[str, Any]:
+    """One page of the cluster's Applications (every namespace) with their migration eligibility,
+    flagging the kinds no health rule or user check of this agent judges (spec/migration.py)."""
+    try:
+        found = await ctx.kube.list(*KIND, None)
+    except (kube_errors.NotFound, kube_errors.UnknownKind):
+        found = []
+    checks = ctx.checks
+
+    def covered(group: str, kind: str) -> bool:
+        return has_rule(group, kind) or (checks is not None and checks.for_kind(group, kind) is not None)
+
+    found.sort(key=lambda a: ((a.get("metadata") or {}).get("namespace") or "", a["metadata"]["name"]))
+    page = [eligibility(a, covered).to_dict() for a in found[offset : offset + limit]]
+    return {"applications": page, "total": len(found), "offset": offset, "limit": limit}
 
 
 async def remove_missing(ctx: EngineContext, cluster: ResolvedCluster) -> list[EntryOutcome]:

@@ -3,9 +3,15 @@ migration preview and the engine's migration use the same rules).
 
 An Application is migratable when Moorage made it (its add-on is in the definition), it has one
 Helm-chart source, and no Argo CD operation is running on it. Applications Moorage did not make are
-listed too, so a person sees them, but are never touched."""
+listed too, so a person sees them, but are never touched.
 
-from collections.abc import Mapping
+The preview also flags the kinds an Application tracks that no dedicated health rule or user check
+judges (`covered` is the engine's answer, given by the agent): after migration such objects are
+judged only by the generic `status.conditions` rule (healthy once they exist, when they have no
+conditions), which may be less than Argo CD's own Lua checks said. A flag does not block the
+migration; a `spec.health_checks` entry for the kind removes it."""
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +30,7 @@ class Eligibility:
     kinds: list[str] = field(default_factory=list)  # the kinds of the objects it tracks
     sync: str = ""
     health: str = ""
+    no_health_rule: list[str] = field(default_factory=list)  # "group/Kind" only the generic rule judges
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +41,7 @@ class Eligibility:
             "kinds": self.kinds,
             "sync": self.sync,
             "health": self.health,
+            "no_health_rule": self.no_health_rule,
         }
 
 
@@ -47,7 +55,9 @@ def source_problem(app: Mapping[str, Any]) -> str | None:
     return None
 
 
-def eligibility(app: Mapping[str, Any]) -> Eligibility:
+def eligibility(app: Mapping[str, Any], covered: Callable[[str, str], bool] | None = None) -> Eligibility:
+    """`covered(group, kind)`: whether Moorage's health rules (or the user's checks) judge that kind;
+    None: not asked (no flags)."""
     meta = app.get("metadata") or {}
     labels = meta.get("labels") or {}
     status = app.get("status") or {}
@@ -60,7 +70,10 @@ def eligibility(app: Mapping[str, Any]) -> Eligibility:
         reasons.append(problem)
     if (status.get("operationState") or {}).get("phase") == "Running":
         reasons.append("an Argo CD sync is in flight: it migrates once the sync settles")
-    kinds = sorted({str(r.get("kind")) for r in status.get("resources") or [] if r.get("kind")})
+    tracked = [r for r in status.get("resources") or [] if isinstance(r, Mapping) and r.get("kind")]
+    kinds = sorted({str(r["kind"]) for r in tracked})
+    group_kinds = {(str(r.get("group") or ""), str(r["kind"])) for r in tracked}
+    flagged = [] if covered is None else [gk for gk in sorted(group_kinds) if not covered(*gk)]
     return Eligibility(
         application=name,
         addon=str(labels.get(ADDON_LABEL)) if ours else None,
@@ -69,6 +82,7 @@ def eligibility(app: Mapping[str, Any]) -> Eligibility:
         kinds=kinds,
         sync=str((status.get("sync") or {}).get("status") or ""),
         health=str((status.get("health") or {}).get("status") or ""),
+        no_health_rule=[f"{group}/{kind}" if group else kind for group, kind in flagged],
     )
 
 

@@ -109,6 +109,7 @@ class JobAction(StrEnum):
     RELEASE_MANIFEST = "release_manifest"  # read: the manifest of one revision (Secret data masked)
     ADDON_EVENTS = "addon_events"  # read: the events of the add-on's resources
     HELM_RELEASES = "helm_releases"  # read: every Helm release in the cluster, managed or not
+    ARGOCD_MIGRATION = "argocd_migration"  # read: a page of Argo CD Applications with their eligibility
 
 
 WRITE_ACTIONS = frozenset({JobAction.SYNC, JobAction.DELETE, JobAction.SWEEP, JobAction.ROLLBACK})

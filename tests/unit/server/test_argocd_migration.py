@@ -1,5 +1,5 @@
-"""GET /clusters/{name}/argocd/migration: the preview reads the cluster's Applications through the
-agent (every page) and says which can migrate; it changes nothing."""
+"""GET /clusters/{name}/argocd/migration: the preview reads the cluster's Applications with their
+eligibility through the agent (every page) and says which can migrate; it changes nothing."""
 
 import asyncio
 from typing import Any
@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from moorage.server import service
 from moorage.server.db import SessionFactory, transaction
+from moorage.spec.migration import eligibility
 from moorage.spec.protocol import JobAction, JobMessage, JobState, ResultMessage
 from tests.unit.server.conftest import Clock, FakeBus
 from tests.unit.server.test_logs import online
@@ -29,10 +30,10 @@ def test_the_preview_lists_every_application_across_pages(
 
     async def answer(job: JobMessage) -> None:
         bus.jobs.append(job)
-        assert job.action is JobAction.LIST_RESOURCES
-        assert (job.payload["api_version"], job.payload["kind"]) == ("argoproj.io/v1alpha1", "Application")
+        assert job.action is JobAction.ARGOCD_MIGRATION
         offset = job.payload["offset"]
-        page = {"items": apps[offset : offset + 2], "total": len(apps), "offset": offset, "limit": 2}
+        found = [eligibility(a).to_dict() for a in apps[offset : offset + 2]]
+        page = {"applications": found, "total": len(apps), "offset": offset, "limit": 2}
 
         async def later() -> None:
             await asyncio.sleep(0.01)
@@ -53,7 +54,7 @@ def test_the_preview_lists_every_application_across_pages(
     data = response.json()
     assert [a["application"] for a in data["applications"]] == ["web0", "web1", "web2", "theirs"]
     assert [a["eligible"] for a in data["applications"]] == [True, False, True, False]
-    assert (data["eligible"], data["moorage_applications"]) == (2, 3)
+    assert (data["eligible"], data["moorage_applications"], data["truncated"]) == (2, 3, False)
     assert "ankra_native" in data["how"]
     assert len(bus.jobs) == 2  # two pages of two
 

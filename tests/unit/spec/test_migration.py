@@ -55,3 +55,20 @@ def test_eligibility(application: dict[str, Any], eligible: bool, why: str) -> N
 def test_only_moorage_applications_name_their_add_on() -> None:
     assert eligibility(app(OURS, source=CHART)).addon == "web"
     assert eligibility(app({}, source=CHART)).addon is None
+
+
+def test_kinds_no_health_rule_judges_are_flagged_without_blocking() -> None:
+    application = app(OURS, source=CHART)
+    application["status"]["resources"] = [
+        {"group": "apps", "kind": "Deployment"},
+        {"group": "example.com", "kind": "Widget"},
+        {"group": "", "kind": "Service"},
+        {"group": "example.com", "kind": "Widget"},
+    ]
+    ruled = {("apps", "Deployment"), ("", "Service")}
+    found = eligibility(application, lambda group, kind: (group, kind) in ruled)
+    assert found.no_health_rule == ["example.com/Widget"]
+    assert found.eligible is True  # a flag, not a reason
+    assert eligibility(application).no_health_rule == []  # not asked
+    everything = eligibility(application, lambda _group, _kind: False).no_health_rule
+    assert everything == ["Service", "apps/Deployment", "example.com/Widget"]

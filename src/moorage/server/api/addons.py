@@ -31,7 +31,6 @@ from moorage.server.db.models import AddonState
 from moorage.server.gitops import store
 from moorage.spec.lifecycle import AddonState as State
 from moorage.spec.lifecycle import Cause
-from moorage.spec.migration import eligibility
 from moorage.spec.protocol import JobAction, JobMessage
 
 log = logging.getLogger("moorage.server.api")
@@ -185,31 +184,31 @@ async def helm_releases(name: str, ctx: Ctx, who: Reader) -> dict[str, Any]:
     return found
 
 
+MAX_PREVIEW_APPLICATIONS = 10_000  # a bound on what one preview reads through the agent
+
+
 @router.get("/clusters/{name}/argocd/migration")
 async def argocd_migration(name: str, ctx: Ctx, who: Reader) -> dict[str, Any]:
     """The migration preview: every Argo CD Application in the cluster with whether it can move to
-    the native engine and why not (spec/migration.py). Read through the agent; changes nothing.
-    The migration itself is declarative: an add-on whose engine becomes ankra_native migrates at
-    the next sync (docs/architecture.md)."""
-    applications: list[dict[str, Any]] = []
+    the native engine and why not, and the kinds it tracks that no health rule judges
+    (spec/migration.py, evaluated by the agent, which knows the rules and the user's checks in force).
+    Read through the agent, a page at a time; changes nothing. The migration itself is declarative:
+    an add-on whose engine becomes ankra_native migrates at the next sync (docs/architecture.md)."""
+    found: list[dict[str, Any]] = []
     offset, total = 0, None
-    while total is None or offset < total:
+    while (total is None or offset < total) and offset < MAX_PREVIEW_APPLICATIONS:
         page = await read_through_agent(
-            ctx,
-            name,
-            who.name,
-            JobAction.LIST_RESOURCES,
-            {"api_version": "argoproj.io/v1alpha1", "kind": "Application", "offset": offset, "limit": 500},
+            ctx, name, who.name, JobAction.ARGOCD_MIGRATION, {"offset": offset, "limit": 500}
         )
-        items = page.get("items") or []
-        applications.extend(items)
+        items = [a for a in page.get("applications") or [] if isinstance(a, dict)]
+        found.extend(items)
         total, offset = int(page.get("total") or 0), offset + max(1, len(items))
-    found = [eligibility(a).to_dict() for a in applications]
     return {
         "cluster": name,
         "applications": found,
-        "eligible": sum(1 for f in found if f["eligible"]),
-        "moorage_applications": sum(1 for f in found if f["addon"]),
+        "eligible": sum(1 for f in found if f.get("eligible") is True),
+        "moorage_applications": sum(1 for f in found if f.get("addon")),
+        "truncated": bool(total and total > len(found)),
         "how": "set deployment_engine (or the add-on's settings.engine) to ankra_native in the "
         "definition; each eligible add-on migrates at the next sync, resuming after any restart",
     }

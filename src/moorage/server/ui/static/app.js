@@ -178,7 +178,7 @@ async function showMigration(button) {
     rows.replaceChildren(...out.applications.map((a) => {
       const tr = document.createElement("tr");
       for (const text of [a.application, a.addon || "—", a.eligible ? "yes" : "no", a.sync || "—", a.health || "—",
-                          a.reasons.join("; ") || "—"]) {
+                          a.reasons.join("; ") || "—", (a.no_health_rule || []).join(", ") || "—"]) {
         const td = document.createElement("td");
         td.textContent = text;
         tr.appendChild(td);
