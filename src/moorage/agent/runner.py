@@ -1,15 +1,19 @@
 """The agent process: registers with the server over HTTPS, connects out to NATS, runs jobs from its
-cluster's durable queue in bounded read and write pools, sweeps every 60 s, publishes heartbeats,
-and serves /livez, /readyz and /metrics. It never listens for the control plane."""
+cluster's durable queue in bounded read and write pools (writes to different add-ons in parallel,
+`agent.writes`), sweeps every 60 s, publishes heartbeats, and serves /livez, /readyz and /metrics. It
+never listens for the control plane. Several replicas elect one leader through a Lease
+(`agent.leader`): only the leader sweeps, runs write jobs and sends heartbeats; every replica serves
+reads."""
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +27,14 @@ from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from moorage import __version__
-from moorage.agent import jobs
-from moorage.agent.kubeproxy import KubeProxyAgent
+from moorage.agent import jobs, publicip
+from moorage.agent.kubeproxy import KubeProxyAgent, Limits
+from moorage.agent.leader import LeaderElector, Timing
 from moorage.agent.registryauth import CredentialsError, open_credentials
 from moorage.agent.state import StateTracker
 from moorage.agent.transport import TransportRefused, check_url, client_context, explain_tls_failure
 from moorage.agent.watch import watch_changes
+from moorage.agent.writes import Claim, WriteScheduler, claim_of
 from moorage.charts.source import RegistryAuth
 from moorage.engine.context import EngineContext, Options
 from moorage.engine.health.custom import Checks, load_file
@@ -57,6 +63,10 @@ log = logging.getLogger("moorage.agent")
 # seconds; well inside the server's ack wait (60 s by default)
 IN_PROGRESS_EVERY = float(os.environ.get("MOORAGE_AGENT_IN_PROGRESS_SECONDS", "15"))
 EDIT_SETTLE_SECONDS = 0.5  # after an edit is seen, the sweep waits this long for the rest of a burst
+# a replica that is not the leader hands a write job back this long before it is offered again
+NOT_LEADER_NAK_SECONDS = float(os.environ.get("MOORAGE_AGENT_NOT_LEADER_NAK_SECONDS", "1"))
+# the jobs only the leader runs: they change the cluster, or the definition the leader sweeps with
+LEADER_ACTIONS = protocol.WRITE_ACTIONS | {protocol.JobAction.DEFINE}
 
 
 _STREAM_ID = re.compile(r"^[a-z0-9]{1,32}$")
@@ -73,7 +83,9 @@ class AgentSettings:
     token: str
     kubeconfig: Path | None = None
     read_workers: int = 5
-    write_workers: int = 5
+    write_workers: int = 5  # writes at once (different add-ons; agent/writes.py)
+    # jobs held at once (running or waiting for their add-on): the agent fetches no more than this
+    nats_max_workers: int = 15
     sweep_interval: float = 60.0
     # watch Helm-managed objects and sweep as soon as one is edited (drift seen in seconds)
     watch: bool = os.environ.get("MOORAGE_AGENT_WATCH", "1") != "0"
@@ -89,6 +101,20 @@ class AgentSettings:
     ca: Path | None = None
     nats_ca: Path | None = None
     insecure: bool = False
+    # leader election through a Lease (several replicas); None: on when running in a pod
+    leader_election: bool | None = None
+    lease_namespace: str | None = None  # None: the namespace of the kubeconfig context / the pod
+    lease_name: str | None = None  # None: moorage-agent-<cluster id>
+    lease: Timing = field(default_factory=Timing)
+    # the cluster's public IP in heartbeats: off makes no lookup at all
+    public_ip_reporting: bool = False
+    public_ip_lookup_url: str = publicip.DEFAULT_URL
+    public_ip_refresh: float = 600.0
+    # KUBERNETES_REQUEST_MAX_ATTEMPTS: tries of an idempotent Kubernetes read on a dropped connection
+    kube_request_attempts: int = 3
+    # RECONCILE_AUTO_HEAL_ENABLED: the sweep recovers releases stuck in pending-*
+    recover_stuck: bool = True
+    kube_proxy: Limits = field(default_factory=Limits)
 
     def __repr__(self) -> str:
         return f"AgentSettings(server={self.server!r}, kubeconfig={self.kubeconfig!r})"
@@ -175,6 +201,11 @@ class Metrics:
         self.running = Gauge(
             "moorage_agent_running_jobs", "Jobs running now", ["kind"], registry=self.registry
         )
+        self.handed_back = Counter(
+            "moorage_agent_jobs_handed_to_leader_total",
+            "Write jobs this replica handed back because another replica leads",
+            registry=self.registry,
+        )
 
 
 class Agent:
@@ -187,12 +218,16 @@ class Agent:
         self._kubeproxy: KubeProxyAgent | None = None
         self._ctx: EngineContext | None = None
         self._stopping = asyncio.Event()
-        self._slots = {
-            JobKind.READ: asyncio.Semaphore(settings.read_workers),
-            JobKind.WRITE: asyncio.Semaphore(settings.write_workers),
-        }
-        self._write_lock = asyncio.Lock()  # one write at a time: syncs and sweeps must not interleave
+        self._reads = asyncio.Semaphore(settings.read_workers)
+        # writes of different add-ons at once; a whole-cluster write alone (agent/writes.py)
+        self._writes = WriteScheduler(settings.write_workers)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._writing: dict[str, asyncio.Task[None]] = {}  # the write jobs among them
+        self._leader: LeaderElector | None = None
+        self._election: asyncio.Task[None] | None = None
+        self._election_stop = asyncio.Event()
+        self._public_ip: str | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._cancelled: dict[str, None] = {}  # job ids the server cancelled (insertion-ordered, bounded)
         self._cluster: ResolvedCluster | None = None
         self._commit: str | None = None  # the Git commit of the definition, when it came from Git
@@ -204,6 +239,28 @@ class Agent:
         # raises ChecksFileError (every problem, with file and line) before anything starts
         path = settings.health_checks_file
         self._server_checks: Checks | None = load_file(path) if path is not None else None
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this replica runs sweeps and writes (always, without leader election)."""
+        return self._leader is None or self._leader.is_leader
+
+    def _leadership_changed(self, leader: bool) -> None:
+        if leader:  # the server hears from this replica now: a full snapshot first
+            if self._state is not None:
+                self._state.reset()
+            for work in (self._report_all(Cause.CONNECT), self._send_heartbeat()):
+                task = asyncio.get_running_loop().create_task(work)
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return
+        # no longer the leader: writes stop here and go back to the queue (another replica leads)
+        for task in list(self._writing.values()):
+            task.cancel()
+
+    def _election_wanted(self, config: kube_config.ClusterConfig) -> bool:
+        wanted = self.settings.leader_election
+        return config.source == "in-cluster" if wanted is None else wanted
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -217,20 +274,36 @@ class Agent:
         try:
             self.reg = await self._register_with_backoff()
             self._state = StateTracker(self.reg.cluster_id)
-            self._kube = KubeClient(kube_config.load(self.settings.kubeconfig))
+            config = kube_config.load(self.settings.kubeconfig)
+            self._kube = KubeClient(config, read_attempts=self.settings.kube_request_attempts)
+            options = Options(recover_stuck=self.settings.recover_stuck)
             self._ctx = EngineContext(
-                self._kube, Helm(kubeconfig=self.settings.kubeconfig), Options(), checks=self._server_checks
+                self._kube, Helm(kubeconfig=self.settings.kubeconfig), options, checks=self._server_checks
             )
+            if self._election_wanted(config):
+                self._leader = LeaderElector(
+                    self._kube,
+                    self.settings.lease_namespace or config.namespace,
+                    self.settings.lease_name or f"moorage-agent-{self.reg.cluster_id}",
+                    timing=self.settings.lease,
+                    on_change=self._leadership_changed,
+                )
             await self._connect()
             assert self._nc is not None
             await self._nc.subscribe(protocol.control_subject(self.reg.cluster_id), cb=self._control)
-            self._kubeproxy = KubeProxyAgent(self._nc, self.reg.cluster_id, Passthrough(self._kube.config))
+            self._kubeproxy = KubeProxyAgent(
+                self._nc, self.reg.cluster_id, Passthrough(self._kube.config), self.settings.kube_proxy
+            )
             await self._kubeproxy.start()
             self._ready = True
             log.info("agent of cluster %s connected to %s", self.reg.cluster_name, self.reg.nats_url)
             loops = [self._consume(), self._heartbeats(), self._sweeps()]
             if self.settings.watch:
                 loops.append(self._watch())
+            if self._leader is not None:  # renewed until the last write has ended (_shutdown)
+                self._election = asyncio.create_task(self._leader.run(self._election_stop), name="leader")
+            if self.settings.public_ip_reporting:
+                loops.append(self._public_ip_lookups())
             await asyncio.gather(*loops)
         finally:
             self._ready = False
@@ -319,6 +392,12 @@ class Agent:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._election_stop.set()
+        if self._election is not None:
+            with contextlib.suppress(Exception):
+                await self._election
+        if self._leader is not None:  # another replica takes over now, not when the lease runs out
+            await self._leader.release()
         if self._kubeproxy is not None:  # open watches end now: kubectl retries against the next agent
             await self._kubeproxy.stop()
         if self._nc is not None and not self._nc.is_closed:
@@ -338,9 +417,14 @@ class Agent:
             durable=protocol.agent_consumer(self.reg.cluster_id), stream=protocol.JOBS_STREAM
         )
         while not self._stopping.is_set():
-            free = self._slots[JobKind.READ]._value + self._slots[JobKind.WRITE]._value
+            room = self.settings.nats_max_workers - len(self._running)
+            if room <= 0:  # nats_worker_max_workers jobs held: the rest wait in the stream
+                await asyncio.sleep(0.2)
+                continue
+            writes = max(0, self.settings.write_workers - self._writes.held) if self.is_leader else 0
+            free = self._reads._value + writes
             try:
-                batch = await sub.fetch(max(1, free), timeout=1)
+                batch = await sub.fetch(max(1, min(room, free)), timeout=1)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except Exception as e:
@@ -366,77 +450,102 @@ class Agent:
             await self._publish_result(job, JobState.CANCELLED, ["cancelled before it started"], {})
             await msg.ack()
             return
+        if job.action in LEADER_ACTIONS and not self.is_leader:
+            # another replica leads: the job goes back to the stream (never lost) for the leader
+            self.metrics.handed_back.inc()
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=NOT_LEADER_NAK_SECONDS)
+            return
         task = asyncio.create_task(self._run_job(job, msg), name=f"job-{job.job_id}")
         self._running[job.job_id] = task
         task.add_done_callback(lambda _: self._running.pop(job.job_id, None))
+        if job.action in LEADER_ACTIONS:
+            self._writing[job.job_id] = task
+            task.add_done_callback(lambda _: self._writing.pop(job.job_id, None))
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, job: JobMessage) -> AsyncIterator[JobKind]:
+        """A read slot, or the write claim of the job (waiting for writes of the same add-ons)."""
+        if job.action not in LEADER_ACTIONS:
+            async with self._reads:
+                yield JobKind.READ
+            return
+        async with self._writes.hold(claim_of(job.action, job.payload)):
+            yield JobKind.WRITE
 
     async def _run_job(self, job: JobMessage, msg: Msg) -> None:
-        kind = job.kind if job.action not in protocol.WRITE_ACTIONS else JobKind.WRITE
-        async with self._slots[kind]:
-            await self._publish_result(job, JobState.RUNNING, [], {})
-            keepalive = asyncio.create_task(self._in_progress(msg))
-            started = time.monotonic()
-            self.metrics.running.labels(kind).inc()
-            try:
-                state, messages, result = await asyncio.wait_for(
-                    self._execute(job, kind), job.timeout_seconds
-                )
-            except TimeoutError:
-                state, messages, result = JobState.TIMEOUT, [f"timed out after {job.timeout_seconds}s"], {}
-            except asyncio.CancelledError:
-                keepalive.cancel()
-                self.metrics.running.labels(kind).dec()
-                if job.job_id in self._cancelled:  # the server cancelled it: it ends here, for good
-                    await self._publish_result(job, JobState.CANCELLED, ["cancelled while running"], {})
-                    await msg.ack()
-                    return
-                with contextlib.suppress(Exception):
-                    await msg.nak()  # shutting down: hand the job back for the next agent start
-                raise
-            except Exception as e:  # a bug must fail the job, not the agent
-                log.exception("job %s failed", job.job_id)
-                state, messages, result = JobState.FAILED, [f"{type(e).__name__}: {e}"], {}
+        # the job is ours while it waits for its slot too: the stream must not offer it again
+        keepalive = asyncio.create_task(self._in_progress(msg))
+        try:
+            async with self._slot(job) as kind:
+                await self._run_now(job, msg, kind)
+        except asyncio.CancelledError:
+            await self._hand_back(job, msg)
+            raise
+        finally:
             keepalive.cancel()
+
+    async def _run_now(self, job: JobMessage, msg: Msg, kind: JobKind) -> None:
+        await self._publish_result(job, JobState.RUNNING, [], {})
+        started = time.monotonic()
+        self.metrics.running.labels(kind).inc()
+        try:
+            state, messages, result = await asyncio.wait_for(self._execute(job, kind), job.timeout_seconds)
+        except TimeoutError:
+            state, messages, result = JobState.TIMEOUT, [f"timed out after {job.timeout_seconds}s"], {}
+        except Exception as e:  # a bug must fail the job, not the agent
+            log.exception("job %s failed", job.job_id)
+            state, messages, result = JobState.FAILED, [f"{type(e).__name__}: {e}"], {}
+        finally:
             self.metrics.running.labels(kind).dec()
-            self.metrics.jobs.labels(kind, state).inc()
-            self.metrics.job_seconds.labels(kind).observe(time.monotonic() - started)
-            await self._publish_result(job, state, messages, result)
+        self.metrics.jobs.labels(kind, state).inc()
+        self.metrics.job_seconds.labels(kind).observe(time.monotonic() - started)
+        await self._publish_result(job, state, messages, result)
+        await msg.ack()
+
+    async def _hand_back(self, job: JobMessage, msg: Msg) -> None:
+        """A job cancelled: by the server it ends here for good; else (shutting down, or no longer
+        the leader) it goes back to the stream for the next agent."""
+        if job.job_id in self._cancelled:
+            await self._publish_result(job, JobState.CANCELLED, ["cancelled while running"], {})
             await msg.ack()
+            return
+        with contextlib.suppress(Exception):
+            await msg.nak()
 
     async def _execute(self, job: JobMessage, kind: JobKind) -> jobs.Outcome:
         assert self._ctx is not None
         if job.action is protocol.JobAction.LOGS:
             return await self._stream_logs(job)
+        # a write job runs here holding its claim (_slot): the whole cluster, or its add-ons
         if job.action is protocol.JobAction.DEFINE:
-            async with self._write_lock:
-                outcome, cluster = jobs.define(job)
-                if cluster is not None:
-                    try:
-                        self._use_registry_credentials(job)
-                    except CredentialsError as e:  # the definition stands; private charts wait for a sync
-                        log.warning("the definition's registry credentials are not usable: %s", e)
-                    self._cluster, self._commit = cluster, _commit_of(job)
-                    self._ctx.checks = definition_checks(job.payload, self._server_checks)
-                    await self._report_all(Cause.DEFINE, locked=True)
+            outcome, cluster = jobs.define(job)
+            if cluster is not None:
+                try:
+                    self._ctx.helm.registry_auth = self._registry_credentials(job)
+                except CredentialsError as e:  # the definition stands; private charts wait for a sync
+                    log.warning("the definition's registry credentials are not usable: %s", e)
+                self._cluster, self._commit = cluster, _commit_of(job)
+                self._ctx.checks = definition_checks(job.payload, self._server_checks)
+                await self._report_all(Cause.DEFINE, locked=True)
             return outcome
         if kind is JobKind.READ:
             return await jobs.run_read(self._ctx, job, self._cluster)
-        async with self._write_lock:
-            if job.action is protocol.JobAction.SYNC:
-                return await self._sync(job)
-            if job.action is protocol.JobAction.SWEEP:
-                return await self._sweep_and_report()
-            if job.action is protocol.JobAction.ROLLBACK:
-                outcome = await jobs.run_rollback(self._ctx, self._cluster, job)
-                name = str(job.payload.get("addon", ""))
-                if self._cluster is not None and name in self._cluster.addons:
-                    await self._publish_state(
-                        await observe(
-                            self._ctx, self._cluster, cause=Cause.ROLLBACK, commit=self._commit, only={name}
-                        ),
-                        complete=False,
-                    )
-                return outcome
+        if job.action is protocol.JobAction.SYNC:
+            return await self._sync(job)
+        if job.action is protocol.JobAction.SWEEP:
+            return await self._sweep_and_report()
+        if job.action is protocol.JobAction.ROLLBACK:
+            outcome = await jobs.run_rollback(self._ctx, self._cluster, job)
+            name = str(job.payload.get("addon", ""))
+            if self._cluster is not None and name in self._cluster.addons:
+                await self._publish_state(
+                    await observe(
+                        self._ctx, self._cluster, cause=Cause.ROLLBACK, commit=self._commit, only={name}
+                    ),
+                    complete=False,
+                )
+            return outcome
         return JobState.FAILED, [f"action {job.action} is not supported by this agent"], {}
 
     async def _sync(self, job: JobMessage) -> jobs.Outcome:
@@ -463,32 +572,38 @@ class Agent:
                 complete=False,
             )
         try:
-            previous_auth = self._use_registry_credentials(job)
+            auth = self._registry_credentials(job)
         except CredentialsError as e:
             return JobState.FAILED, [str(e)], {}
-        # the deploy's health (strict health included) already follows the new definition's checks
-        previous_checks = self._ctx.checks
-        self._ctx.checks = definition_checks(job.payload, self._server_checks)
-        outcome, cluster, failed = await jobs.run_sync(self._ctx, job)
-        if cluster is None:
-            self._ctx.checks = previous_checks
-            self._ctx.helm.registry_auth = previous_auth
-        else:
+        # this job's own context: other add-ons' writes may run beside it with theirs. The deploy's
+        # health (strict health included) already follows the new definition's checks.
+        checks = definition_checks(job.payload, self._server_checks)
+        ctx = dataclasses.replace(
+            self._ctx, helm=dataclasses.replace(self._ctx.helm, registry_auth=auth), checks=checks
+        )
+        outcome, cluster, failed = await jobs.run_sync(ctx, job)
+        if cluster is not None:  # the sweep goes on with this definition, its checks and credentials
+            self._ctx.checks, self._ctx.helm.registry_auth = checks, auth
             self._cluster, self._commit = cluster, _commit_of(job)
+            complete = job.payload.get("only") is None
             await self._publish_state(
-                await observe(self._ctx, cluster, cause=Cause.SYNC, commit=self._commit, errors=failed),
-                complete=True,
+                await observe(
+                    self._ctx,
+                    cluster,
+                    cause=Cause.SYNC,
+                    commit=self._commit,
+                    errors=failed,
+                    only=None if complete else set(claim_of(job.action, job.payload).addons or ()),
+                ),
+                complete=complete,
             )
         return outcome
 
-    def _use_registry_credentials(self, job: JobMessage) -> dict[str, RegistryAuth]:
-        """Open the job's registry credentials into the engine's Helm (kept in memory for the sweep's
-        upgrades of this definition); returns the ones in use before."""
-        assert self._ctx is not None
-        previous = self._ctx.helm.registry_auth
+    def _registry_credentials(self, job: JobMessage) -> dict[str, RegistryAuth]:
+        """The job's registry credentials, opened (kept in memory for the sweep's upgrades of this
+        definition once it deployed)."""
         identity = self.reg.seal_identity if self.reg is not None else None
-        self._ctx.helm.registry_auth = open_credentials(job.payload, identity)
-        return previous
+        return open_credentials(job.payload, identity)
 
     async def _sweep_and_report(self) -> jobs.Outcome:
         """One sweep (the write lock held): report what it found, then what the heals left."""
@@ -518,13 +633,13 @@ class Agent:
 
     async def _report_all(self, cause: Cause, *, locked: bool = False) -> None:
         """A full report of every add-on as it is now (after connecting, or a new definition)."""
-        if self._ctx is None or self._cluster is None:
+        if self._ctx is None or self._cluster is None or not self.is_leader:
             return
         try:
             if locked:
                 found = await observe(self._ctx, self._cluster, cause=cause, commit=self._commit)
             else:
-                async with self._write_lock:
+                async with self._writes.hold(Claim.cluster()):
                     found = await observe(self._ctx, self._cluster, cause=cause, commit=self._commit)
         except KubeError as e:
             log.warning("observing the add-ons failed: %s", e)
@@ -652,9 +767,9 @@ class Agent:
     async def _sweeps(self) -> None:
         while not self._stopping.is_set():
             await self._next_sweep()
-            if self._stopping.is_set() or self._cluster is None or self._ctx is None:
+            if self._stopping.is_set() or self._cluster is None or self._ctx is None or not self.is_leader:
                 continue
-            async with self._write_lock:
+            async with self._writes.hold(Claim.cluster()):
                 try:
                     state, _, result = await self._sweep_and_report()
                 except Exception:
@@ -682,7 +797,8 @@ class Agent:
                 await asyncio.wait_for(self._stopping.wait(), self.settings.heartbeat_interval)
 
     async def _send_heartbeat(self) -> None:
-        if self._nc is None or self.reg is None or not self._nc.is_connected:
+        # one voice per cluster: the leader's (its sweeps, its definition); the others only serve reads
+        if self._nc is None or self.reg is None or not self._nc.is_connected or not self.is_leader:
             return
         b = self._last_beat
         beat = HeartbeatMessage(
@@ -697,10 +813,23 @@ class Agent:
             recovered=b.recovered if b else 0,
             running_jobs=len(self._running),
             has_definition=self._cluster is not None,
+            public_ip=self._public_ip,
             sent_at=datetime.now(UTC),
         )
         with contextlib.suppress(Exception):
             await self._nc.publish(protocol.heartbeat_subject(self.reg.cluster_id), protocol.encode(beat))
+
+    async def _public_ip_lookups(self) -> None:
+        """The cluster's public IP as seen from outside, looked up now and then (only when enabled)."""
+        settings = self.settings
+        while not self._stopping.is_set():
+            address = await publicip.lookup(settings.public_ip_lookup_url)
+            if address is not None and address != self._public_ip:
+                log.info("public IP: %s", address)
+                self._public_ip = address
+                await self._send_heartbeat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), settings.public_ip_refresh)
 
     # -- /livez /readyz /metrics -------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ class Options:
     prune_manifests: bool = True  # raw manifests: delete objects dropped from an entry, and removed entries
     prune_addons: bool = True  # add-ons removed from the definition: uninstall their releases (PRUNE_LABEL)
     stuck_after_seconds: float = 600.0  # a release pending longer than this is recovered
+    # off: the sweep reports a stuck release and leaves it (the agent's RECONCILE_AUTO_HEAL_ENABLED)
+    recover_stuck: bool = True
     timeout_seconds: int | None = None  # overrides job_configuration timeouts (tests, CLI)
     # A sync that nobody asked for by name (GitOps: a push, a poll, a retry) changes only add-ons
     # with `sync_policy.automated`; the others wait for a manual sync. Explicit syncs (the CLI's

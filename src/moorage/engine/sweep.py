@@ -168,6 +168,9 @@ async def _recover(
     age = (ctx.clock() - release.last_deployed).total_seconds() if release.last_deployed else None
     if age is None or age < ctx.options.stuck_after_seconds:
         return False
+    if not ctx.options.recover_stuck:
+        report.errors.append(f"{release.status} for {int(age)}s: left alone (stuck-release recovery is off)")
+        return False
     await mark_failed(ctx.kube, release, f"unlocked by Moorage: {release.status} for {int(age)}s")
     outcome = await addons.deploy(ctx, addon, release_after_unlock(release), cluster)
     if outcome.ok:

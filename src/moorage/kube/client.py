@@ -52,8 +52,17 @@ def describe(kind: str, name: str | None, namespace: str | None) -> str:
 
 
 class KubeClient:
-    def __init__(self, config: ClusterConfig, *, max_connections: int = 32, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        max_connections: int = 32,
+        timeout: float = 30.0,
+        read_attempts: int = 1,
+    ) -> None:
         self.config = config
+        # tries of a GET whose connection broke (not a timeout): GETs change nothing, so a retry is safe
+        self.read_attempts = max(1, read_attempts)
         self._http = httpx.AsyncClient(
             base_url=config.server,
             verify=config.ssl_context,
@@ -96,11 +105,21 @@ class KubeClient:
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body).encode()
+        attempts = self.read_attempts if method == "GET" else 1
         try:
-            async with self._inflight:
-                response = await self._http.request(
-                    method, path, params=params, content=content, headers=headers
-                )
+            for attempt in range(1, attempts + 1):
+                try:
+                    async with self._inflight:
+                        response = await self._http.request(
+                            method, path, params=params, content=content, headers=headers
+                        )
+                    break
+                except httpx.TimeoutException:
+                    raise
+                except httpx.TransportError:
+                    if attempt == attempts:
+                        raise
+                    await asyncio.sleep(0.2 * attempt)
         except httpx.TimeoutException as e:
             raise errors.Unavailable(
                 f"{what}: the API server did not answer in time ({type(e).__name__})"

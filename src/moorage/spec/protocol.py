@@ -4,11 +4,12 @@ Both sides import only this module of each other's world. Every message is JSON,
 MAX_MESSAGE_BYTES, validated on receipt; a message that does not validate is rejected (and acked,
 so it cannot block the stream), never half-processed."""
 
+import ipaddress
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from moorage.spec import kubeproxy
 
@@ -168,7 +169,14 @@ class HeartbeatMessage(_Message):
     running_jobs: int = 0
     # False until the agent holds a definition (after a restart): the server sends it one (DEFINE)
     has_definition: bool = True
+    # the cluster's public egress IP, only when the agent was asked to look it up (public_ip.*)
+    public_ip: str | None = Field(default=None, max_length=45)
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("public_ip")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        return None if value is None else str(ipaddress.ip_address(value))
 
 
 M = TypeVar("M", bound=_Message)
