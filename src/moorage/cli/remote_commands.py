@@ -166,13 +166,14 @@ def cluster_list(server: ServerOpt = None, token: TokenOpt = None, output: Outpu
     if not data["result"]:
         out.print("no clusters yet; add one with `moorage cluster register NAME`")
         return
-    table = Table("name", "state", "last heartbeat", "agent", "agent token", "description", "id")
+    table = Table("name", "state", "last heartbeat", "agent", "public IP", "agent token", "description", "id")
     for c in data["result"]:
         table.add_row(
             esc(c["name"]),
             styled(c["state"]),
             when(c.get("last_heartbeat_at")),
             esc(c.get("agent_version") or "-"),
+            esc(c.get("public_ip") or "-"),
             "[red]revoked[/]" if c.get("agent_token_revoked") else "active",
             esc(c.get("description")),
             esc(c["id"]),
@@ -202,6 +203,7 @@ def cluster_get(
     table.add_row("created", when(data.get("created_at")))
     table.add_row("last heartbeat", when(data.get("last_heartbeat_at")))
     table.add_row("agent version", esc(data.get("agent_version") or "-"))
+    table.add_row("public IP", esc(data.get("public_ip") or "- (not reported)"))
     table.add_row("agent token", "[red]revoked[/]" if data.get("agent_token_revoked") else "active")
     heartbeat = data.get("heartbeat")
     if isinstance(heartbeat, dict):

@@ -90,6 +90,11 @@ class ClusterOut(BaseModel):
     agent_version: str | None
     agent_token_revoked: bool
     heartbeat: dict[str, Any] | None
+    public_ip: str | None = Field(
+        default=None,
+        description="The cluster's public egress IP, from the agent's last heartbeat; only when the agent "
+        "reports it (public_ip.reporting_enabled, off by default).",
+    )
 
     @classmethod
     def of(cls, row: Cluster, now: datetime | None = None) -> "ClusterOut":
@@ -103,7 +108,14 @@ class ClusterOut(BaseModel):
             agent_version=row.agent_version,
             agent_token_revoked=row.revoked_at is not None,
             heartbeat=row.heartbeat,
+            public_ip=_public_ip(row.heartbeat),
         )
+
+
+def _public_ip(heartbeat: dict[str, Any] | None) -> str | None:
+    """The address the heartbeat carried (validated by the protocol when it arrived)."""
+    value = heartbeat.get("public_ip") if isinstance(heartbeat, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class ClusterCreated(ClusterOut):
