@@ -29,12 +29,8 @@ TOKEN = "mrga_golden-test-token-0123456789abcdefghij"
 SERVER = "https://moorage.example.com"
 AGENT = "moorage-agent"
 NAMESPACE = "moorage"
-# variables the agent chart renders that `moorage agent` does not read yet (README.md and NOTES.txt say so)
-ACCEPTED_NOT_USED = {
-    "MOORAGE_AGENT_NATS_MAX_WORKERS",
-    "MOORAGE_AGENT_PUBLIC_IP_REPORTING",
-    "MOORAGE_AGENT_PUBLIC_IP_LOOKUP_URL",
-}
+# variables the agent chart renders that `moorage agent` does not read (README.md and NOTES.txt say so)
+ACCEPTED_NOT_USED: set[str] = set()
 # read by the agent's process itself, not as a CLI option
 READ_BY_THE_PROCESS = {"MOORAGE_AGENT_IN_PROGRESS_SECONDS"}
 
@@ -352,7 +348,10 @@ def test_agent_kube_proxy_rbac(tmp_path: Path) -> None:
 def agent_cli_envvars() -> set[str]:
     command = typer.main.get_command(main_app)
     agent = command.commands["agent"]  # type: ignore[attr-defined]
-    return {p.envvar for p in agent.params if isinstance(p.envvar, str)}
+    names: set[str] = set()
+    for p in agent.params:
+        names.update([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])
+    return names
 
 
 @pytest.mark.parametrize("mode", sorted(m for m in MODES if m.startswith("agent-")))
@@ -554,7 +553,7 @@ AGENT_OK = {"config": {"token": TOKEN, "server_url": SERVER}}
             {"config": {"token": TOKEN, "server_url": "moorage.example.com"}},
             "at '/config/server_url': 'moorage.example.com' does not match pattern",
         ),
-        ("moorage-agent", {**AGENT_OK, "replica_count": 2}, "at '/replica_count': maximum: got 2, want 1"),
+        ("moorage-agent", {**AGENT_OK, "replica_count": 11}, "at '/replica_count': maximum: got 11, want 10"),
         (
             "moorage-agent",
             {**AGENT_OK, "write_worker_count": 0},
@@ -636,8 +635,29 @@ def test_the_schemas_are_json_with_closed_objects() -> None:
         closed(schema, chart + ":")
 
 
+@pytest.mark.parametrize("mode", sorted(m for m in MODES if m.startswith("agent-")))
+def test_the_agent_may_hold_its_leader_lease_whatever_its_role(mode: str, tmp_path: Path) -> None:
+    chart, release, values = MODES[mode]
+    docs = documents(template(tmp_path, chart, release, values).stdout)
+    role, binding = the(docs, "Role"), the(docs, "RoleBinding")
+    assert role["metadata"] == {
+        **role["metadata"],
+        "name": f"{release}-leader-election",
+        "namespace": NAMESPACE,
+    }
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": release, "namespace": NAMESPACE}]
+
+
 def test_notes_name_what_is_left_to_delete_and_what_is_not_used(tmp_path: Path) -> None:
-    values = {**AGENT_OK, "public_ip": {"reporting_enabled": True}, "nats_worker_max_workers": 30}
+    values = {**AGENT_OK, "public_ip": {"reporting_enabled": True}, "replica_count": 2}
     notes = helm(
         "install",
         AGENT,
@@ -650,8 +670,8 @@ def test_notes_name_what_is_left_to_delete_and_what_is_not_used(tmp_path: Path) 
     ).stdout.split("NOTES:", 1)[1]
     assert f"helm uninstall {AGENT} -n {NAMESPACE}" in notes
     assert f"kubectl delete namespace {NAMESPACE}" in notes
-    assert "public_ip.reporting_enabled is accepted but not used yet" in notes
-    assert "nats_worker_max_workers is accepted but not used yet" in notes
+    assert "reports its public IP (looked up at https://api.ipify.org)" in notes
+    assert f"2 replicas elect a leader through a Lease in {NAMESPACE}" in notes
     assert f"-l app.kubernetes.io/name={AGENT}" in notes
     assert TOKEN not in notes
 
