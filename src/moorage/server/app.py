@@ -22,6 +22,7 @@ from moorage.server.api import (
     kube,
     operations,
     resources,
+    stacks,
     system,
     tokens,
     users,
@@ -140,6 +141,7 @@ def create_app(
         resources,
         credentials,
         gitops,
+        stacks,
         webhooks,
         kube,
     ):

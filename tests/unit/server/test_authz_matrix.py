@@ -96,6 +96,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/clusters/{name}/gitops/history"): READ,
     ("GET", "/api/v1/clusters/{name}/gitops/history/{sync_id}"): READ,
     ("POST", "/api/v1/webhooks/{provider}"): PUBLIC,
+    # the Stack Builder: edits become commits on the tracked branch
+    ("GET", "/api/v1/clusters/{name}/stacks"): READ,
+    ("POST", "/api/v1/clusters/{name}/stacks/edits"): WRITE,
+    ("POST", "/api/v1/clusters/{name}/stacks/{stack}/copy"): WRITE,
     # the web UI's session and users
     ("GET", "/api/v1/session"): SESSION,
     ("POST", "/api/v1/session"): PUBLIC,

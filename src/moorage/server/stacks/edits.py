@@ -1,0 +1,589 @@
+"""Edits of a cluster definition, applied to a copy of the repository's files.
+
+An edit names stacks and entries by name; the workspace finds the file and node that define each
+(following `include`s as the loader does) and changes that file with round-trip YAML, so comments,
+key order and layout stay. A new entry goes where its stack's includes say: a file of its own in an
+included folder, else beside the stack's inline entries, else at the end of an included list file,
+else in a new file next to an included single-entry file (with an include for it).
+
+Nothing here talks to Git or the network; secret values are handed to an `Encryptor` (sops) and only
+its ciphertext is written."""
+
+import posixpath
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import LiteralScalarString
+
+from moorage.server.stacks.yamlrt import RoundTrip, YamlEditError, dump_value, load_text
+from moorage.spec.paths import RepoFS
+from moorage.spec.report import Location, SpecError
+from moorage.spec.sops import is_encrypted_value, is_sops_document, listed_key
+from moorage.spec.sopswrite import SOPS_CONFIG, EncryptError, encrypt_yaml, rule_for, unmatched
+
+Kind = Literal["addon", "manifest"]
+LIST_KEYS: dict[str, str] = {"addon": "addons", "manifest": "manifests"}
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.yaml$")
+FILE_FIELDS = ("from_file", "description_from_file", "agents_md_from_file")
+
+# (plaintext YAML, age recipients, secret paths) -> the SOPS-encrypted YAML text
+Encryptor = Callable[[str, tuple[str, ...], tuple[str, ...]], str]
+
+
+class EditError(ValueError):
+    """The edit cannot be applied; `message` says why and what to do (it never holds a value)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# ------------------------------------------------------------------------------------------ edits
+
+
+@dataclass(frozen=True)
+class AddEntry:
+    stack: str
+    kind: Kind
+    entry: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    """Set fields of an entry: None removes a field, a mapping is merged into the one there."""
+
+    stack: str
+    kind: Kind
+    name: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RemoveEntry:
+    stack: str
+    kind: Kind
+    name: str
+
+
+@dataclass(frozen=True)
+class SetValues:
+    """Replace an add-on's values; the keys `secret` names are SOPS-encrypted (for `recipients`, else
+    the age recipients of the repository's .sops.yaml rule for the values file)."""
+
+    stack: str
+    addon: str
+    values: Mapping[str, Any]
+    secret: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:  # never the values: some are secret
+        return f"SetValues({self.stack!r}, {self.addon!r}, secret={list(self.secret)!r})"
+
+
+@dataclass(frozen=True)
+class SetChartVersion:
+    stack: str
+    addon: str
+    version: str
+
+
+@dataclass(frozen=True)
+class AddStack:
+    stack: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RemoveStack:
+    name: str
+
+
+Edit = AddEntry | ChangeEntry | RemoveEntry | SetValues | SetChartVersion | AddStack | RemoveStack
+
+
+def describe(edit: Edit) -> str:
+    """What the edit changes, for the commit message (names only, never values)."""
+    if isinstance(edit, AddEntry):
+        return f"add {_kind_word(edit.kind)} {edit.entry.get('name')} to stack {edit.stack}"
+    if isinstance(edit, ChangeEntry):
+        what = ", ".join(sorted(edit.fields))
+        return f"change {what} of {_kind_word(edit.kind)} {edit.name} in stack {edit.stack}"
+    if isinstance(edit, RemoveEntry):
+        return f"remove {_kind_word(edit.kind)} {edit.name} from stack {edit.stack}"
+    if isinstance(edit, SetValues):
+        secret = f" ({len(edit.secret)} encrypted with SOPS)" if edit.secret else ""
+        return f"set values of add-on {edit.addon} in stack {edit.stack}{secret}"
+    if isinstance(edit, SetChartVersion):
+        return f"chart version of add-on {edit.addon} in stack {edit.stack} to {edit.version}"
+    if isinstance(edit, AddStack):
+        return f"add stack {edit.stack.get('name')}"
+    return f"remove stack {edit.name}"
+
+
+def _kind_word(kind: str) -> str:
+    return "add-on" if kind == "addon" else kind
+
+
+# ------------------------------------------------------------------------------------- workspace
+
+
+@dataclass
+class Slot:
+    """Where a stack or entry is defined: its node, the file, and the list holding it (None when the
+    node is a document of its own)."""
+
+    file: str
+    node: CommentedMap
+    container: CommentedSeq | None
+    index: int  # in the container, or the document's index in the file
+
+
+@dataclass
+class _Target:
+    kind: Literal["folder", "list", "single"]
+    file: str  # the folder, list file or single-entry file
+    index: int  # the include item's index in the stack's own list
+
+
+class Workspace:
+    """The repository copy at `root` (a commit's tree) and the definition whose root is `root_file`."""
+
+    def __init__(self, root: Path, root_file: str, encrypt: Encryptor | None = None) -> None:
+        self.fs = RepoFS(Path(root))
+        self.root_file = root_file
+        self.encrypt: Encryptor = encrypt or (lambda text, rcpt, paths: encrypt_yaml(text, rcpt, paths))
+        self._files: dict[str, RoundTrip] = {}
+        self._written: dict[str, str] = {}  # whole files written anew
+        self._deleted: set[str] = set()
+        self._originals: dict[str, str | None] = {}
+
+    # ---------------------------------------------------------------- files
+
+    def _exists(self, rel: str) -> bool:
+        if rel in self._deleted:
+            return False
+        return rel in self._written or rel in self._files or (self.fs.root / rel).is_file()
+
+    def file(self, rel: str) -> RoundTrip:
+        if rel not in self._files:
+            try:
+                text = self._written.pop(rel) if rel in self._written else self.fs.read_text(rel)
+            except SpecError as e:
+                raise EditError(f"{rel}: {e.message}") from None
+            try:
+                self._files[rel] = RoundTrip.load(rel, text)
+            except YamlEditError as e:
+                raise EditError(e.message) from None
+        return self._files[rel]
+
+    def original(self, rel: str) -> str | None:
+        """The file's text before any edit (None: it did not exist)."""
+        if rel not in self._originals:
+            path = self.fs.root / rel
+            self._originals[rel] = path.read_text(encoding="utf-8") if path.is_file() else None
+        return self._originals[rel]
+
+    def changes(self) -> dict[str, str | None]:
+        """Each changed file's new text (None: deleted), by repo-relative path."""
+        out: dict[str, str | None] = {}
+        for rel, rt in self._files.items():
+            text = rt.text()
+            if self.original(rel) is None or text != rt.original:
+                out[rel] = text
+        for rel, text in self._written.items():
+            if text != self.original(rel):
+                out[rel] = text
+        for rel in self._deleted:
+            if self.original(rel) is not None:
+                out[rel] = None
+        return dict(sorted(out.items()))
+
+    def write_back(self) -> None:
+        """Write the changes into the copy at `root` (for the validator to read)."""
+        for rel, text in self.changes().items():
+            path = self.fs.root / rel
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+
+    def _resolve(self, ref: Any, referrer: str, what: str) -> str:
+        if not isinstance(ref, str):
+            raise EditError(f"{referrer}: {what} must be a path")
+        try:
+            return self.fs.resolve(ref, referrer, Location(referrer), what)
+        except SpecError as e:
+            raise EditError(f"{referrer}: {e.message}") from None
+
+    def _included(self, ref: Any, referrer: str) -> list[str]:
+        rel = self._resolve(ref, referrer, "include")
+        if self.fs.is_dir(rel):
+            return [f for f in self.fs.yaml_files_in(rel, Location(referrer)) if f not in self._deleted]
+        return [rel]
+
+    # ---------------------------------------------------------------- finding things
+
+    def _walk(self, items: Any, file: str, depth: int = 0) -> Iterator[Slot]:
+        """The mappings of a list that may hold includes (followed as the loader does), each as a Slot."""
+        if not isinstance(items, CommentedSeq) or depth > 8:
+            return
+        for index, item in enumerate(items):
+            if isinstance(item, CommentedMap) and "include" in item:
+                for sub in self._included(item["include"], file):
+                    rt = self.file(sub)
+                    for di, doc in enumerate(rt.docs):
+                        if isinstance(doc, CommentedSeq):
+                            yield from self._walk(doc, sub, depth + 1)
+                        elif isinstance(doc, CommentedMap):
+                            yield Slot(sub, doc, None, di)
+            elif isinstance(item, CommentedMap):
+                yield Slot(file, item, items, index)
+
+    def _spec(self) -> CommentedMap:
+        rt = self.file(self.root_file)
+        doc = rt.docs[0] if rt.docs else None
+        spec = doc.get("spec") if isinstance(doc, CommentedMap) else None
+        if not isinstance(spec, CommentedMap) or not isinstance(spec.get("stacks"), CommentedSeq):
+            raise EditError(f"{self.root_file} has no spec.stacks list to edit")
+        return spec
+
+    def stacks(self) -> list[Slot]:
+        return list(self._walk(self._spec()["stacks"], self.root_file))
+
+    def stack(self, name: str) -> Slot:
+        found = [s for s in self.stacks() if s.node.get("name") == name]
+        if not found:
+            names = ", ".join(str(s.node.get("name")) for s in self.stacks()) or "none"
+            raise EditError(f"stack {name!r} is not in the definition (its stacks: {names})")
+        return found[0]
+
+    def entries(self, stack: Slot, kind: str) -> list[Slot]:
+        items = stack.node.get(LIST_KEYS[kind])
+        return list(self._walk(items, stack.file))
+
+    def entry(self, stack_name: str, kind: str, name: str) -> tuple[Slot, Slot]:
+        stack = self.stack(stack_name)
+        for slot in self.entries(stack, kind):
+            if slot.node.get("name") == name:
+                return stack, slot
+        raise EditError(f"stack {stack_name!r} has no {_kind_word(kind)} named {name!r}")
+
+    # ---------------------------------------------------------------- placing and removing
+
+    def _place(self, holder: CommentedMap, key: str, file: str, entry: CommentedMap, name: str) -> str:
+        """Put a new `entry` into list `holder[key]` (written in `file`) where its includes say;
+        returns the file it went to."""
+        items = holder.get(key)
+        targets: list[_Target] = []
+        inline = False
+        if isinstance(items, CommentedSeq):
+            for index, item in enumerate(items):
+                if isinstance(item, CommentedMap) and "include" in item:
+                    rel = self._resolve(item["include"], file, "include")
+                    if self.fs.is_dir(rel):
+                        targets.append(_Target("folder", rel, index))
+                    else:
+                        docs = self.file(rel).docs
+                        is_list = bool(docs) and isinstance(docs[-1], CommentedSeq)
+                        targets.append(_Target("list" if is_list else "single", rel, index))
+                else:
+                    inline = True
+        folders = [t for t in targets if t.kind == "folder"]
+        lists = [t for t in targets if t.kind == "list"]
+        singles = [t for t in targets if t.kind == "single"]
+        if folders:
+            return self._new_file(posixpath.join(folders[-1].file, f"{name}.yaml"), entry)
+        if inline or not targets:
+            if not isinstance(items, CommentedSeq):
+                holder[key] = items = CommentedSeq()
+            items.append(entry)
+            return file
+        if lists:
+            self.file(lists[-1].file).docs[-1].append(entry)
+            return lists[-1].file
+        single = singles[-1]
+        rel = self._new_file(posixpath.join(posixpath.dirname(single.file), f"{name}.yaml"), entry)
+        assert isinstance(items, CommentedSeq)
+        items.insert(single.index + 1, CommentedMap(include=_relative(rel, file)))
+        return rel
+
+    def _new_file(self, rel: str, content: Any) -> str:
+        name = posixpath.basename(rel)
+        if not _FILE_NAME.match(name) or posixpath.normpath(rel) != rel or rel.startswith("../"):
+            raise EditError(
+                f"cannot make the file {rel[:120]!r}: a new entry's name may hold only letters, "
+                "digits, '-', '_' and '.'"
+            )
+        if self._exists(rel):
+            raise EditError(f"{rel} already exists; give the new entry another name or move that file")
+        self._written[rel] = dump_value(content)
+        self._deleted.discard(rel)
+        return rel
+
+    def _remove(self, slot: Slot, holder_items: Any, holder_file: str) -> None:
+        if slot.container is not None:
+            del slot.container[slot.index]
+            if not slot.container and slot.file != holder_file:
+                self._drop_file(slot.file, holder_items, holder_file)
+            return
+        rt = self.file(slot.file)
+        del rt.docs[slot.index]
+        if not rt.docs:
+            self._drop_file(slot.file, holder_items, holder_file)
+
+    def _drop_file(self, rel: str, holder_items: Any, holder_file: str) -> None:
+        """An included file left empty is deleted, with an include naming exactly it."""
+        self._files.pop(rel, None)
+        self._deleted.add(rel)
+        if isinstance(holder_items, CommentedSeq):
+            for index, item in enumerate(holder_items):
+                if isinstance(item, CommentedMap) and "include" in item:
+                    target = posixpath.normpath(
+                        posixpath.join(posixpath.dirname(holder_file), item["include"])
+                    )
+                    if target == rel:
+                        del holder_items[index]
+                        return
+
+    # ---------------------------------------------------------------- applying
+
+    def apply(self, edit: Edit) -> None:
+        if isinstance(edit, AddEntry):
+            self._add_entry(edit)
+        elif isinstance(edit, ChangeEntry):
+            _, slot = self.entry(edit.stack, edit.kind, edit.name)
+            if "name" in edit.fields and edit.fields["name"] != edit.name:
+                raise EditError("an entry's name cannot be changed (remove it and add it under the new name)")
+            merge(slot.node, edit.fields, replace=False)
+        elif isinstance(edit, RemoveEntry):
+            stack, slot = self.entry(edit.stack, edit.kind, edit.name)
+            self._remove(slot, stack.node.get(LIST_KEYS[edit.kind]), stack.file)
+        elif isinstance(edit, SetChartVersion):
+            _, slot = self.entry(edit.stack, "addon", edit.addon)
+            slot.node["chart_version"] = edit.version
+        elif isinstance(edit, SetValues):
+            self._set_values(edit)
+        elif isinstance(edit, AddStack):
+            name = _name_of(edit.stack, "stack")
+            if any(s.node.get("name") == name for s in self.stacks()):
+                raise EditError(f"the definition already has a stack named {name!r}")
+            self._place(self._spec(), "stacks", self.root_file, _nodes(edit.stack), name)
+        else:
+            slot = self.stack(edit.name)
+            self._remove(slot, self._spec()["stacks"], self.root_file)
+
+    def _add_entry(self, edit: AddEntry) -> None:
+        name = _name_of(edit.entry, _kind_word(edit.kind))
+        stack = self.stack(edit.stack)
+        for other in self.stacks():
+            if any(e.node.get("name") == name for e in self.entries(other, edit.kind)):
+                raise EditError(
+                    f"stack {other.node.get('name')!r} already has {_kind_word(edit.kind)} {name!r}; "
+                    "names are unique in a cluster"
+                )
+        self._place(stack.node, LIST_KEYS[edit.kind], stack.file, _nodes(edit.entry), name)
+
+    def _set_values(self, edit: SetValues) -> None:
+        _, slot = self.entry(edit.stack, "addon", edit.addon)
+        encrypted = sorted(str(path) for path in _encrypted_in(edit.values))
+        if encrypted:
+            raise EditError(
+                f"the values hold SOPS ciphertext (ENC[…]) at {', '.join(encrypted)}: the server holds no "
+                "key to decrypt it, so give the plaintext and mark the value as secret"
+            )
+        conf = slot.node.get("configuration")
+        if not isinstance(conf, CommentedMap):
+            conf = CommentedMap()
+        values_file = (
+            self._resolve(conf["from_file"], slot.file, "configuration.from_file")
+            if isinstance(conf.get("from_file"), str)
+            else None
+        )
+        secret = tuple(edit.secret)
+        was_sops = False
+        if values_file is not None:
+            current = self.file(values_file).docs
+            was_sops = bool(current) and is_sops_document(_plain(current[0]))
+            if was_sops and not secret:
+                secret = tuple(str(p) for p in conf.get("encrypted_paths") or ())
+        if secret:
+            missing = unmatched(dict(edit.values), secret)
+            if missing:
+                raise EditError(
+                    f"the values marked as secret name no key of the values: {', '.join(missing)}"
+                    + (" (the values file is encrypted: give every secret value again)" if was_sops else "")
+                )
+            target = values_file or self._secret_file(slot, edit.addon)
+            recipients = tuple(edit.recipients) or self._recipients_for(target)
+            plaintext = dump_value(dict(edit.values))
+            try:
+                ciphertext = self.encrypt(plaintext, recipients, secret)
+            except EncryptError as e:
+                raise EditError(f"{target}: {e.message}") from None
+            self._files.pop(target, None)
+            self._written[target] = ciphertext
+            for key in ("values", "values_base64"):
+                conf.pop(key, None)
+            listed = sorted({listed_key(p) for p in secret})
+            if values_file != target:
+                conf["from_file"] = _relative(target, slot.file)
+            if sorted(str(p) for p in conf.get("encrypted_paths") or ()) != listed:
+                conf["encrypted_paths"] = listed
+            slot.node["configuration"] = conf
+            return
+        if values_file is not None:
+            docs = self.file(values_file).docs
+            if docs and isinstance(docs[0], CommentedMap):
+                merge(docs[0], edit.values, replace=True)
+            else:
+                self.file(values_file).docs[:] = [_nodes(edit.values)]
+            conf.pop("encrypted_paths", None)
+            return
+        values = conf.get("values")
+        if isinstance(values, CommentedMap):
+            merge(values, edit.values, replace=True)
+        elif isinstance(values, str):
+            tree = load_text(f"{slot.file}: configuration.values", values)
+            if isinstance(tree, CommentedMap):
+                merge(tree, edit.values, replace=True)
+            else:
+                tree = _nodes(edit.values)
+            conf["values"] = LiteralScalarString(dump_value(tree))
+        else:
+            conf.pop("values_base64", None)
+            conf["values"] = _nodes(edit.values)
+        slot.node["configuration"] = conf
+
+    def _secret_file(self, slot: Slot, addon: str) -> str:
+        rel = posixpath.join(posixpath.dirname(slot.file), "values", f"{addon}.enc.yaml")
+        if self._exists(rel):
+            raise EditError(
+                f"{rel} already exists; point the add-on's configuration.from_file at it or move it"
+            )
+        return rel
+
+    def _recipients_for(self, target: str) -> tuple[str, ...]:
+        """The age recipients of the nearest .sops.yaml (from the file's folder up to the root)."""
+        folder = posixpath.dirname(target)
+        while True:
+            config = posixpath.join(folder, SOPS_CONFIG) if folder else SOPS_CONFIG
+            if (self.fs.root / config).is_file():
+                try:
+                    rule = rule_for((self.fs.root / config).read_text(encoding="utf-8"), target)
+                except EncryptError as e:
+                    raise EditError(e.message) from None
+                if rule is None:
+                    break
+                return rule.recipients
+            if not folder:
+                break
+            folder = posixpath.dirname(folder)
+        raise EditError(
+            f"no age recipient for {target}: add a creation rule with `age:` and a path_regex matching it "
+            f"to {SOPS_CONFIG}, or give the recipients with the edit"
+        )
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def export_stack(ws: Workspace, name: str, target_file: str) -> dict[str, Any]:
+    """Stack `name` as plain data to add to the definition rooted at `target_file` (of the same or
+    another checkout): its included entries inline, and every file path written relative to
+    `target_file`."""
+    slot = ws.stack(name)
+    stack = _plain(slot.node)
+    for kind, key in LIST_KEYS.items():
+        if key in stack:
+            stack[key] = [_rebase(_plain(e.node), e.file, target_file) for e in ws.entries(slot, kind)]
+    return _rebase(stack, slot.file, target_file)
+
+
+def _rebase(node: dict[str, Any], source: str, target: str) -> dict[str, Any]:
+    out = dict(node)
+    for key in FILE_FIELDS:
+        if isinstance(out.get(key), str):
+            absolute = posixpath.normpath(posixpath.join(posixpath.dirname(source), out[key]))
+            out[key] = _relative(absolute, target)
+    conf = out.get("configuration")
+    if isinstance(conf, dict):
+        out["configuration"] = _rebase(conf, source, target)
+    return out
+
+
+def _relative(rel: str, referrer: str) -> str:
+    return posixpath.relpath(rel, posixpath.dirname(referrer) or ".")
+
+
+def _name_of(entry: Mapping[str, Any], what: str) -> str:
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise EditError(f"the new {what} needs a name")
+    return name
+
+
+def _encrypted_in(value: Any, path: tuple[str, ...] = ()) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _encrypted_in(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _encrypted_in(item, (*path, str(index)))
+    elif is_encrypted_value(value):
+        yield ".".join(path)
+
+
+def _nodes(value: Any) -> Any:
+    """Plain data as round-trip nodes (so it can be merged and dumped like the file's own)."""
+    if isinstance(value, Mapping):
+        out = CommentedMap()
+        for key, item in value.items():
+            out[key] = _nodes(item)
+        return out
+    if isinstance(value, str) and "\n" in value.rstrip("\n"):
+        return LiteralScalarString(value)
+    if isinstance(value, list | tuple):
+        seq = CommentedSeq()
+        seq.extend(_nodes(item) for item in value)
+        return seq
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | None):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def merge(node: CommentedMap, new: Mapping[str, Any], *, replace: bool) -> None:
+    """Change `node` in place to hold `new`: keys kept in their order with their comments and quoting
+    where the value is the same; with `replace` keys absent from `new` are removed, else a None
+    value removes a key and mappings are merged."""
+    if replace:
+        for key in [k for k in node if k not in new]:
+            del node[key]
+    for key, value in new.items():
+        if value is None and not replace:
+            node.pop(key, None)
+            continue
+        current = node.get(key)
+        if isinstance(current, CommentedMap) and isinstance(value, Mapping):
+            merge(current, value, replace=replace)
+        elif key in node and _plain(current) == value and type(_plain(current)) is type(value):
+            continue  # the same value: keep how it is written
+        else:
+            node[key] = _nodes(value)

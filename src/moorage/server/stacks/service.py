@@ -1,0 +1,284 @@
+"""Saving Stack Builder edits: fetch the tracked branch, apply the edits to a private copy of the
+tip's files, validate the result as a GitOps sync would (the definition, then each add-on's values
+against its chart's schema), and commit and push it with the user as author. A preview stops before
+the commit and answers the diff and the entries that would change in the cluster.
+
+A push that loses a race (the branch moved) is retried once on the new tip, with the edits applied
+again and validated again; a second loss is refused with a message saying so. Nothing is forced, and
+a refused edit commits nothing. Secret values live only in the request: sops gets them on stdin and
+only its ciphertext is written to the copy, the commit and the answer."""
+
+import asyncio
+import difflib
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from moorage.server import registries, service
+from moorage.server.bundle import BundleError, validate_tree
+from moorage.server.db.models import Cluster
+from moorage.server.gitops import store
+from moorage.server.gitops.git import Git, GitAuth, GitError
+from moorage.server.secretbox import SecretBox
+from moorage.server.settings import ServerSettings
+from moorage.server.stacks import gitwrite
+from moorage.server.stacks.edits import AddStack, Edit, EditError, Workspace, describe, export_stack
+from moorage.spec.digest import compare
+
+log = logging.getLogger("moorage.server.stacks")
+
+MAX_DIFF_CHARS = 256 * 1024
+ATTEMPTS = 2  # the first push, and one more on the new tip when the branch moved
+
+
+class Refused(Exception):
+    """The edit was not committed: `message` says why; `errors` are validation items (file, line,
+    field path, hint) when the edited definition does not validate."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 422,
+        errors: Sequence[dict[str, Any]] = (),
+        warnings: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.errors = list(errors)
+        self.warnings = list(warnings)
+
+
+@dataclass(frozen=True)
+class Source:
+    cluster_id: str
+    cluster_name: str
+    url: str
+    branch: str
+    path: str
+    auth: GitAuth | None
+    applied_digests: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    parent: str  # the commit the edits were applied to
+    files: list[str]  # the files the commit changes
+    diff: str
+    message: str
+    changes: dict[str, list[str]]  # entries added / changed / removed against what the last sync applied
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    commit: str | None = None  # None for a preview
+    attempts: int = 1
+
+
+@dataclass
+class Deps:
+    db: Callable[[Callable[[Session], Any]], Awaitable[Any]]
+    git: Git
+    box: SecretBox
+    settings: ServerSettings
+
+
+async def source_of(deps: Deps, name: str) -> Source:
+    def work(session: Session) -> Source:
+        cluster = service.get_cluster(session, name)
+        repo = store.get_repository(session, cluster)
+        if repo is None:
+            raise service.NotFound(
+                f"cluster {name!r} is not connected to a Git repository; connect it with "
+                "`moorage cluster connect` before editing its stacks"
+            )
+        try:
+            auth = store.auth_of(
+                deps.box,
+                repo.credential,
+                repo.url,
+                loopback_http=store.loopback_http(deps.settings.egress_policy()),
+            )
+        except store.CredentialRefused as e:
+            raise Refused(e.message) from None
+        return Source(
+            cluster.id, cluster.name, repo.url, repo.branch, repo.path, auth, dict(repo.applied_digests or {})
+        )
+
+    result: Source = await deps.db(work)
+    return result
+
+
+def commit_message(edits: Sequence[Edit], cluster: str) -> str:
+    parts = [describe(e) for e in edits]
+    head = f"{cluster}: {parts[0]}" if len(parts) == 1 else f"{cluster}: {len(parts)} stack changes"
+    body = "\n".join(f"- {p}" for p in parts) if len(parts) > 1 else ""
+    return f"{head[:200]}\n\n{body}\n\nMade with the Moorage Stack Builder.\n".replace("\n\n\n", "\n\n")
+
+
+def unified_diff(ws: Workspace, changes: dict[str, str | None]) -> str:
+    out: list[str] = []
+    for rel, text in changes.items():
+        old = ws.original(rel)
+        out.extend(
+            difflib.unified_diff(
+                (old or "").splitlines(keepends=True),
+                (text or "").splitlines(keepends=True),
+                "/dev/null" if old is None else f"a/{rel}",
+                "/dev/null" if text is None else f"b/{rel}",
+            )
+        )
+    diff = "".join(line if line.endswith("\n") else line + "\n" for line in out)
+    return diff if len(diff) <= MAX_DIFF_CHARS else diff[:MAX_DIFF_CHARS] + "\n… (diff cut)\n"
+
+
+async def _fetch(deps: Deps, src: Source) -> str:
+    try:
+        return await deps.git.fetch(src.url, src.branch, src.auth)
+    except GitError as e:
+        raise Refused(f"cannot read the repository: {e.message}", status=502) from None
+
+
+async def _tree(deps: Deps, src: Source, sha: str, dest: Path) -> None:
+    try:
+        tree = await deps.git.tree(src.url, sha, dest)
+    except GitError as e:
+        raise Refused(f"cannot read the repository: {e.message}", status=502) from None
+    if src.path not in tree.files:
+        raise Refused(
+            f"the definition file {src.path} is not in commit {sha[:12]} of branch {src.branch}", status=409
+        )
+
+
+async def export(deps: Deps, name: str, stack: str, target_path: str) -> AddStack:
+    """Stack `stack` of cluster `name` as an AddStack edit for a definition at `target_path`."""
+    src = await source_of(deps, name)
+    tip = await _fetch(deps, src)
+    with tempfile.TemporaryDirectory(prefix="moorage-stack-") as tmp:
+        await _tree(deps, src, tip, Path(tmp))
+        ws = Workspace(Path(tmp), src.path)
+        try:
+            data = await asyncio.to_thread(export_stack, ws, stack, target_path)
+        except EditError as e:
+            raise Refused(e.message, status=404 if "is not in the definition" in e.message else 422) from None
+    return AddStack(data)
+
+
+async def _validate(deps: Deps, src: Source, base: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The same checks as a sync's Validating phase; Refused with the items when it fails."""
+    try:
+        check = await asyncio.to_thread(validate_tree, base, src.path)
+    except BundleError as e:
+        raise Refused(e.message) from None
+    if check.ok and check.registries:
+
+        def cluster_of(session: Session) -> Cluster:
+            cluster = service.get_cluster_by_id(session, src.cluster_id)
+            if cluster is None:
+                raise service.NotFound("the cluster was deleted")
+            return cluster
+
+        _, errors, warnings = await registries.prepare_job(
+            deps.db,
+            deps.box,
+            cluster_of,
+            check.registries,
+            check.resolved,
+            policy=deps.settings.egress_policy(),
+            ghcr_fallback=deps.settings.ghcr_git_token,
+        )
+        check.errors += errors
+        check.warnings += warnings
+    if not check.ok:
+        first = check.errors[0]
+        where = ":".join(str(p) for p in (first.get("file"), first.get("line")) if p)
+        path = f" ({first['path']})" if first.get("path") else ""
+        raise Refused(
+            "the edited definition does not validate, nothing was committed: "
+            f"{where}{path}: {first['message']}",
+            errors=check.errors,
+            warnings=check.warnings,
+        )
+    return check.digests, check.warnings
+
+
+async def save(
+    deps: Deps,
+    name: str,
+    edits: Sequence[Edit],
+    *,
+    who: str,
+    preview: bool = False,
+    on_pushed: Callable[[str], Awaitable[None]] | None = None,
+) -> Outcome:
+    """Apply `edits` to cluster `name`'s definition at the branch tip; commit and push unless
+    `preview`. Refused (nothing committed) when the edits fail, do not validate, or lose two races."""
+    if not edits:
+        raise Refused("no edit was given")
+    src = await source_of(deps, name)
+    message = commit_message(edits, src.cluster_name)
+    author = gitwrite.author_of(who.removeprefix("user:"))
+    for attempt in range(1, ATTEMPTS + 1):
+        tip = await _fetch(deps, src)
+        with tempfile.TemporaryDirectory(prefix="moorage-stack-") as tmp:
+            base = Path(tmp)
+            await _tree(deps, src, tip, base)
+            ws = Workspace(base, src.path)
+            try:
+                await asyncio.to_thread(_apply_all, ws, edits)
+            except EditError as e:
+                raise Refused(e.message) from None
+            changes = ws.changes()
+            if not changes:
+                raise Refused("the edit changes nothing: the definition already says this", status=409)
+            diff = unified_diff(ws, changes)
+            digests, warnings = await _validate(deps, src, base)
+        outcome = Outcome(
+            parent=tip,
+            files=list(changes),
+            diff=diff,
+            message=message,
+            changes=compare(src.applied_digests, digests).to_dict(),
+            warnings=warnings,
+            attempts=attempt,
+        )
+        if preview:
+            return outcome
+        try:
+            sha = await gitwrite.commit(deps.git, src.url, tip, changes, author=author, message=message)
+            await gitwrite.push(deps.git, src.url, src.branch, sha, src.auth)
+        except gitwrite.PushRejected:
+            log.info("stack edit of %s lost a race on %s (attempt %d)", src.cluster_name, src.branch, attempt)
+            continue
+        except GitError as e:
+            raise Refused(f"the commit could not be pushed: {e.message}", status=502) from None
+        outcome.commit = sha
+        if on_pushed is not None:
+            await on_pushed(sha)
+        return outcome
+    raise Refused(
+        f"branch {src.branch!r} kept moving while the edit was being saved (another commit was pushed "
+        f"twice in a row); nothing was committed. Look at the new commits and save again",
+        status=409,
+    )
+
+
+def _apply_all(ws: Workspace, edits: Sequence[Edit]) -> None:
+    for edit in edits:
+        ws.apply(edit)
+    ws.write_back()
+
+
+async def request_sync(deps: Deps, name: str, who: str) -> None:
+    """Ask for the GitOps sync of the new commit (the controller is woken by the caller)."""
+
+    def work(session: Session) -> None:
+        cluster = service.get_cluster(session, name)
+        repo = store.get_repository(session, cluster)
+        if repo is not None:
+            store.request_sync(session, repo, "manual", who)
+
+    await deps.db(work)
