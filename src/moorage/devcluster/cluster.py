@@ -69,6 +69,11 @@ class DevCluster:
     def log(self, component: str) -> Path:
         return self.dir / "logs" / f"{component}.log"
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines), written only by a cluster started with `audit=True`."""
+        return self.dir / "logs" / "audit.log"
+
     def save(self) -> None:
         data = {
             "name": self.name,
@@ -278,6 +283,26 @@ def _exists(cluster: DevCluster, path: str) -> bool:
         return False
 
 
+# One event per request at Metadata level (who, user agent, verb, object; no bodies): the
+# RequestReceived and ResponseStarted stages are left out, so each request is counted once.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [{"level": "Metadata"}],
+}
+
+
+def audit_flags(cluster: DevCluster) -> list[str]:
+    """kube-apiserver flags for an audit log of every request (benchmarks count requests per tool)."""
+    return [
+        f"--audit-policy-file={cluster.dir / 'audit-policy.json'}",
+        f"--audit-log-path={cluster.audit_log}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=0",  # never rotated: the benchmark reads one file
+    ]
+
+
 def _argv(cluster: DevCluster, advertise: str) -> dict[str, list[str]]:
     p, d, ports = cluster.pki, cluster.dir, cluster.ports
     etcd_peer = f"http://127.0.0.1:{ports.etcd_peer}"
@@ -361,10 +386,13 @@ def _argv(cluster: DevCluster, advertise: str) -> dict[str, list[str]]:
     }
 
 
-def up(name: str, nodes: int = 3, timeout: float = 90.0, ports: Ports | None = None) -> DevCluster:
+def up(
+    name: str, nodes: int = 3, timeout: float = 90.0, ports: Ports | None = None, *, audit: bool = False
+) -> DevCluster:
     """Start a devcluster and return once its API is ready and `nodes` nodes are Ready.
 
-    `ports` are chosen free on loopback unless given."""
+    `ports` are chosen free on loopback unless given. `audit`: the API server writes an audit event
+    per request to `cluster.audit_log` (off by default: it costs the API server time)."""
     _check_name(name)
     if nodes < 1 or nodes > 100:
         raise DevclusterError(f"--nodes must be between 1 and 100, got {nodes}")
@@ -387,6 +415,9 @@ def up(name: str, nodes: int = 3, timeout: float = 90.0, ports: Ports | None = N
     deadline = time.monotonic() + timeout
     try:
         argv = _argv(cluster, network.advertise_address())
+        if audit:
+            (directory / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY))
+            argv["kube-apiserver"] += audit_flags(cluster)
         pki.create(directory / "pki")
         _write_private(cluster.kubeconfig, json.dumps(_kubeconfig(cluster, "admin"), indent=2))
         _write_pod_logs(cluster)

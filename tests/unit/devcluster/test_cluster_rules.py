@@ -65,3 +65,13 @@ def test_state_round_trips(tmp_path: Path) -> None:
     original.processes.append(process.Started("etcd", os.getpid(), 42, tmp_path / "etcd.log"))
     original.save()
     assert cluster.DevCluster.load(tmp_path) == original
+
+
+def test_audit_is_opt_in_and_logs_each_request_once_at_metadata_level(tmp_path: Path) -> None:
+    dev = cluster.DevCluster("audit", tmp_path, cluster.Ports(1, 2, 3, 4, 5, 6), nodes=1)
+    flags = cluster.audit_flags(dev)
+    assert f"--audit-log-path={dev.audit_log}" in flags
+    assert f"--audit-policy-file={tmp_path / 'audit-policy.json'}" in flags
+    assert cluster.AUDIT_POLICY["rules"] == [{"level": "Metadata"}]  # no request or response bodies
+    assert set(cluster.AUDIT_POLICY["omitStages"]) == {"RequestReceived", "ResponseStarted"}
+    assert not any(a.startswith("--audit") for a in cluster._argv(dev, "10.0.0.1")["kube-apiserver"])
