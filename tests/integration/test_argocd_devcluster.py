@@ -2,13 +2,17 @@
 built from the Go module proxy, deploy a Helm chart from the tests' chart repository as an
 Application, and heal drift made with kubectl."""
 
+import base64
 import json
+import re
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from moorage import devcluster
 from moorage.devcluster import argocd, chartsources
@@ -18,13 +22,19 @@ from moorage.engine.executor import sync
 from moorage.engine.observe import observe
 from moorage.engine.outcome import EntryStatus
 from moorage.spec.lifecycle import AddonState, Cause, ServerView, decide
+from moorage.spec.loader import LoadOptions, load
+from moorage.spec.report import Location
+from moorage.spec.sops import decrypt_yaml
 from tests.integration.conftest import Kubectl
 from tests.integration.engine_support import Engine, new_definition
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops-repo"
+EXAMPLE_KEY = EXAMPLE / "keys" / "test-only.agekey"  # TEST ONLY, public on purpose
 
 
 @pytest.fixture(scope="module")
 def argo(cluster: devcluster.DevCluster) -> Iterator[argocd.ArgoCD]:
-    ports = argocd.start(cluster)
+    ports = argocd.start(cluster, age_key_file=EXAMPLE_KEY)  # the plugin's key, as a sidecar's Secret
     try:
         yield ports
     finally:
@@ -331,11 +341,13 @@ async def test_the_preview_and_the_migration_hold_back_in_flight_and_multi_sourc
             kubectl.run("apply", "-f", "-", input=json.dumps(app))
         wait_for(
             "Argo CD to hold the hook's sync in flight",
-            lambda: kubectl.get("application", hook, "-n", argocd.NAMESPACE)
-            .get("status", {})
-            .get("operationState", {})
-            .get("phase")
-            == "Running",
+            lambda: (
+                kubectl.get("application", hook, "-n", argocd.NAMESPACE)
+                .get("status", {})
+                .get("operationState", {})
+                .get("phase")
+                == "Running"
+            ),
         )
 
         preview = await engine_argocd.migration_preview(ctx, 0, 500)
@@ -362,3 +374,75 @@ async def test_the_preview_and_the_migration_hold_back_in_flight_and_multi_sourc
     for name in (hook, multi):  # no Helm release was made for the two held back
         assert kubectl.get("secrets", "-n", d.ns("apps"), "-l", f"owner=helm,name={name}")["items"] == []
         kubectl.run("delete", "application", name, "-n", argocd.NAMESPACE, "--wait=false")
+
+
+def example_on_argo_cd(root: Path, chart_url: str, suffix: str) -> Path:
+    """The example definition with deployment_engine argo_cd, its charts from the tests' repository
+    and its namespaces suffixed (the native tests deploy the example in the same cluster)."""
+    for path in EXAMPLE.rglob("*"):
+        if not path.is_file() or "keys" in path.parts:
+            continue
+        text = path.read_text().replace("http://127.0.0.1:8879", chart_url)
+        text = re.sub(
+            r"(namespace|name|APPS_NAMESPACE): (apps|widgets|hooks)$", rf"\1: \2-{suffix}", text, flags=re.M
+        )
+        if path.name == "import-cluster.yaml":
+            text = text.replace("\nspec:\n", "\nspec:\n  deployment_engine: argo_cd\n", 1)
+        target = root / path.relative_to(EXAMPLE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return root / "import-cluster.yaml"
+
+
+async def test_the_example_definition_deploys_through_argo_cd_with_its_sops_values_decrypted_in_the_cluster(
+    argo: argocd.ArgoCD,
+    cluster: devcluster.DevCluster,
+    kubectl: Kubectl,
+    chart_repo: chartsources.ChartRepo,
+    helm_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole example on the ArgoCD engine: every add-on an Application, Synced and Healthy,
+    including `stateful`, whose values are SOPS-encrypted: its Application carries only ciphertext,
+    and Moorage's plugin in argocd-cmp-server decrypts them with its own key to render the chart."""
+    suffix = uuid.uuid4().hex[:6]
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(EXAMPLE_KEY))  # the agent's key, as in the demo
+    loaded = load(example_on_argo_cd(tmp_path / "repo", chart_repo.url, suffix), LoadOptions(decrypt=True))
+    assert loaded.ok, loaded.report.to_text()
+    assert loaded.resolved is not None
+    assert loaded.plan is not None
+    plaintext = yaml.safe_load(
+        decrypt_yaml((EXAMPLE / "values" / "stateful.enc.yaml").read_text(), Location(""))
+    )
+    password = plaintext["password"]
+    addons = sorted(loaded.resolved.addons)
+    assert "stateful" in addons
+    assert loaded.resolved.addons["stateful"].encrypted
+    try:
+        async with Engine(cluster.kubeconfig, helm_home, timeout_seconds=240) as ctx:
+            done = await sync(ctx, loaded.resolved, loaded.plan)
+            assert done.ok, {r: o.message for r, o in done.outcomes.items() if not o.ok}
+            observed = {o.name: o for o in await observe(ctx, loaded.resolved, cause=Cause.SWEEP)}
+        for name in addons:
+            assert app_status(kubectl, name) == ("Synced", "Healthy"), name
+            assert observed[name].engine == "argo_cd"
+            assert decide(observed[name], ServerView(agent_online=True)).state is AddonState.SYNCED, name
+        stateful = kubectl.get("application", "stateful", "-n", argocd.NAMESPACE)
+        assert stateful["spec"]["source"]["plugin"]["name"] == argocd.PLUGIN_NAME
+        assert password not in json.dumps(stateful)  # ciphertext and masked values only, status included
+        for env in stateful["spec"]["source"]["plugin"]["env"]:
+            assert password not in base64.b64decode(env["value"]).decode()
+        assert (
+            kubectl.get("statefulset", "stateful", "-n", f"apps-{suffix}")["metadata"]["name"] == "stateful"
+        )
+        for cm in kubectl.get("configmaps", "-n", argocd.NAMESPACE)[
+            "items"
+        ]:  # Argo CD's config: no plaintext
+            assert password not in json.dumps(cm), cm["metadata"]["name"]
+        assert (
+            kubectl.get("secrets", "-n", f"apps-{suffix}", "-l", "owner=helm")["items"] == []
+        )  # no Helm release
+    finally:
+        for name in addons:
+            kubectl.run("delete", "application", name, "-n", argocd.NAMESPACE, "--wait=false", check=False)

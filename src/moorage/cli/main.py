@@ -15,6 +15,7 @@ import typer
 from moorage.cli import (
     addon_commands,
     agent_commands,
+    argocd_plugin_commands,
     chart_commands,
     client,
     devcluster,
@@ -63,6 +64,7 @@ user_commands.register(app)
 health_commands.register(app)
 chart_commands.register(app)
 kube_commands.register(app)
+argocd_plugin_commands.register(app)
 
 
 if __name__ == "__main__":

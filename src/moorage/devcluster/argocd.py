@@ -3,15 +3,19 @@ argocd-repo-server (one multi-call binary, built by `make tools-argocd`) and a R
 processes of the devcluster (so `devcluster down` stops them), with the Application and AppProject
 CRDs, `argocd-cm`, `argocd-secret` and the `default` AppProject in the `argocd` namespace.
 
-Only the two components the ArgoCD engine and the peer benchmarks need: no API server, UI, Dex or
-ApplicationSet controller. Argo CD applies to the cluster named `in-cluster`
-(https://kubernetes.default.svc), which ARGOCD_FAKE_IN_CLUSTER points at the devcluster's kubeconfig."""
+Only the components the ArgoCD engine and the peer benchmarks need: no API server, UI, Dex or
+ApplicationSet controller. Beside the repo-server runs argocd-cmp-server with Moorage's plugin
+(`moorage argocd-plugin generate`), which decrypts SOPS values with the age key given to `start`
+(default: $SOPS_AGE_KEY_FILE), as a sidecar with the key mounted from a Secret would in a cluster.
+Argo CD applies to the cluster named `in-cluster` (https://kubernetes.default.svc), which
+ARGOCD_FAKE_IN_CLUSTER points at the devcluster's kubeconfig."""
 
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +28,8 @@ from moorage.devcluster.errors import DevclusterError
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
-COMPONENTS = ("redis", "argocd-repo-server", "argocd-application-controller")
+COMPONENTS = ("redis", "argocd-cmp-server", "argocd-repo-server", "argocd-application-controller")
+PLUGIN_NAME = "moorage-sops"  # engine/argocd_app.py names it in the Applications of encrypted add-ons
 _CONFIG_FILES = ("argocd-cm.yaml", "argocd-secret.yaml", "argocd-rbac-cm.yaml", "argocd-cmd-params-cm.yaml")
 _CRD_FILES = ("application-crd.yaml", "appproject-crd.yaml")
 
@@ -117,17 +122,55 @@ def _wait(started: process.Started, ready: Callable[[], bool], timeout: float, w
     )
 
 
-def start(cluster: DevCluster, timeout: float = 120.0, processors: int | None = None) -> ArgoCD:
-    """Run Argo CD's controller, repo-server and Redis against `cluster`, return once all answer.
-    `processors`: the controller's operation and status processors (default: Argo CD's 10 and 20)."""
+def plugin_config(moorage: Path) -> str:
+    """The ConfigManagementPlugin argocd-cmp-server runs: used only by Applications that name it."""
+    plugin = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ConfigManagementPlugin",
+        "metadata": {"name": PLUGIN_NAME},
+        "spec": {"generate": {"command": [str(moorage), "argocd-plugin", "generate"]}},
+    }
+    return json.dumps(plugin, indent=2) + "\n"  # JSON is YAML
+
+
+def _plugin_env(data: Path, age_key_file: Path | None) -> dict[str, str]:
+    tools = [str(binaries.find("helm").parent), str(Path(sys.executable).parent)]
+    env = {
+        "PATH": os.pathsep.join([*tools, os.environ.get("PATH", "/usr/bin:/bin")]),
+        "ARGOCD_PLUGINSOCKFILEPATH": str(data / "plugins"),
+        "ARGOCD_CMP_WORKDIR": str(data / "cmp"),
+        "HELM_CACHE_HOME": str(data / "helm" / "cache"),
+        "HELM_CONFIG_HOME": str(data / "helm" / "config"),
+        "HELM_DATA_HOME": str(data / "helm" / "data"),
+    }
+    from_env = os.environ.get("SOPS_AGE_KEY_FILE")
+    key = age_key_file or (Path(from_env) if from_env else None)
+    if key is not None:
+        env["SOPS_AGE_KEY_FILE"] = str(key.resolve())
+    return env
+
+
+def start(
+    cluster: DevCluster,
+    timeout: float = 120.0,
+    processors: int | None = None,
+    age_key_file: Path | None = None,
+) -> ArgoCD:
+    """Run Argo CD's controller, repo-server, cmp-server with Moorage's plugin, and Redis against
+    `cluster`, return once all answer. `processors`: the controller's operation and status processors
+    (default: Argo CD's 10 and 20). `age_key_file`: the plugin's age key (default $SOPS_AGE_KEY_FILE;
+    none: encrypted add-ons fail to render, saying so)."""
     controller_bin = binaries.find("argocd-application-controller")
     repo_bin = binaries.find("argocd-repo-server")
+    cmp_bin = binaries.find("argocd-cmp-server")
+    moorage_bin = binaries.find("moorage")
     redis_bin = _redis_server()
     install_objects(cluster)
     ports = ArgoCD(*network.free_ports(4))
     data = cluster.dir / "argocd"
-    for sub in ("tls", "ssh", "plugins", "gpg"):
+    for sub in ("tls", "ssh", "plugins", "gpg", "cmp", "cmp-config"):
         (data / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    (data / "cmp-config" / "plugin.yaml").write_text(plugin_config(moorage_bin))
     redis_addr = f"127.0.0.1:{ports.redis_port}"
 
     def launch(component: str, argv: list[str], env: dict[str, str] | None = None) -> process.Started:
@@ -151,6 +194,14 @@ def start(cluster: DevCluster, timeout: float = 120.0, processors: int | None = 
         ],
     )
     _wait(redis, lambda: _redis_ping(ports.redis_port), timeout, "answering")
+    socket_path = data / "plugins" / f"{PLUGIN_NAME}.sock"
+    socket_path.unlink(missing_ok=True)
+    cmp = launch(
+        "argocd-cmp-server",
+        [str(cmp_bin), f"--config-dir-path={data / 'cmp-config'}", "--logformat=json"],
+        _plugin_env(data, age_key_file),
+    )
+    _wait(cmp, socket_path.exists, timeout, "listening")
     repo = launch(
         "argocd-repo-server",
         [

@@ -3,10 +3,18 @@ Application's status says about the add-on. No I/O; `engine/argocd.py` applies a
 
 One Application per add-on, named after it, in Argo CD's namespace, destination the cluster Argo CD
 runs in. The add-on's settings map onto Argo CD's own fields one to one (sync policy, sync options,
-retry, ignore_differences, revision history); Helm values travel as `helm.valuesObject`, which is
-why add-ons with SOPS-encrypted values are refused on this engine (`refusal`): the Application spec
-and Argo CD's Redis cache would hold the plaintext."""
+retry, ignore_differences, revision history); Helm values travel as `helm.valuesObject`.
 
+An add-on with SOPS-encrypted values never puts plaintext in the Application: its source names
+Moorage's config-management plugin (`moorage-sops`, run by argocd-cmp-server beside the
+repo-server) and carries the values with the secret paths masked, those paths, and the SOPS
+document as committed (ciphertext), base64 in the plugin's environment. The plugin
+(`engine/argocd_plugin.py`) decrypts them with the age key of its own process, in memory, and runs
+`helm template`. The rendered manifests, Secrets included, are still cached in Argo CD's Redis and
+held by its controller: the native engine is the one to use for secrets."""
+
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +31,10 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 MANAGED_BY = "moorage"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+PLUGIN_NAME = "moorage-sops"  # the config-management plugin that decrypts SOPS values in the cluster
+PLUGIN_VALUES, PLUGIN_SECRET_PATHS, PLUGIN_SOPS = "MOORAGE_VALUES", "MOORAGE_SECRET_PATHS", "MOORAGE_SOPS"
+# one environment variable holds at most 128 KiB on Linux (MAX_ARG_STRLEN), base64 included
+PLUGIN_MAX_ENV_BYTES = 96 * 1024
 # Argo CD's label for Secrets that register a repository (needed for OCI Helm registries)
 REPOSITORY_SECRET_LABEL = "argocd.argoproj.io/secret-type"  # noqa: S105 (a label name)
 
@@ -30,10 +42,14 @@ REPOSITORY_SECRET_LABEL = "argocd.argoproj.io/secret-type"  # noqa: S105 (a labe
 def refusal(addon: ResolvedAddon) -> str | None:
     """Why the add-on cannot run on the ArgoCD engine, or None."""
     if addon.encrypted:
-        return (
-            "its values are SOPS-encrypted, and Argo CD would keep them in plain text in the "
-            "Application spec and its Redis cache; use deployment_engine ankra_native for this add-on"
-        )
+        if addon.sops_document is None:
+            return "its SOPS-encrypted values are not kept as their committed document; use ankra_native"
+        too_big = [e["name"] for e in _plugin_env(addon) if len(e["value"]) > PLUGIN_MAX_ENV_BYTES]
+        if too_big:
+            return (
+                f"its values are too big for Argo CD's plugin environment ({', '.join(too_big)} over "
+                f"{PLUGIN_MAX_ENV_BYTES // 1024} KiB in base64); use deployment_engine ankra_native for it"
+            )
     if not addon.registry_url:
         return f"it names no registry URL to fetch chart {addon.chart_name} from"
     return None
@@ -43,15 +59,34 @@ def _source(addon: ResolvedAddon, values: dict[str, Any]) -> dict[str, Any]:
     url = addon.registry_url or ""
     # Argo CD names OCI Helm repositories without the scheme, registered with enableOCI (repository_secret)
     repo_url = url.removeprefix("oci://") if url.startswith("oci://") else url
-    helm: dict[str, Any] = {"releaseName": addon.name}
-    if values:
-        helm["valuesObject"] = values
-    return {
+    source: dict[str, Any] = {
         "repoURL": repo_url,
         "chart": addon.chart_name,
         "targetRevision": addon.chart_version,
-        "helm": helm,
     }
+    if addon.encrypted:  # never the plaintext: the plugin decrypts in the cluster
+        source["plugin"] = {"name": PLUGIN_NAME, "env": _plugin_env(addon)}
+        return source
+    helm: dict[str, Any] = {"releaseName": addon.name}
+    if values:
+        helm["valuesObject"] = values
+    source["helm"] = helm
+    return source
+
+
+def _b64(data: str) -> str:
+    return base64.b64encode(data.encode()).decode()
+
+
+def _plugin_env(addon: ResolvedAddon) -> list[dict[str, str]]:
+    """The plugin's inputs, none of them secret: the values with their secret paths masked, the
+    paths, and the committed SOPS document."""
+    paths = sorted(([*p] for p in addon.values.secret_paths), key=lambda p: [str(k) for k in p])
+    return [
+        {"name": PLUGIN_VALUES, "value": _b64(json.dumps(addon.values.masked() or {}, sort_keys=True))},
+        {"name": PLUGIN_SECRET_PATHS, "value": _b64(json.dumps(paths))},
+        {"name": PLUGIN_SOPS, "value": _b64(addon.sops_document or "")},
+    ]
 
 
 def _ignore(rule: IgnoreDifference) -> dict[str, Any]:
@@ -69,7 +104,8 @@ def _ignore(rule: IgnoreDifference) -> dict[str, Any]:
 
 
 def spec_for(addon: ResolvedAddon, values: dict[str, Any]) -> dict[str, Any]:
-    """The Application spec for `addon` (its values already decrypted: never pass encrypted add-ons)."""
+    """The Application spec for `addon`; `values` are its values, decrypted (for an encrypted add-on
+    they are not used: the plugin gets the ciphertext instead)."""
     settings = addon.settings
     policy = settings.sync_policy
     sync_policy: dict[str, Any] = {"syncOptions": settings.effective_sync_options}
@@ -166,8 +202,10 @@ def same_source(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> boo
     empty fields when it echoes a source in its status)."""
     a, b = a or {}, b or {}
     helm_a, helm_b = a.get("helm") or {}, b.get("helm") or {}
-    return all(a.get(k) == b.get(k) for k in ("repoURL", "chart", "targetRevision")) and all(
-        (helm_a.get(k) or None) == (helm_b.get(k) or None) for k in ("releaseName", "valuesObject")
+    return (
+        all(a.get(k) == b.get(k) for k in ("repoURL", "chart", "targetRevision"))
+        and all((helm_a.get(k) or None) == (helm_b.get(k) or None) for k in ("releaseName", "valuesObject"))
+        and (a.get("plugin") or None) == (b.get("plugin") or None)
     )
 
 

@@ -170,7 +170,10 @@ class Helm:
         stdin: bytes | None = None,
         secrets: Iterable[str] = (),
         timeout: float = 900,
+        mask_output: bool = True,
     ) -> str:
+        """helm's standard output; `secrets` are masked in it (unless not `mask_output`: output that
+        is itself the deliverable, as a plugin's rendered manifests) and always in its errors."""
         proc = await asyncio.create_subprocess_exec(
             *self._base(),
             *args,
@@ -191,7 +194,8 @@ class Helm:
             message = message.removeprefix("Error: ")
             temporary = any(hint in message.lower() for hint in _TEMPORARY_HINTS)
             raise HelmError(f"helm {args[0]} failed: {message}", temporary=temporary)
-        return redact(out.decode(errors="replace"), secrets)
+        text = out.decode(errors="replace")
+        return redact(text, secrets) if mask_output else text
 
     async def upgrade_install(
         self,

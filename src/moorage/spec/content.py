@@ -115,6 +115,9 @@ class ResolvedAddon:
     value_locations: Callable[[PathKey], Location | None] | None = field(
         default=None, repr=False, compare=False
     )
+    # the SOPS document the values were decrypted from, as committed (ciphertext: no secret), for
+    # engines that decrypt inside the cluster themselves (the ArgoCD engine's plugin)
+    sops_document: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -440,9 +443,9 @@ class Resolver:
         encrypted = False
         locate: Callable[[PathKey], Location | None] | None = None
         conf = a.configuration
+        src: _Source | None = None
         if conf is not None:
             cpath = (*path, "configuration")
-            src: _Source | None = None
             if conf.from_file is not None:
                 src = self._file(conf.from_file, (*cpath, "from_file"), "from_file")
             elif isinstance(conf.values, dict):
@@ -507,6 +510,7 @@ class Resolver:
             encrypted=encrypted,
             defined_at=_at(self.ctx.sources.location(path)),
             value_locations=locate,
+            sops_document=src.text if encrypted and src is not None else None,
         )
 
     def text_file(self, ref: str, path: PathKey, what: str) -> str:

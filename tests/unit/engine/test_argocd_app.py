@@ -1,5 +1,7 @@
 """The Application an add-on becomes on the ArgoCD engine, and what an Application's status means."""
 
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -7,7 +9,7 @@ import pytest
 from moorage.engine import argocd_app
 from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL
 from moorage.engine.health.types import HealthStatus
-from moorage.spec.content import ResolvedAddon, Sensitive
+from moorage.spec.content import MASK, ResolvedAddon, Sensitive
 from moorage.spec.models import AddonSettings, JobConfiguration
 
 VALUES = {"replicaCount": 3}
@@ -118,13 +120,40 @@ def test_empty_values_send_no_values_object() -> None:
     assert "valuesObject" not in argocd_app.application(addon(), "dev", {})["spec"]["source"]["helm"]
 
 
-def test_encrypted_add_ons_and_missing_registries_are_refused() -> None:
-    refused = argocd_app.refusal(addon(encrypted=True))
-    assert refused is not None
-    assert "SOPS" in refused
-    assert "ankra_native" in refused
+def test_missing_registries_and_encrypted_values_without_their_document_are_refused() -> None:
     assert argocd_app.refusal(addon(registry_url=None)) is not None
+    refused = argocd_app.refusal(addon(encrypted=True))  # decrypted, but the ciphertext was not kept
+    assert refused is not None
+    assert "ankra_native" in refused
     assert argocd_app.refusal(addon()) is None
+    too_big = addon(encrypted=True, sops_document="x" * argocd_app.PLUGIN_MAX_ENV_BYTES)
+    assert "too big" in (argocd_app.refusal(too_big) or "")
+
+
+SOPS_DOCUMENT = "password: ENC[AES256_GCM,data:abc,iv:def,tag:ghi,type:str]\nsops:\n    version: 3.11.0\n"
+
+
+def encrypted_addon() -> ResolvedAddon:
+    values = Sensitive({"username": "app", "password": "hunter2-plaintext"}, frozenset({("password",)}))
+    return addon(values=values, encrypted=True, sops_document=SOPS_DOCUMENT)
+
+
+def test_encrypted_values_go_to_the_plugin_as_ciphertext_never_as_plaintext() -> None:
+    enc = encrypted_addon()
+    assert argocd_app.refusal(enc) is None
+    app = argocd_app.application(enc, "dev", enc.values.reveal())
+    source = app["spec"]["source"]
+    assert "helm" not in source  # Argo CD allows one of helm / plugin
+    assert source["plugin"]["name"] == argocd_app.PLUGIN_NAME
+    env = {e["name"]: base64.b64decode(e["value"]).decode() for e in source["plugin"]["env"]}
+    assert json.loads(env[argocd_app.PLUGIN_VALUES]) == {"username": "app", "password": MASK}
+    assert json.loads(env[argocd_app.PLUGIN_SECRET_PATHS]) == [["password"]]
+    assert env[argocd_app.PLUGIN_SOPS] == SOPS_DOCUMENT
+    assert "hunter2-plaintext" not in json.dumps(app)
+    assert not any("hunter2-plaintext" in text for text in env.values())  # nor once decoded
+    echoed = json.loads(json.dumps(source))
+    assert argocd_app.same_source(source, echoed)
+    assert not argocd_app.same_source(source, {k: v for k, v in source.items() if k != "plugin"})
 
 
 def test_applications_of_others_are_not_owned() -> None:
