@@ -4,7 +4,7 @@
 #
 #   tools/k8s/build.sh LINK_DIR [argocd] [flux]
 #                                   build what is missing, then symlink every binary into LINK_DIR;
-#                                   `argocd` adds Argo CD's controller and repo-server (make tools-argocd),
+#                                   `argocd` adds Argo CD's controller, repo-server and cmp-server (make tools-argocd),
 #                                   `flux` Flux's helm-controller and source-controller (make bench-peers)
 #
 # Built binaries are cached in $MOORAGE_CACHE/bin/<component>-<version>/ (default ~/.cache/moorage),
@@ -89,7 +89,7 @@ if [[ "$extras" == *" argocd "* ]]; then
   argocd_ld="-s -w -X github.com/argoproj/argo-cd/v3/common.version=${argocd#v}"
   argocd_ld+=" -X github.com/argoproj/argo-cd/v3/common.buildDate=1970-01-01T00:00:00Z"
   GOTOOLCHAIN=go1.27.3 build argocd "$argocd" "$argocd_ld" argocd=github.com/argoproj/argo-cd/v3/cmd
-  for name in argocd-application-controller argocd-repo-server; do
+  for name in argocd-application-controller argocd-repo-server argocd-cmp-server; do
     ln -sfn "$cache/argocd-$argocd/argocd" "$link_dir/$name"
   done
   if [[ ! -d "$cache/argocd-$argocd/manifests" ]]; then
