@@ -26,6 +26,7 @@ from moorage.cli import (
     remote_commands,
     server_commands,
     spec_commands,
+    stack_commands,
     user_commands,
 )
 
@@ -65,6 +66,7 @@ health_commands.register(app)
 chart_commands.register(app)
 kube_commands.register(app)
 argocd_plugin_commands.register(app)
+stack_commands.register(app)
 
 
 if __name__ == "__main__":
