@@ -259,7 +259,7 @@ def differences(live: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
             for part in ("repoURL", "chart", "targetRevision"):
                 if have.get(part) != source.get(part):
                     out.append(f"source.{part}: {have.get(part)!r} → {source.get(part)!r}")
-            if (have.get("helm") or {}) != source.get("helm"):
+            if (have.get("helm") or None) != source.get("helm") or have.get("plugin") != source.get("plugin"):
                 out.append("values differ")
         elif spec.get(key) != want[key]:
             out.append(f"{key} differs")

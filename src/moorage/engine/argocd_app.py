@@ -197,6 +197,20 @@ class AppState:
 _HEALTH = {h.value: h for h in HealthStatus}
 
 
+def let_go_operations(app: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """JSON-patch operations that take Argo CD off a live Application whatever manager set the fields:
+    automated sync removed, and the resources finalizer removed (guarded by `test`, so a concurrent
+    change of the list fails the patch instead of removing the wrong entry). Empty when already so."""
+    ops: list[dict[str, Any]] = []
+    if "automated" in ((app.get("spec") or {}).get("syncPolicy") or {}):
+        ops.append({"op": "remove", "path": "/spec/syncPolicy/automated"})
+    finalizers = (app.get("metadata") or {}).get("finalizers") or []
+    for index in reversed([i for i, f in enumerate(finalizers) if f == RESOURCES_FINALIZER]):
+        ops.append({"op": "test", "path": f"/metadata/finalizers/{index}", "value": RESOURCES_FINALIZER})
+        ops.append({"op": "remove", "path": f"/metadata/finalizers/{index}"})
+    return ops
+
+
 def same_source(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
     """Whether two Application sources name the same chart, version and values (Argo CD drops
     empty fields when it echoes a source in its status)."""

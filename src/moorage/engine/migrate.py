@@ -3,7 +3,8 @@ declarative: the definition says `engine: ankra_native` (or drops argo_cd as the
 while Moorage's Application for the add-on still exists, and the next sync migrates it:
 
 1. Argo CD stops acting on it: automated sync off, and the resources finalizer removed so that
-   deleting the Application can never cascade;
+   deleting the Application can never cascade (applied as Moorage's fields, then JSON-patched away
+   where another field manager owns them);
 2. an operation Argo CD has in flight settles first;
 3. `helm upgrade --install --take-ownership` with the same chart and values (the objects the
    Application tracks are adopted, nobody else's);
@@ -79,9 +80,12 @@ async def from_argocd(
     frozen["metadata"].pop("finalizers", None)
     try:
         await ctx.kube.apply(frozen, field_manager=ctx.field_manager, force=True)
+        live = await argocd.current(ctx, addon.name) or {}
+        # fields another manager owns (a `kubectl edit`, an older Moorage) survive the apply: removed here
+        if operations := argocd_app.let_go_operations(live):
+            live = await ctx.kube.json_patch(*argocd.KIND, addon.name, argocd_app.NAMESPACE, operations)
         # 2. an operation in flight settles before helm touches the objects
         deadline = time.monotonic() + SETTLE_SECONDS
-        live = await argocd.current(ctx, addon.name) or {}
         while argocd_app.state_of(dict(live)).operation == "Running" and time.monotonic() < deadline:
             await ctx.sleep(argocd.POLL_SECONDS)
             live = await argocd.current(ctx, addon.name) or {}
@@ -93,12 +97,22 @@ async def from_argocd(
                 reason="argocd_busy",
             )
         finalizers = (live.get("metadata") or {}).get("finalizers") or []
+        automated = "automated" in ((live.get("spec") or {}).get("syncPolicy") or {})
+        if automated:
+            return EntryOutcome(
+                ref,
+                EntryStatus.FAILED,
+                f"migration stopped: {where} was put back on automated sync while it settled (another "
+                "manager sets it); stop that manager, or Argo CD would fight Helm over the objects",
+                reason="argocd_automated",
+            )
         if argocd_app.RESOURCES_FINALIZER in finalizers:
             return EntryOutcome(
                 ref,
                 EntryStatus.FAILED,
-                f"migration stopped: {where} still carries {argocd_app.RESOURCES_FINALIZER} (another manager "
-                "set it); remove it, or deleting the Application would delete the add-on's resources",
+                f"migration stopped: {where} was given {argocd_app.RESOURCES_FINALIZER} again (another "
+                "manager sets it); stop that manager, or deleting the Application would delete the add-on's "
+                "resources",
                 reason="argocd_finalizer",
             )
         before = await _uids(ctx, tracked(live))

@@ -229,3 +229,33 @@ def test_same_source_ignores_what_argo_cd_drops() -> None:
     assert argocd_app.same_source(source, echoed)
     assert not argocd_app.same_source(source, {**echoed, "targetRevision": "1.0.1"})
     assert not argocd_app.same_source(source, None)
+
+
+def test_letting_go_removes_automated_sync_and_the_resources_finalizer_whoever_set_them() -> None:
+    app = {
+        "metadata": {"finalizers": ["other/keep", argocd_app.RESOURCES_FINALIZER]},
+        "spec": {"syncPolicy": {"automated": {"prune": True}, "retry": {"limit": 5}}},
+    }
+    assert argocd_app.let_go_operations(app) == [
+        {"op": "remove", "path": "/spec/syncPolicy/automated"},
+        {"op": "test", "path": "/metadata/finalizers/1", "value": argocd_app.RESOURCES_FINALIZER},
+        {"op": "remove", "path": "/metadata/finalizers/1"},
+    ]
+    let_go = {"metadata": {"finalizers": ["other/keep"]}, "spec": {"syncPolicy": {"retry": {"limit": 5}}}}
+    assert argocd_app.let_go_operations(let_go) == []
+    assert argocd_app.let_go_operations({}) == []
+
+
+def test_the_observed_differences_of_an_encrypted_add_on_compare_its_plugin_inputs() -> None:
+    from moorage.engine.argocd import differences
+
+    enc = encrypted_addon()
+    want = argocd_app.spec_for(enc, {})
+    assert differences({"spec": json.loads(json.dumps(want))}, want) == []
+    changed = addon(values=Sensitive({"username": "other", "password": "x"}, frozenset({("password",)})),
+                    encrypted=True, sops_document=SOPS_DOCUMENT)  # fmt: skip
+    assert differences({"spec": want}, argocd_app.spec_for(changed, {})) == ["values differ"]
+    plain = argocd_app.spec_for(addon(), VALUES)
+    assert differences({"spec": plain}, plain) == []
+    nine = argocd_app.spec_for(addon(), {"replicaCount": 9})
+    assert differences({"spec": plain}, nine) == ["values differ"]
