@@ -15,6 +15,7 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from moorage.kube.errors import KubeError
 from moorage.kube.passthrough import Passthrough
@@ -65,21 +66,40 @@ class KubeProxyAgent:
         self._streams: dict[str, _Stream] = {}
         self._running = {Mode.UNARY: 0, Mode.STREAM: 0, Mode.UPGRADE: 0}
         self._pinger: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
         self.refused = 0
 
-    async def start(self) -> None:
-        await self._nc.subscribe(kp.kube_to_agent_subject(self._cluster_id), cb=self._frame)
+    async def start(self, *, listening: bool = True) -> None:
         self._pinger = asyncio.create_task(self._ping_loop(), name="kubeproxy-ping")
+        if listening:
+            await self.listen()
+
+    async def listen(self) -> None:
+        """Take requests. Of several agent replicas only the leader listens: every replica would
+        receive each request on the cluster's subject and run it (a create twice)."""
+        if self._sub is None:
+            self._sub = await self._nc.subscribe(kp.kube_to_agent_subject(self._cluster_id), cb=self._frame)
+
+    async def deafen(self) -> None:
+        """Take no more requests and end the open ones (kubectl retries against the new leader)."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        await self._end_all()
 
     async def stop(self) -> None:
         """End every open stream (kubectl sees its watch end and retries against the next agent)."""
         if self._pinger is not None:
             self._pinger.cancel()
+        await self._end_all()
+        await self._api.close()
+
+    async def _end_all(self) -> None:
         tasks = [s.task for s in self._streams.values() if s.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._api.close()
 
     # -- frames from the server ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,17 +246,20 @@ class Agent:
         return self._leader is None or self._leader.is_leader
 
     def _leadership_changed(self, leader: bool) -> None:
+        works: list[Coroutine[Any, Any, None]] = []
         if leader:  # the server hears from this replica now: a full snapshot first
             if self._state is not None:
                 self._state.reset()
-            for work in (self._report_all(Cause.CONNECT), self._send_heartbeat()):
-                task = asyncio.get_running_loop().create_task(work)
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-            return
-        # no longer the leader: writes stop here and go back to the queue (another replica leads)
-        for task in list(self._writing.values()):
-            task.cancel()
+            works += [self._report_all(Cause.CONNECT), self._send_heartbeat()]
+        else:  # no longer the leader: writes stop here and go back to the queue (another replica leads)
+            for running in list(self._writing.values()):
+                running.cancel()
+        if self._kubeproxy is not None:  # kubectl through Moorage: the leader's alone
+            works.append(self._kubeproxy.listen() if leader else self._kubeproxy.deafen())
+        for work in works:
+            task = asyncio.get_running_loop().create_task(work)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _election_wanted(self, config: kube_config.ClusterConfig) -> bool:
         wanted = self.settings.leader_election
@@ -294,7 +297,7 @@ class Agent:
             self._kubeproxy = KubeProxyAgent(
                 self._nc, self.reg.cluster_id, Passthrough(self._kube.config), self.settings.kube_proxy
             )
-            await self._kubeproxy.start()
+            await self._kubeproxy.start(listening=self.is_leader)
             self._ready = True
             log.info("agent of cluster %s connected to %s", self.reg.cluster_name, self.reg.nats_url)
             loops = [self._consume(), self._heartbeats(), self._sweeps()]
