@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo screenshots test tools tools-argocd bench-peers browser venv lock lint fuzz unit integration clean
+.PHONY: demo screenshots test tools tools-argocd tools-rollouts bench-peers browser venv lock lint fuzz unit integration clean
 
 demo: tools
 	$(BIN)/python scripts/demo.py
@@ -14,7 +14,7 @@ demo: tools
 screenshots: tools browser
 	$(BIN)/python scripts/demo.py --screenshots docs/screenshots
 
-test: tools tools-argocd browser lint
+test: tools tools-argocd tools-rollouts browser lint
 	$(BIN)/pytest -q tests
 
 venv: $(VENV)/.installed
@@ -52,6 +52,11 @@ tools-argocd: venv
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
 
+# Argo Rollouts' controller and kubectl plugin (v1.10.1, from the Go module proxy) with its CRDs, for the
+# charts' canary test (tests/integration/test_chart_rollouts.py)
+tools-rollouts: venv
+	tools/k8s/build.sh $(BIN) argo-rollouts
+
 # Debian's chromium for the browser tests (Playwright drives it; `playwright install` cannot download here)
 CHROMIUM := /usr/bin/chromium
 browser:
@@ -82,7 +87,7 @@ fuzz: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-integration: tools tools-argocd browser
+integration: tools tools-argocd tools-rollouts browser
 	$(BIN)/pytest -q tests/integration
 
 clean:

@@ -2,9 +2,10 @@
 # Builds the devcluster's binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 # etcd, kwok), helm and an OCI registry from the Go module proxy, each once per version.
 #
-#   tools/k8s/build.sh LINK_DIR [argocd] [flux]
+#   tools/k8s/build.sh LINK_DIR [argocd] [argo-rollouts] [flux]
 #                                   build what is missing, then symlink every binary into LINK_DIR;
 #                                   `argocd` adds Argo CD's controller, repo-server and cmp-server (make tools-argocd),
+#                                   `argo-rollouts` Argo Rollouts' controller and kubectl plugin (make tools-rollouts),
 #                                   `flux` Flux's helm-controller and source-controller (make bench-peers)
 #
 # Built binaries are cached in $MOORAGE_CACHE/bin/<component>-<version>/ (default ~/.cache/moorage),
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-link_dir="${1:?usage: tools/k8s/build.sh LINK_DIR [argocd] [flux]}"
+link_dir="${1:?usage: tools/k8s/build.sh LINK_DIR [argocd] [argo-rollouts] [flux]}"
 shift
 extras=" $* "
 cache="${MOORAGE_CACHE:-$HOME/.cache/moorage}/bin"
@@ -101,6 +102,21 @@ if [[ "$extras" == *" argocd "* ]]; then
        "$src"/base/config/argocd-rbac-cm.yaml "$src"/base/config/argocd-cmd-params-cm.yaml "$tmp/"
     chmod 0644 "$tmp"/*.yaml
     mv "$tmp" "$cache/argocd-$argocd/manifests"
+  fi
+fi
+
+# Argo Rollouts v1.10.1 (the charts' canary): the controller and the kubectl plugin, plus the CRDs from
+# the module (manifests/crds), as for Argo CD.
+if [[ "$extras" == *" argo-rollouts "* ]]; then
+  module=github.com/argoproj/argo-rollouts
+  rollouts="$(required_version argo-rollouts "$module")"
+  build argo-rollouts "$rollouts" "-s -w -X $module/utils/version.version=${rollouts#v}" \
+    rollouts-controller=$module/cmd/rollouts-controller kubectl-argo-rollouts=$module/cmd/kubectl-argo-rollouts
+  if [[ ! -d "$cache/argo-rollouts-$rollouts/crds" ]]; then
+    src="$(cd "$here/argo-rollouts" && go list -m -f '{{.Dir}}' "$module")/manifests/crds"
+    tmp="$cache/argo-rollouts-$rollouts/crds.tmp.$$"
+    mkdir -p "$tmp" && cp "$src"/*-crd.yaml "$tmp/" && chmod 0644 "$tmp"/*.yaml
+    mv "$tmp" "$cache/argo-rollouts-$rollouts/crds"
   fi
 fi
 

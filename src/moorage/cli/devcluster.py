@@ -26,7 +26,8 @@ def up(
         typer.Option(
             "--with",
             help="Also run: argocd (Argo CD's application-controller, repo-server and Redis; "
-            "`make tools-argocd` builds them).",
+            "`make tools-argocd` builds them), argo-rollouts (Argo Rollouts' controller and CRDs; "
+            "`make tools-rollouts`).",
         ),
     ] = None,
     with_charts: Annotated[
@@ -55,9 +56,10 @@ def up(
             raise typer.Exit(2)
 
     extras = set(with_ or ())
-    if unknown := extras - {"argocd"}:
+    if unknown := extras - {"argocd", "argo-rollouts"}:
         err.print(
-            f"[red]error:[/red] --with {sorted(unknown)[0]}: unknown; the choices are: argocd", markup=True
+            f"[red]error:[/red] --with {sorted(unknown)[0]}: unknown; the choices are: argocd, argo-rollouts",
+            markup=True,
         )
         raise typer.Exit(2)
     started = time.monotonic()
@@ -72,6 +74,17 @@ def up(
                 devcluster.down(name)  # all or nothing: no half-started devcluster stays behind
                 raise
             err.print(f"Argo CD running (namespace {argocd.NAMESPACE}, destination {argocd.IN_CLUSTER})")
+        if "argo-rollouts" in extras:
+            from moorage.devcluster import rollouts
+
+            try:
+                rollouts.start(cluster)
+            except BaseException:
+                devcluster.down(name)  # all or nothing
+                raise
+            err.print(
+                "Argo Rollouts running (its CRDs installed; `kubectl argo rollouts` is kubectl-argo-rollouts)"
+            )
         if with_charts and charts is not None:
             try:
                 url = chartserver.start(cluster, charts, charts_port)
