@@ -169,8 +169,9 @@ class HeartbeatMessage(_Message):
     running_jobs: int = 0
     # False until the agent holds a definition (after a restart): the server sends it one (DEFINE)
     has_definition: bool = True
-    # the cluster's public egress IP, only when the agent was asked to look it up (public_ip.*)
-    public_ip: str | None = Field(default=None, max_length=45)
+    # the cluster's public egress IP, only when the agent was asked to look it up (public_ip.*); left
+    # out of the JSON when None, so a server that does not know the field still takes the heartbeat
+    public_ip: str | None = Field(default=None, max_length=45, exclude_if=lambda v: v is None)
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("public_ip")

@@ -92,3 +92,13 @@ def test_heartbeat_carries_only_an_address() -> None:
     assert HeartbeatMessage(cluster_id="c", agent_version="1").public_ip is None
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
         HeartbeatMessage(cluster_id="c", agent_version="1", public_ip="evil.example")
+
+
+def test_a_heartbeat_without_an_address_is_what_an_older_server_takes() -> None:
+    from moorage.spec import protocol
+
+    plain = protocol.encode(HeartbeatMessage(cluster_id="c", agent_version="1"))
+    assert b"public_ip" not in plain
+    assert b'"public_ip":"203.0.113.7"' in protocol.encode(
+        HeartbeatMessage(cluster_id="c", agent_version="1", public_ip="203.0.113.7")
+    )
