@@ -43,6 +43,12 @@ def _as_postgres(argv: list[str]) -> list[str]:
 _RUNNING: dict[str, tuple[Path, str, Path]] = {}  # url → data directory, options, log
 
 
+def server_pid(url: str) -> int:
+    """The pid of the postmaster of `url` (its backends are its children)."""
+    data, _, _ = _RUNNING[url]
+    return int((data / "postmaster.pid").read_text().split()[0])
+
+
 def restart(url: str, *, down_seconds: float = 0.0) -> None:
     """Stop the server of `url` at once (as a crash would: `-m immediate`), then start it again."""
     data, options, log = _RUNNING[url]
