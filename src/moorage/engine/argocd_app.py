@@ -90,8 +90,10 @@ def _plugin_env(addon: ResolvedAddon) -> list[dict[str, str]]:
 
 
 def _ignore(rule: IgnoreDifference) -> dict[str, Any]:
-    out: dict[str, Any] = {"group": rule.group or "", "kind": rule.kind or "*"}
+    # as Argo CD stores it (Go's omitempty): an empty group is left out, or every read would differ
+    out: dict[str, Any] = {"kind": rule.kind or "*"}
     for key, value in (
+        ("group", rule.group),
         ("name", rule.name),
         ("namespace", rule.namespace),
         ("jsonPointers", rule.json_pointers),

@@ -94,7 +94,7 @@ def test_settings_map_one_to_one() -> None:
     assert spec["revisionHistoryLimit"] == 3
     assert spec["ignoreDifferences"] == [
         {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]},
-        {"group": "", "kind": "ConfigMap", "managedFieldsManagers": ["kube-controller-manager"]},
+        {"kind": "ConfigMap", "managedFieldsManagers": ["kube-controller-manager"]},
     ]
 
 
