@@ -176,6 +176,13 @@ async def test_release_left_pending_by_a_killed_helm_is_recovered_by_the_sweep(
     upgrade.wait()
     assert helm.releases(ns)[name]["status"] == "pending-upgrade"
 
+    # the agent's RECONCILE_AUTO_HEAL_ENABLED=false: reported, left alone
+    async with Engine(cluster.kubeconfig, helm_home, stuck_after_seconds=0, recover_stuck=False) as ctx:
+        beat, reports = await sweep(ctx, resolved)
+    assert beat.recovered == 0, reports
+    assert any("left alone (stuck-release recovery is off)" in e for e in reports[0].errors), reports
+    assert helm.releases(ns)[name]["status"] == "pending-upgrade"
+
     async with Engine(cluster.kubeconfig, helm_home, stuck_after_seconds=0) as ctx:
         beat, reports = await sweep(ctx, resolved)
     assert beat.recovered == 1, reports
