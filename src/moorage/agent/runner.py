@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from moorage import __version__
-from moorage.agent import jobs, publicip
+from moorage.agent import jobs, publicip, selfupgrade
 from moorage.agent.kubeproxy import KubeProxyAgent, Limits
 from moorage.agent.leader import LeaderElector, Timing
 from moorage.agent.registryauth import CredentialsError, open_credentials
@@ -538,6 +538,8 @@ class Agent:
             return await self._sync(job)
         if job.action is protocol.JobAction.SWEEP:
             return await self._sweep_and_report()
+        if job.action is protocol.JobAction.UPGRADE_AGENT:
+            return await selfupgrade.run(self._ctx, job)
         if job.action is protocol.JobAction.ROLLBACK:
             outcome = await jobs.run_rollback(self._ctx, self._cluster, job)
             name = str(job.payload.get("addon", ""))
@@ -817,6 +819,7 @@ class Agent:
             running_jobs=len(self._running),
             has_definition=self._cluster is not None,
             public_ip=self._public_ip,
+            chart_version=selfupgrade.chart_version(),
             sent_at=datetime.now(UTC),
         )
         with contextlib.suppress(Exception):

@@ -111,9 +111,13 @@ class JobAction(StrEnum):
     ADDON_EVENTS = "addon_events"  # read: the events of the add-on's resources
     HELM_RELEASES = "helm_releases"  # read: every Helm release in the cluster, managed or not
     ARGOCD_MIGRATION = "argocd_migration"  # read: a page of Argo CD Applications with their eligibility
+    # write: `helm upgrade --reuse-values` of the agent's own release (payload: chart, version)
+    UPGRADE_AGENT = "upgrade_agent"
 
 
-WRITE_ACTIONS = frozenset({JobAction.SYNC, JobAction.DELETE, JobAction.SWEEP, JobAction.ROLLBACK})
+WRITE_ACTIONS = frozenset(
+    {JobAction.SYNC, JobAction.DELETE, JobAction.SWEEP, JobAction.ROLLBACK, JobAction.UPGRADE_AGENT}
+)
 
 
 class JobState(StrEnum):
@@ -172,6 +176,9 @@ class HeartbeatMessage(_Message):
     # the cluster's public egress IP, only when the agent was asked to look it up (public_ip.*); left
     # out of the JSON when None, so a server that does not know the field still takes the heartbeat
     public_ip: str | None = Field(default=None, max_length=45, exclude_if=lambda v: v is None)
+    # the version of the agent chart the agent was installed with (MOORAGE_AGENT_CHART_VERSION, set by
+    # the chart), so an Upgrade Agent shows once the new pod reports; left out when unknown
+    chart_version: str | None = Field(default=None, max_length=64, exclude_if=lambda v: v is None)
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("public_ip")
