@@ -79,6 +79,9 @@ env by name). */}}
   (dict "name" "MOORAGE_AGENT_PUBLIC_IP_REPORTING" "value" (toString .Values.public_ip.reporting_enabled))
   (dict "name" "MOORAGE_AGENT_PUBLIC_IP_LOOKUP_URL" "value" .Values.public_ip.lookup_url)
   (dict "name" "HOME" "value" "/home/moorage")
+  (dict "name" "MOORAGE_AGENT_RELEASE_NAME" "value" .Release.Name)
+  (dict "name" "MOORAGE_AGENT_RELEASE_NAMESPACE" "value" .Release.Namespace)
+  (dict "name" "MOORAGE_AGENT_CHART_VERSION" "value" .Chart.Version)
 -}}
 {{- with .Values.config.ca -}}
 {{- $entries = append $entries (dict "name" "MOORAGE_CA" "value" "/etc/moorage/ca/server-ca.crt") -}}

@@ -32,7 +32,13 @@ NAMESPACE = "moorage"
 # variables the agent chart renders that `moorage agent` does not read (README.md and NOTES.txt say so)
 ACCEPTED_NOT_USED: set[str] = set()
 # read by the agent's process itself, not as a CLI option
-READ_BY_THE_PROCESS = {"MOORAGE_AGENT_IN_PROGRESS_SECONDS"}
+READ_BY_THE_PROCESS = {
+    "MOORAGE_AGENT_IN_PROGRESS_SECONDS",
+    # Upgrade Agent (agent/selfupgrade.py): which release is the agent's own, and its chart version
+    "MOORAGE_AGENT_RELEASE_NAME",
+    "MOORAGE_AGENT_RELEASE_NAMESPACE",
+    "MOORAGE_AGENT_CHART_VERSION",
+}
 
 # the shape of a PEM CA (the chart neither parses nor checks it; the agent does)
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
