@@ -68,7 +68,9 @@ class SetValues(_Op):
     op: Literal["set_values"]
     stack: Name
     addon: Name
-    values: dict[str, Any] = Field(description="The add-on's values, whole (secret ones in plaintext).")
+    values: dict[str, Any] | Annotated[str, Field(max_length=1024 * 1024)] = Field(
+        description="The add-on's values, whole (secret ones in plaintext): a mapping, or YAML text."
+    )
     secret: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
         default_factory=list, max_length=200, description="Keys to encrypt with SOPS (dotted paths)."
     )
@@ -176,12 +178,28 @@ def to_edit(op: Op) -> E.Edit:
     if isinstance(op, RemoveManifest):
         return E.RemoveEntry(op.stack, "manifest", op.name)
     if isinstance(op, SetValues):
-        return E.SetValues(op.stack, op.addon, op.values, tuple(op.secret), tuple(op.recipients))
+        values = _mapping(op.values) if isinstance(op.values, str) else op.values
+        return E.SetValues(op.stack, op.addon, values, tuple(op.secret), tuple(op.recipients))
     if isinstance(op, SetChartVersion):
         return E.SetChartVersion(op.stack, op.addon, op.version)
     if isinstance(op, AddStack):
         return E.AddStack(op.stack)
     return E.RemoveStack(op.name)
+
+
+def _mapping(text: str) -> dict[str, Any]:
+    """Values given as YAML text (the UI's editor); never echoed back, it may hold secrets."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise HTTPException(422, detail=f"the values are not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, detail="the values must be a YAML mapping (key: value lines)")
+    return data
 
 
 def deps_of(ctx: Ctx) -> stacks.Deps:

@@ -350,3 +350,22 @@ def test_an_unknown_stack_or_cluster_is_a_clear_error(client: TestClient) -> Non
     assert r.status_code == 422
     assert r.json()["detail"] == "stack 'nope' is not in the definition (its stacks: base)"
     assert client.get("/api/v1/clusters/zz/stacks").status_code == 404
+
+
+def test_values_given_as_yaml_text_are_parsed_and_bad_yaml_is_refused_without_echoing_it(
+    client: TestClient, origin: WorkTree
+) -> None:
+    assert client.post(
+        "/api/v1/clusters/c1/stacks/edits", json=add_strict({"replicas": 2, "logLevel": "info"})
+    ).is_success
+    edit = {"op": "set_values", "stack": "base", "addon": "strict", "values": "replicas: 3\nlogLevel: warn\n"}
+    r = client.post("/api/v1/clusters/c1/stacks/edits", json={"edits": [edit], "preview": True})
+    assert r.status_code == 200, r.text
+    assert "+              replicas: 3\n" in r.json()["diff"]
+    bad = {**edit, "values": f"replicas: [\n  {SECRET}"}
+    r = client.post("/api/v1/clusters/c1/stacks/edits", json={"edits": [bad]})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("the values are not valid YAML at line")
+    assert SECRET not in r.text
+    r = client.post("/api/v1/clusters/c1/stacks/edits", json={"edits": [{**edit, "values": "- a list"}]})
+    assert r.json()["detail"] == "the values must be a YAML mapping (key: value lines)"
