@@ -53,7 +53,7 @@ class Server:
         self.proc = subprocess.Popen(
             [*argv, "--data-dir", str(self.data_dir), *self.args], stdout=log, stderr=log, env=env
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded 2-core machine starts it slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200:

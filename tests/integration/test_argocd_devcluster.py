@@ -5,6 +5,7 @@ Application, and heal drift made with kubectl."""
 import base64
 import json
 import re
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,15 @@ from moorage.spec.lifecycle import AddonState, Cause, ServerView, decide
 from moorage.spec.loader import LoadOptions, load
 from moorage.spec.report import Location
 from moorage.spec.sops import decrypt_yaml
-from tests.integration.conftest import Kubectl
+from tests.integration.conftest import Helm, Kubectl
+from tests.integration.control_plane_support import (
+    Agents,
+    Server,
+    free_port,
+    register,
+    wait_operation,
+    wait_state,
+)
 from tests.integration.engine_support import Engine, new_definition
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops-repo"
@@ -446,3 +455,93 @@ async def test_the_example_definition_deploys_through_argo_cd_with_its_sops_valu
     finally:
         for name in addons:
             kubectl.run("delete", "application", name, "-n", argocd.NAMESPACE, "--wait=false", check=False)
+
+
+SIX = """
+apiVersion: v1
+kind: ImportCluster
+metadata: {{name: argomig}}
+spec:
+  deployment_engine: {engine}
+  helm_registries:
+    - {{name: repo, url: "{url}"}}
+  stacks:
+    - name: six
+      addons:
+{addons}
+"""
+
+
+def six_addons(url: str, namespace: str, engine: str) -> dict[str, Any]:
+    addons = "\n".join(
+        f"        - {{name: mig-{i}, chart_name: webapp, chart_version: '1.0.0', registry_name: repo, "
+        f"namespace: {namespace}, configuration: {{values: {{replicaCount: 1}}}}}}"
+        for i in range(6)
+    )
+    text = SIX.format(engine=engine, url=url, addons=addons)
+    return {"files": {"import-cluster.yaml": text}, "root": "import-cluster.yaml"}
+
+
+def test_the_server_killed_in_the_middle_of_a_migration_of_six_add_ons_finishes_it_after_a_restart(
+    argo: argocd.ArgoCD,
+    agents: Agents,
+    cluster: devcluster.DevCluster,
+    kubectl: Kubectl,
+    helm: Helm,
+    chart_repo: chartsources.ChartRepo,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Through the control plane: six add-ons deployed by Argo CD, then the definition moves them to
+    the native engine and the server is killed (`kill -9`) once the first Application is gone. After
+    the restart the migration ends: every add-on is a Helm release at revision 1 (migrated once),
+    no Application of Moorage's remains, no Deployment was recreated, and each add-on's history names
+    the migration."""
+    port = free_port()
+    server = Server(f"http://127.0.0.1:{port}", tmp_path / "server", port)
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        token = register(server, "argomig")
+        agents.start(server, token, cluster.kubeconfig)
+        wait_state(server, "argomig", "online")
+        deployed = server.api(
+            "POST", "/clusters/argomig/apply", json=six_addons(chart_repo.url, namespace, "argo_cd")
+        )
+        op = wait_operation(server, deployed.json()["id"], timeout=300)
+        assert op["state"] == "success", json.dumps(op)[-3000:]
+        names = [f"mig-{i}" for i in range(6)]
+        uids = {n: kubectl.get("deployment", n, "-n", namespace)["metadata"]["uid"] for n in names}
+
+        def ours() -> set[str]:
+            apps = kubectl.get("applications", "-n", argocd.NAMESPACE, "-l", "moorage.dev/cluster=argomig")
+            return {a["metadata"]["name"] for a in apps["items"]}
+
+        assert ours() == set(names)
+        moving = server.api(
+            "POST", "/clusters/argomig/apply", json=six_addons(chart_repo.url, namespace, "ankra_native")
+        )
+        assert moving.status_code == 202, moving.text
+        left = wait_for(
+            "the first Application deleted by the migration", lambda: (len(ours()) < 6 and ours()) or None
+        )
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGKILL)  # mid-migration: Applications remain
+        server.proc.wait(30)
+        assert left, "the migration ended before the kill"
+        server.start()
+        op = wait_operation(server, moving.json()["id"], timeout=300)
+        assert op["state"] == "success", json.dumps(op)[-3000:]
+    finally:
+        server.stop()
+    assert ours() == set()
+    releases = helm.releases(namespace)
+    for name in names:
+        assert releases[name]["status"] == "deployed", releases[name]
+        assert str(releases[name]["revision"]) == "1", f"{name} was upgraded more than once"
+        assert kubectl.get("deployment", name, "-n", namespace)["metadata"]["uid"] == uids[name], name
+    outcomes: dict[str, Any] = {}
+    for job in op["jobs"]:
+        outcomes |= (job.get("result") or {}).get("outcomes") or {}
+    migrated = {ref for ref, o in outcomes.items() if o.get("reason") == "migrated_from_argocd"}
+    assert migrated == {f"addon/{n}" for n in names}, outcomes
