@@ -254,6 +254,9 @@ class Agent:
         else:  # no longer the leader: writes stop here and go back to the queue (another replica leads)
             for running in list(self._writing.values()):
                 running.cancel()
+            # the leader after this one may deploy a newer definition: leading again, this replica
+            # says it has none (heartbeat) and gets the current one, never sweeping with a stale one
+            self._cluster, self._commit = None, None
         if self._kubeproxy is not None:  # kubectl through Moorage: the leader's alone
             works.append(self._kubeproxy.listen() if leader else self._kubeproxy.deafen())
         for work in works:
