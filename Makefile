@@ -5,10 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo screenshots test tools tools-argocd tools-rollouts bench-peers browser venv lock lint fuzz unit integration clean
+.PHONY: demo demo-ha screenshots test tools tools-argocd tools-rollouts bench-peers browser venv lock lint fuzz unit integration clean
 
 demo: tools
 	$(BIN)/python scripts/demo.py
+
+# the demo on the high-availability control plane: PostgreSQL, three clustered nats-servers and
+# HA_REPLICAS (2) moorage server replicas on loopback (tests/ha_support.py); needs Debian's postgresql
+HA_REPLICAS ?= 2
+demo-ha: tools
+	$(BIN)/python scripts/demo.py --ha $(HA_REPLICAS)
 
 # pictures of the web UI's main pages for the docs (the demo, signed in, in Debian's chromium)
 screenshots: tools browser

@@ -9,12 +9,18 @@
 
 It keeps running until Ctrl-C, which stops everything it started (the devcluster included).
 
-    .venv/bin/python scripts/demo.py [--screenshots docs/screenshots]
+    .venv/bin/python scripts/demo.py [--screenshots docs/screenshots] [--ha [N]]
+
+With --ha (`make demo-ha`) step 3 is the high-availability control plane instead (tests/ha_support.py):
+a PostgreSQL, three nats-server nodes clustered with JetStream and N (default 2) `moorage server`
+replicas sharing them; the agent registers through one replica, the cluster is connected to Git
+through another, and any replica answers.
 
 With --screenshots it signs in to the web UI in Debian's chromium, saves a picture of each main page
 into that folder, and stops (`make screenshots`)."""
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -163,9 +169,55 @@ def screenshots(server_url: str, user: str, password: str, folder: Path) -> None
         browser.close()
 
 
+def start_server(processes: list[subprocess.Popen[bytes]], work: Path, token: str) -> str:
+    """`moorage server` on SQLite with its embedded NATS; its URL."""
+    step("moorage server (SQLite, embedded NATS with JetStream)")
+    port = free_port(8000)
+    server_url = f"http://127.0.0.1:{port}"
+    server_log = work / "server.log"
+    # the demo's Git server is on loopback, which the server refuses unless allowed
+    env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": token, "MOORAGE_EGRESS_ALLOW": "loopback"}
+    argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(port)]
+    argv += ["--data-dir", str(work / "server")]
+    server = subprocess.Popen(argv, stdout=server_log.open("ab"), stderr=subprocess.STDOUT, env=env)
+    processes.append(server)
+    wait_http(f"{server_url}/healthz", server, server_log)
+    return server_url
+
+
+def start_ha(stack: contextlib.ExitStack, work: Path, token: str, replicas: int) -> list[str]:
+    """PostgreSQL, three clustered nats-servers and `replicas` servers (tests/ha_support.py), stopped
+    when `stack` closes; the replicas' URLs."""
+    step(f"HA control plane: PostgreSQL, 3 nats-server nodes (JetStream cluster), {replicas} moorage servers")
+    sys.path.insert(0, str(ROOT))
+    from tests import postgres
+    from tests.ha_support import running_ha
+
+    if reason := postgres.available():
+        raise SystemExit(f"--ha needs PostgreSQL: {reason}")
+    # the demo's Git server is on loopback (allowed by the fixture), the admin token is the demo's
+    ha = stack.enter_context(
+        running_ha(work / "ha", replicas=replicas, env={"MOORAGE_BOOTSTRAP_TOKEN": token})
+    )
+    say(f"PostgreSQL {ha.database_url}")
+    say(f"NATS       {ha.nats.url}")
+    for server in ha.servers:
+        say(f"replica {server.data_dir.name}  {server.url}   (log {server.data_dir / 'server.log'})")
+    return [server.url for server in ha.servers]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--screenshots", type=Path, help="save pictures of the UI's main pages here and stop")
+    parser.add_argument(
+        "--ha",
+        type=int,
+        nargs="?",
+        const=2,
+        default=0,
+        metavar="N",
+        help="N server replicas (default 2) on PostgreSQL and a three-node NATS cluster",
+    )
     options = parser.parse_args()
     stop = False
     starting = True
@@ -199,6 +251,7 @@ def main() -> int:
             chartsources.serve_chart_repo(work / "repo") as repo,
             chartsources.run_registry(work / "registry") as registry,
             GitServer(work / "git") as git,
+            contextlib.ExitStack() as stack,
         ):
             chartsources.index_repo(work / "repo", repo.url, work / "helm")
             chartsources.push_charts(archives, registry, work / "helm")
@@ -210,18 +263,12 @@ def main() -> int:
             )
             say("helm installed release hello from the OCI registry")
 
-            step("moorage server (SQLite, embedded NATS with JetStream)")
             token = "mrg_" + secrets.token_urlsafe(32)
-            port = free_port(8000)
-            server_url = f"http://127.0.0.1:{port}"
-            server_log = work / "server.log"
-            # the demo's Git server is on loopback, which the server refuses unless allowed
-            env = {**os.environ, "MOORAGE_BOOTSTRAP_TOKEN": token, "MOORAGE_EGRESS_ALLOW": "loopback"}
-            argv = [sys.executable, "-m", "moorage.cli.main", "server", "--port", str(port)]
-            argv += ["--data-dir", str(work / "server")]
-            server = subprocess.Popen(argv, stdout=server_log.open("ab"), stderr=subprocess.STDOUT, env=env)
-            processes.append(server)
-            wait_http(f"{server_url}/healthz", server, server_log)
+            if options.ha:
+                server_urls = start_ha(stack, work, token, options.ha)
+            else:
+                server_urls = [start_server(processes, work, token)]
+            server_url = server_urls[0]
             api = httpx.Client(
                 base_url=f"{server_url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=300
             )
@@ -246,8 +293,11 @@ def main() -> int:
             step("examples/gitops-repo pushed to a Git server; the cluster connected to it")
             tree = WorkTree(work / "gitops-repo", git.create_repo("moorage-demo/gitops-repo.git"))
             tree.commit_and_push(example_files(repo.url), "the example definition")
-            connected = api.put(
-                f"/clusters/{NAME}/gitops",
+            # with replicas: connected through the last one (the agent registered through the first)
+            connected = httpx.put(
+                f"{server_urls[-1]}/api/v1/clusters/{NAME}/gitops",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=300,
                 json={"url": git.repo_url("moorage-demo/gitops-repo.git"), "path": "import-cluster.yaml"}
                 | {"poll_interval_seconds": 30},
             ).raise_for_status()
@@ -271,14 +321,16 @@ def main() -> int:
                 return 0
 
             step("running")
-            say(f"web UI     {server_url}/   (user demo, password {password})")
+            for url in server_urls:
+                say(f"web UI     {url}/   (user demo, password {password})")
             say(f"API        {server_url}/api/v1   (OpenAPI: {server_url}/docs)")
             say(f"token      export MOORAGE_TOKEN={token}")
             say(f"kubeconfig {kubeconfig}")
             say(f"logs       {work}")
             say(f"Git        edit {tree.path}, then git commit and git push: synced within 30 s")
             say(f"           (moorage cluster sync {NAME} for now; moorage cluster history {NAME})")
-            say("Ctrl-C stops the agent, the server, the chart sources and the devcluster.")
+            what = "the replicas, NATS, PostgreSQL" if options.ha else "the server"
+            say(f"Ctrl-C stops the agent, {what}, the chart sources and the devcluster.")
             starting = False
             while not stop:
                 time.sleep(0.5)

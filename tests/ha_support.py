@@ -80,8 +80,13 @@ class Replicas:
         threads = [threading.Thread(target=one, args=(s,)) for s in self.servers]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join(120)
+        try:
+            for t in threads:
+                t.join(120)
+        except BaseException:  # Ctrl-C of the demo: let the starts end, so stop() finds every process
+            for t in threads:
+                t.join(120)
+            raise
         assert not errors, errors
 
     def lease_holder(self, timeout: float = 60) -> Server:

@@ -43,6 +43,20 @@ def _as_postgres(argv: list[str]) -> list[str]:
 _RUNNING: dict[str, tuple[Path, str, Path]] = {}  # url → data directory, options, log
 
 
+def _reachable_tmp() -> str:
+    """$TMPDIR when every folder above it lets others through (the postgres user must reach its data
+    directory), else /tmp."""
+    folder = Path(tempfile.gettempdir()).resolve()
+    if all(p.stat().st_mode & 0o001 for p in (folder, *folder.parents)):
+        return str(folder)
+    return "/tmp"  # a private folder is made inside it
+
+
+def data_dir(url: str) -> Path:
+    """The data directory of the running server of `url`."""
+    return _RUNNING[url][0]
+
+
 def server_pid(url: str) -> int:
     """The pid of the postmaster of `url` (its backends are its children)."""
     data, _, _ = _RUNNING[url]
@@ -70,7 +84,7 @@ def running_postgres() -> Iterator[str]:
     if reason:
         raise RuntimeError(reason)
     # not under pytest's tmp_path: its parents are private to root, and the server runs as postgres
-    base = Path(tempfile.mkdtemp(prefix="moorage-pg-"))
+    base = Path(tempfile.mkdtemp(prefix="moorage-pg-", dir=_reachable_tmp()))
     base.chmod(0o711)
     data, sockets = base / "pgdata", base / "pgsock"
     data.mkdir(parents=True)
