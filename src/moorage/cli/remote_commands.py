@@ -203,6 +203,7 @@ def cluster_get(
     table.add_row("created", when(data.get("created_at")))
     table.add_row("last heartbeat", when(data.get("last_heartbeat_at")))
     table.add_row("agent version", esc(data.get("agent_version") or "-"))
+    table.add_row("agent chart", esc(data.get("chart_version") or "- (not reported)"))
     table.add_row("public IP", esc(data.get("public_ip") or "- (not reported)"))
     table.add_row("agent token", "[red]revoked[/]" if data.get("agent_token_revoked") else "active")
     heartbeat = data.get("heartbeat")
@@ -279,6 +280,45 @@ def cluster_rotate_agent_token(
         return
     out.print(f"the previous agent token of cluster {esc(name)} no longer works")
     _agent_instructions(remote, data["cluster_name"], data["agent_token"])
+
+
+@cluster_app.command("upgrade-agent")
+def cluster_upgrade_agent(
+    name: Annotated[str, typer.Argument(help="The cluster's name.")],
+    version: Annotated[str, typer.Option("--version", help="The moorage-agent chart version, e.g. 0.2.0.")],
+    chart: Annotated[
+        str,
+        typer.Option(
+            "--chart",
+            envvar="MOORAGE_AGENT_CHART",
+            help="Where the chart is: oci://HOST/PATH/moorage-agent or a Helm repository URL.",
+        ),
+    ],
+    wait: Annotated[float, typer.Option("--wait", min=0, max=600, help="Seconds to wait for the job.")] = 300,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Upgrade the cluster's agent: it runs `helm upgrade --reuse-values` of its own release to VERSION;
+    the new agent then reports it (`moorage cluster get NAME`, "agent chart"). A failed upgrade leaves
+    the old agent running and says why."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call(
+            "POST",
+            api_path("clusters", name, "agent", "upgrade"),
+            params={"wait": wait},
+            body={"version": version, "chart": chart},
+            timeout=wait + 30,
+        )
+    if output is not Output.table:
+        dump(data, output)
+    else:
+        out.print(f"operation {esc(data['operation_id'])}: {styled(data['operation_state'])}")
+        for line in data["messages"][-20:]:
+            out.print(f"  {esc(line)}")
+    if data["operation_state"] in ("failed", "critical", "cancelled"):
+        raise typer.Exit(1)
 
 
 @dataclass

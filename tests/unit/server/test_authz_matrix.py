@@ -47,6 +47,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/clusters/{name}"): WRITE,
     ("POST", "/api/v1/clusters/{name}/agent-token/revoke"): WRITE,
     ("POST", "/api/v1/clusters/{name}/agent-token/rotate"): WRITE,
+    ("POST", "/api/v1/clusters/{name}/agent/upgrade"): WRITE,
     # add-ons
     ("GET", "/api/v1/clusters/{name}/addons"): READ,
     ("GET", "/api/v1/clusters/{name}/addons/{addon}"): READ,

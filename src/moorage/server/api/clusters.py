@@ -1,4 +1,5 @@
-"""/api/v1/clusters: register, list, get, delete clusters; agent tokens (add-ons: api/addons.py)."""
+"""/api/v1/clusters: register, list, get, delete clusters; agent tokens; Upgrade Agent (add-ons:
+api/addons.py)."""
 
 from typing import Annotated
 
@@ -6,15 +7,19 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
 
 from moorage.server import service
-from moorage.server.api.deps import Ctx, Reader, Writer
+from moorage.server.api.addons import _queue_and_wait
+from moorage.server.api.deps import Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.schemas import (
     AgentTokenOut,
+    AgentUpgradeOut,
+    AgentUpgradeRequest,
     ClusterCreate,
     ClusterCreated,
     ClusterOut,
     Page,
     page_of,
 )
+from moorage.spec.protocol import JobAction
 
 router = APIRouter(prefix="/clusters", tags=["clusters"])
 
@@ -78,3 +83,18 @@ async def rotate_agent_token(name: str, ctx: Ctx, _who: Writer) -> AgentTokenOut
     out = await ctx.db(work)
     await ctx.agents_changed(f"the new agent token of {name!r}")
     return out
+
+
+@router.post("/{name}/agent/upgrade")
+async def upgrade_agent(
+    name: str, body: AgentUpgradeRequest, ctx: Ctx, who: Writer, wait: WaitSeconds = 300
+) -> AgentUpgradeOut:
+    """Upgrade Agent: the cluster's agent runs `helm upgrade --reuse-values` of its own release to
+    `version` of the chart at `chart`. The job ends when helm has applied it; the new agent then
+    reports the version (`chart_version` of the cluster). A failed upgrade leaves the old agent
+    running, and the job's messages say why."""
+    payload = {"chart": body.chart, "version": body.version}
+    operation_id, state, messages, result = await _queue_and_wait(
+        ctx, name, JobAction.UPGRADE_AGENT, payload, "upgrade_agent", who.name, wait
+    )
+    return AgentUpgradeOut(operation_id=operation_id, operation_state=state, messages=messages, result=result)

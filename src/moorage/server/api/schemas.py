@@ -95,6 +95,11 @@ class ClusterOut(BaseModel):
         description="The cluster's public egress IP, from the agent's last heartbeat; only when the agent "
         "reports it (public_ip.reporting_enabled, off by default).",
     )
+    chart_version: str | None = Field(
+        default=None,
+        description="The moorage-agent chart version the agent runs, from its last heartbeat (after "
+        "an Upgrade Agent, the new version once the new agent reports); none without the chart.",
+    )
 
     @classmethod
     def of(cls, row: Cluster, now: datetime | None = None) -> "ClusterOut":
@@ -109,6 +114,7 @@ class ClusterOut(BaseModel):
             agent_token_revoked=row.revoked_at is not None,
             heartbeat=row.heartbeat,
             public_ip=_public_ip(row.heartbeat),
+            chart_version=_heartbeat_text(row.heartbeat, "chart_version"),
         )
 
 
@@ -116,6 +122,34 @@ def _public_ip(heartbeat: dict[str, Any] | None) -> str | None:
     """The address the heartbeat carried (validated by the protocol when it arrived)."""
     value = heartbeat.get("public_ip") if isinstance(heartbeat, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _heartbeat_text(heartbeat: dict[str, Any] | None, key: str) -> str | None:
+    value = heartbeat.get(key) if isinstance(heartbeat, dict) else None
+    return value if isinstance(value, str) else None
+
+
+class AgentUpgradeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(
+        max_length=64,
+        pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$",
+        description="The moorage-agent chart version to upgrade to, e.g. 0.2.0.",
+    )
+    chart: str = Field(
+        max_length=512,
+        pattern=r"^(oci|https?)://[^\s@]+$",
+        description="Where the chart is: oci://HOST/PATH/moorage-agent, or a Helm repository's URL holding "
+        "moorage-agent (no credentials in it).",
+    )
+
+
+class AgentUpgradeOut(BaseModel):
+    operation_id: str
+    operation_state: str
+    messages: list[str]
+    result: dict[str, Any]
 
 
 class ClusterCreated(ClusterOut):
