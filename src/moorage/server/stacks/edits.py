@@ -379,12 +379,12 @@ class Workspace:
     def _add_entry(self, edit: AddEntry) -> None:
         name = _name_of(edit.entry, _kind_word(edit.kind))
         stack = self.stack(edit.stack)
-        for other in self.stacks():
-            if any(e.node.get("name") == name for e in self.entries(other, edit.kind)):
-                raise EditError(
-                    f"stack {other.node.get('name')!r} already has {_kind_word(edit.kind)} {name!r}; "
-                    "names are unique in a cluster"
-                )
+        # (a name used in another stack is reported by the validation, with both places)
+        if any(e.node.get("name") == name for e in self.entries(stack, edit.kind)):
+            raise EditError(
+                f"stack {edit.stack!r} already has {_kind_word(edit.kind)} {name!r}; "
+                "names are unique in a cluster"
+            )
         self._place(stack.node, LIST_KEYS[edit.kind], stack.file, _nodes(edit.entry), name)
 
     def _set_values(self, edit: SetValues) -> None:

@@ -69,8 +69,6 @@ class RoundTrip:
             if score == 0:
                 break
         assert best is not None
-        # load again: dumping may have normalised nodes of the first load
-        docs = list(_yaml(best[1], explicit).load_all(text))
         return cls(path, text, docs, best[1], explicit, best[2])
 
     def text(self) -> str:
