@@ -106,9 +106,12 @@ def install(app: Any) -> None:
         assert isinstance(exc, SignInRequired)
         return RedirectResponse(f"/login?next={quote(exc.path, safe='')}", status_code=303)
 
+    from moorage.server.ui import stacks_page
+
     app.add_exception_handler(SignInRequired, to_login)
     mount_static(app)
     app.include_router(router)
+    app.include_router(stacks_page.router)
 
 
 Ctx = Annotated[AppContext, Depends(context)]

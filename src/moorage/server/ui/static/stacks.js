@@ -1,0 +1,204 @@
+// The Stack Builder page: the stacks at the branch tip, "Add add-on" from the chart catalog, the values
+// editor beside the chart's defaults, the SOPS button, preview and save. Uses api(), csrf(), el(),
+// toast() and canWrite() of app.js (loaded first). Text from the server is set with textContent only.
+"use strict";
+
+(function () {
+  const root = document.getElementById("stacks");
+  if (!root) return;
+  const cluster = root.dataset.cluster;
+  const base = "/api/v1/clusters/" + encodeURIComponent(cluster) + "/stacks";
+  const $ = (id) => document.getElementById(id);
+  let found = [];
+
+  // POST the edits; answers {ok, status, data} so validation items (errors[]) can be shown
+  async function send(edits, preview) {
+    const response = await fetch(base + "/edits", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRF-Token": await csrf() },
+      body: JSON.stringify({ edits, preview }),
+    });
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = { detail: response.statusText }; }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  function header(labels) {
+    return el("thead", {}, el("tr", {}, ...labels.map((h) =>
+      el("th", { scope: "col" }, h ? h : el("span", { class: "sr", text: "Actions" })))));
+  }
+
+  function removeButton(stack, entry) {
+    const button = el("button", { type: "button", "data-remove": entry.name, text: "Remove" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const op = entry.kind === "addon" ? "remove_addon" : "remove_manifest";
+      const answer = await send([{ op, stack, name: entry.name }], false);
+      button.disabled = false;
+      if (answer.ok) { toast(`Removed ${entry.name}: commit ${answer.data.commit.slice(0, 12)}`); load(); }
+      else toast(answer.data.detail || "the removal was refused", true);
+    });
+    return button;
+  }
+
+  function renderStack(stack) {
+    const entries = [...stack.manifests, ...stack.addons];
+    const rows = entries.map((entry) => el("tr", { "data-entry": entry.name },
+      el("td", { text: entry.kind === "addon" ? "add-on" : "manifest" }),
+      el("th", { scope: "row", text: entry.name }),
+      el("td", { text: entry.chart_name ? `${entry.chart_name} ${entry.chart_version || ""}` : "—" }),
+      el("td", { text: entry.namespace || "" }),
+      el("td", { class: "small muted", text: entry.file }),
+      el("td", {}, canWrite() ? removeButton(stack.name, entry) : null)));
+    const wave = stack.deploy_wave === null || stack.deploy_wave === undefined ? "" : ` (wave ${stack.deploy_wave})`;
+    const table = el("table", { class: "grid" },
+      el("caption", { class: "sr", text: `Entries of stack ${stack.name}` }),
+      header(["Kind", "Name", "Chart", "Namespace", "File", ""]),
+      el("tbody", {}, ...rows));
+    return el("section", { class: "stack", "data-stack": stack.name },
+      el("h2", { text: `Stack ${stack.name}${wave}` }),
+      el("p", { class: "small muted", text: `defined in ${stack.file}` }),
+      rows.length ? el("div", { class: "scroll" }, table) : el("p", { class: "empty", text: "No entries yet." }));
+  }
+
+  async function load() {
+    const source = $("stacks-source");
+    try {
+      const data = await api("GET", base);
+      source.textContent = `${data.path} at commit ${data.commit.slice(0, 12)}`;
+      source.className = "muted";
+      root.replaceChildren(...data.stacks.map(renderStack));
+      const select = $("sb-stack");
+      if (select) {
+        const keep = select.value;
+        select.replaceChildren(...data.stacks.map((s) => el("option", { value: s.name, text: s.name })));
+        if (keep) select.value = keep;
+      }
+    } catch (e) {
+      source.textContent = "Cannot read the definition: " + e.message;
+      source.className = "error";
+    }
+  }
+
+  const form = $("add-addon");
+  load();
+  if (!form) return;
+
+  async function search() {
+    const chart = $("sb-chart");
+    chart.replaceChildren(el("option", { value: "", text: "searching…" }));
+    try {
+      const data = await api("GET", "/api/v1/charts?q=" + encodeURIComponent($("sb-search").value.trim()));
+      found = data.charts || [];
+      chart.replaceChildren(...(found.length
+        ? found.map((c, i) => el("option", { value: String(i), text: `${c.name} (${c.registry})` }))
+        : [el("option", { value: "", text: "no chart found" })]));
+      for (const e of data.errors || []) toast(`${e.registry}: ${e.message}`, true);
+      pickChart();
+    } catch (e) {
+      chart.replaceChildren(el("option", { value: "", text: "search failed" }));
+      toast(e.message, true);
+    }
+  }
+
+  function chosen() {
+    const index = $("sb-chart").value;
+    return index === "" ? null : found[Number(index)];
+  }
+
+  function pickChart() {
+    const chart = chosen();
+    const version = $("sb-version");
+    version.replaceChildren(...(chart ? chart.versions.map((v) => el("option", { value: v.version, text: v.version })) : []));
+    if (chart && !$("sb-name").value) $("sb-name").value = chart.name;
+    showDefaults();
+  }
+
+  async function showDefaults() {
+    const chart = chosen();
+    const box = $("sb-defaults");
+    box.textContent = "";
+    if (!chart || !$("sb-version").value) return;
+    try {
+      const path = [chart.registry, chart.name, $("sb-version").value].map(encodeURIComponent).join("/");
+      const data = await api("GET", "/api/v1/charts/" + path);
+      box.textContent = data.values || "(the chart has no default values)";
+      const properties = data.schema && data.schema.properties ? Object.keys(data.schema.properties) : [];
+      $("sb-schema-note").textContent = properties.length
+        ? `The chart's default values; its values.schema.json knows: ${properties.join(", ")}.`
+        : "The chart's default values:";
+    } catch (e) {
+      box.textContent = "Cannot read the chart: " + e.message;
+    }
+  }
+
+  function edits() {
+    const chart = chosen();
+    if (!chart) throw new Error("search the catalog and choose a chart first");
+    const stack = $("sb-stack").value;
+    const name = $("sb-name").value.trim();
+    const addon = {
+      name,
+      chart_name: chart.name,
+      chart_version: $("sb-version").value,
+      registry_url: chart.url,
+      namespace: $("sb-namespace").value.trim(),
+    };
+    const list = [{ op: "add_addon", stack, addon }];
+    const sops = $("sb-sops").getAttribute("aria-pressed") === "true";
+    const secret = sops ? $("sb-secret").value.split(",").map((s) => s.trim()).filter(Boolean) : [];
+    if (sops && !secret.length) throw new Error("name the keys to encrypt with SOPS, or turn SOPS off");
+    const values = $("sb-values").value;
+    if (values.trim() || secret.length) list.push({ op: "set_values", stack, addon: name, values, secret });
+    return list;
+  }
+
+  function showProblems(data) {
+    const list = $("sb-problems");
+    const items = (data.errors || []).map((e) => {
+      const where = [e.file, e.line].filter((p) => p !== null && p !== undefined).join(":");
+      return el("li", { text: `${where ? where + ": " : ""}${e.message}${e.path ? ` [${e.path}]` : ""}${e.hint ? ` (${e.hint})` : ""}` });
+    });
+    list.replaceChildren(...(items.length ? items : [el("li", { text: data.detail || "refused" })]));
+  }
+
+  function showDiff(text) {
+    const pre = $("sb-diff");
+    pre.replaceChildren(...text.split("\n").map((line) =>
+      el("span", { class: line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "", text: line + "\n" })));
+    pre.hidden = false;
+  }
+
+  async function run(preview) {
+    $("sb-problems").replaceChildren();
+    $("sb-saved").textContent = "";
+    let list;
+    try { list = edits(); } catch (e) { showProblems({ detail: e.message }); return; }
+    for (const b of [$("sb-preview"), $("sb-save")]) b.disabled = true;
+    const answer = await send(list, preview);
+    for (const b of [$("sb-preview"), $("sb-save")]) b.disabled = false;
+    if (!answer.ok) { $("sb-diff").hidden = true; showProblems(answer.data); return; }
+    showDiff(answer.data.diff);
+    if (preview) {
+      $("sb-saved").textContent = `Preview: ${answer.data.files.join(", ")} would change; nothing was committed.`;
+    } else {
+      $("sb-saved").textContent = `Committed ${answer.data.commit.slice(0, 12)} (${answer.data.message.split("\n")[0]}); the sync starts now.`;
+      $("sb-values").value = "";
+      load();
+    }
+  }
+
+  $("sb-find").addEventListener("click", search);
+  $("sb-search").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); search(); } });
+  $("sb-chart").addEventListener("change", pickChart);
+  $("sb-version").addEventListener("change", showDefaults);
+  $("sb-sops").addEventListener("click", () => {
+    const on = $("sb-sops").getAttribute("aria-pressed") !== "true";
+    $("sb-sops").setAttribute("aria-pressed", on ? "true" : "false");
+    $("sb-secret").disabled = !on;
+    if (on) $("sb-secret").focus();
+  });
+  $("sb-preview").addEventListener("click", () => run(true));
+  form.addEventListener("submit", (e) => { e.preventDefault(); run(false); });
+})();

@@ -1,0 +1,172 @@
+"""The Stack Builder page in a real chromium against a real server, NATS, agent, devcluster, Git
+server and chart repository: a writer adds an add-on from the catalog, sets a value and marks one
+secret, previews, saves; the commit is theirs, the sync deploys it; a reader sees no builder."""
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moorage.devcluster import DevCluster
+from moorage.devcluster.chartsources import ChartRepo
+from moorage.devcluster.gitserver import GitServer, WorkTree
+from tests.integration.conftest import Kubectl
+from tests.integration.control_plane_support import Agents, Server, free_port, register, wait_state
+from tests.integration.gitops_support import GIT_TOKEN, GIT_USER, wait_synced, work_tree
+from tests.integration.ui_support import DESKTOP, accessibility_problems, browser, sign_in
+
+REPO = "org/builder.git"
+ROOT = "clusters/sbui/import-cluster.yaml"
+RECIPIENT = "age1xc9s44auavrgsep532mql7v0hgz2mgsxmk5q627aa2raffyfk9es8yrkjl"
+WRITER, READER = ("wendy", "writer-password-0002"), ("reggie", "reader-password-0002")
+SECRET = "Browser-Plaintext-5e0c77"
+DEFINITION = """\
+# the Stack Builder page's cluster
+apiVersion: v1
+kind: ImportCluster
+metadata:
+  name: sbui
+spec:
+  helm_registries:
+    - name: repo
+      url: "{repo}"
+  stacks:
+    - name: apps
+      manifests:
+        - name: ns-sbui  # the add-on's namespace
+          manifest: |
+            apiVersion: v1
+            kind: Namespace
+            metadata:
+              name: sbui-apps
+"""
+
+
+@dataclass
+class Scene:
+    server: Server
+    tree: WorkTree
+    first_sha: str
+
+
+@pytest.fixture(scope="module")
+def scene(
+    tmp_path_factory: pytest.TempPathFactory, cluster: DevCluster, chart_repo: ChartRepo
+) -> Iterator[Scene]:
+    base = tmp_path_factory.mktemp("sbui")
+    git = GitServer(base / "git", username=GIT_USER, password=GIT_TOKEN)
+    git.start()
+    git.create_repo(REPO)
+    registries = base / "registries.yaml"
+    registries.write_text(f"registries:\n  - name: repo\n    url: {chart_repo.url}\n")
+    port = free_port()
+    server = Server(
+        f"http://127.0.0.1:{port}", base / "server", port, env={"MOORAGE_GLOBAL_REGISTRIES": str(registries)}
+    )
+    (base / "server").mkdir()
+    server.start()
+    agents = Agents(base)
+    try:
+        for name, password, role in ((*WRITER, "write"), (*READER, "read")):
+            created = server.api(
+                "POST", "/users", json={"username": name, "password": password, "role": role}
+            )
+            assert created.status_code == 201, created.text
+        credential = {"name": "git-bot", "kind": "token", "username": GIT_USER, "secret": GIT_TOKEN}
+        assert (
+            server.api("POST", "/credentials", json={**credential, "hosts": ["127.0.0.1"]}).status_code == 201
+        )
+        agents.start(server, register(server, "sbui"), cluster.kubeconfig)
+        wait_state(server, "sbui", "online")
+        tree = work_tree(git, REPO, base / "work")
+        sops = f"creation_rules:\n  - path_regex: \\.enc\\.yaml$\n    age: {RECIPIENT}\n"
+        first = tree.commit_and_push(
+            {ROOT: DEFINITION.format(repo=chart_repo.url), ".sops.yaml": sops}, "sbui: first definition"
+        )
+        body = {"url": git.repo_url(REPO), "branch": "main", "credential_name": "git-bot"}
+        connected = server.api("PUT", "/clusters/sbui/gitops", json={**body, "poll_interval_seconds": 3600})
+        assert connected.status_code == 200, connected.text
+        wait_synced(server, "sbui", first, timeout=240)
+        yield Scene(server, tree, first)
+    finally:
+        for proc in agents.procs:
+            proc.terminate()
+            proc.wait(40)
+        server.stop()
+        git.stop()
+
+
+def wait_addon(server: Server, name: str, state: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = server.api("GET", f"/clusters/sbui/addons/{name}")
+        last = response.json() if response.status_code == 200 else {"state": None}
+        if last.get("state") == state:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{name} never became {state}: {last}")
+
+
+def test_a_writer_adds_an_addon_from_the_catalog_with_a_secret_value_and_it_deploys(
+    scene: Scene, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    server = scene.server
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP)
+        sign_in(page, server.url, *WRITER, next_path="/clusters/sbui/stacks")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="ns-sbui"]')
+        assert page.locator("#stacks-source").inner_text().startswith(f"{ROOT} at commit ")
+        problems = accessibility_problems(page)
+        assert problems == [], problems
+
+        page.fill("#sb-search", "webapp")
+        page.click("#sb-find")
+        page.wait_for_function(
+            "() => document.querySelector('#sb-chart').selectedOptions[0]?.text.startsWith('webapp')"
+        )
+        page.wait_for_function(
+            "() => document.querySelector('#sb-defaults').textContent.includes('greeting: hello')"
+        )
+        assert page.input_value("#sb-name") == "webapp"
+        page.fill("#sb-name", "web-ui")
+        page.fill("#sb-namespace", "sbui-apps")
+        page.fill("#sb-values", f"replicaCount: 1\ngreeting: {SECRET}\n")
+        page.click("#sb-sops")
+        assert page.get_attribute("#sb-sops", "aria-pressed") == "true"
+        page.fill("#sb-secret", "greeting")
+
+        page.click("#sb-preview")
+        page.wait_for_selector("#sb-diff:not([hidden])")
+        assert "+        - name: web-ui" in page.inner_text("#sb-diff")
+        assert "nothing was committed" in page.inner_text("#sb-saved")
+        assert SECRET not in page.inner_text("#sb-result")
+        assert scene.tree.git("ls-remote", "origin", "refs/heads/main").split()[0] == scene.first_sha
+
+        page.click("#sb-save")
+        page.wait_for_function(
+            "() => document.querySelector('#sb-saved').textContent.startsWith('Committed ')"
+        )
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="web-ui"]')
+        page.screenshot(path=str(tmp_path / "stack-builder.png"), full_page=True)
+
+    scene.tree.git("pull", "--quiet")
+    log = scene.tree.git("log", "-1", "--format=%an|%H").strip().split("|")
+    assert log[0] == WRITER[0]
+    encrypted = (scene.tree.path / "clusters/sbui/values/web-ui.enc.yaml").read_text()
+    assert "greeting: ENC[AES256_GCM," in encrypted
+    wait_synced(server, "sbui", log[1], timeout=240)
+    wait_addon(server, "web-ui", "Synced")
+    assert kubectl.get("configmap", "web-ui-config", "-n", "sbui-apps")["data"]["greeting"] == SECRET
+
+
+def test_a_reader_sees_the_stacks_but_no_builder(scene: Scene) -> None:
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP)
+        sign_in(page, scene.server.url, *READER, next_path="/clusters/sbui/stacks")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="ns-sbui"]')
+        assert page.locator("#add-addon").count() == 0
+        assert page.locator("[data-remove]").count() == 0
