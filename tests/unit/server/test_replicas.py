@@ -233,8 +233,18 @@ async def test_events_and_results_reach_the_other_replica_once(tmp_path: Path) -
                     a_events.publish([{"type": "gitops", "cluster": "c1"}])
                     a_waiters.done("job-1")  # A recorded the result B's request waits for
                     fanouts[0].woken()
-                    got_b: dict[str, Any] | None = await asyncio.wait_for(on_b.get(), 20)
-                    await asyncio.wait_for(answered.wait(), 20)
+                    try:
+                        got_b: dict[str, Any] | None = await asyncio.wait_for(on_b.get(), 20)
+                        await asyncio.wait_for(answered.wait(), 20)
+                    except TimeoutError:  # say what each side saw (this test was flaky once in a full run)
+                        seen = [
+                            (f.received, nc.is_connected, nc.stats)
+                            for f, nc in zip(fanouts, ncs, strict=True)
+                        ]
+                        log = (tmp_path / "n0" / "nats.log").read_text()[-1500:]
+                        raise AssertionError(
+                            f"B never got A's event or result; replicas {seen}; nats: {log}"
+                        ) from None
                 got_a = await asyncio.wait_for(on_a.get(), 20)
                 assert got_a == got_b == {"type": "gitops", "cluster": "c1"}
                 await asyncio.sleep(0.3)
