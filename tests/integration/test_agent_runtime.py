@@ -270,6 +270,20 @@ def test_two_agents_elect_one_leader_and_the_other_takes_over_after_kill_9(
     assert any("four" in json.dumps(item.get("data", {})) for item in configmap["items"]), configmap
     print(f"leader take-over after kill -9: {took:.1f} s (lease {LEASE_SECONDS} s)")
 
+    # SIGTERM: the leader ends its jobs and gives the Lease up, a third agent leads at its next try
+    third_port = free_port()
+    third = agents.start(server, token, cluster.kubeconfig, *args, "--health-port", str(third_port))
+    deadline = time.monotonic() + 30
+    while not _ready(third_port):  # connected, its election running
+        assert time.monotonic() < deadline, "the third agent never became ready"
+        time.sleep(0.3)
+    time.sleep(1)
+    assert holder(kubectl, namespace, lease).startswith(f"{socket.gethostname()[:200]}-{second.pid}-")
+    second.terminate()
+    handed = wait_holder(kubectl, namespace, lease, third.pid, timeout=60)
+    assert second.wait(40) == 0
+    assert handed < LEASE_SECONDS - 2, handed  # far sooner than the lease would run out
+
 
 def _ready(port: int) -> bool:
     try:
