@@ -181,6 +181,9 @@ class LeaderElector:
                     self._seen, self._seen_at = key, now
             action = decide(record, self.me, self._seen_at, now)
             if action is Action.WAIT:
+                if self.is_leader:  # another replica holds it now: this one leads no more
+                    log.warning("the lease %s/%s is held by %r", self.namespace, self.name, self.holder)
+                    self._set(False)
                 return False
             spec = self._spec(record, action)
             if lease is None:
