@@ -1,16 +1,22 @@
 """Drift seen in seconds, not at the next sweep: the agent watches the kinds Helm charts ship most
 (cluster-wide, only objects Helm manages) and wakes the sweep when one of them is changed, deleted or
 created. Status updates (a Deployment's replicas becoming ready) do not count: only a new
-generation, changed labels or annotations, or any change to a kind without a status."""
+generation, changed labels or annotations, or any change to a kind without a status.
+
+Add-ons on the ArgoCD engine are not Helm's: their Applications (Moorage's own) are watched instead,
+and there the status is what counts (Argo CD saying OutOfSync, then healing), so that drift Argo CD
+heals within seconds is still seen and recorded. Without Argo CD's CRD that watch looks again only
+every few minutes."""
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from moorage.kube.client import KubeClient
-from moorage.kube.errors import KubeError
+from moorage.kube.errors import KubeError, NotFound, UnknownKind
 
 log = logging.getLogger("moorage.agent.watch")
 
@@ -19,7 +25,10 @@ WITH_STATUS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1"
 # kinds whose every change is someone's edit
 WITHOUT_STATUS = (("v1", "ConfigMap"), ("v1", "Service"), ("v1", "ServiceAccount"))
 MANAGED_BY_HELM = "app.kubernetes.io/managed-by=Helm"
+APPLICATION = ("argoproj.io/v1alpha1", "Application")
+MANAGED_BY_MOORAGE = "app.kubernetes.io/managed-by=moorage"
 RETRY_SECONDS = 5.0
+NO_KIND_RETRY_SECONDS = 300.0  # Argo CD's CRD absent: look again rarely (an idle agent stays quiet)
 
 
 def fingerprint(obj: Mapping[str, Any], has_status: bool) -> tuple[Any, ...]:
@@ -32,8 +41,28 @@ def fingerprint(obj: Mapping[str, Any], has_status: bool) -> tuple[Any, ...]:
     return (meta.get("resourceVersion"),)
 
 
-def is_edit(event: Mapping[str, Any], seen: dict[str, tuple[Any, ...]], has_status: bool) -> bool:
-    """Whether a watch event is a change worth a sweep; remembers what it saw (pure but for `seen`)."""
+def application_fingerprint(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What Argo CD says of an Application: a change of it is worth a sweep (drift, heal, health)."""
+    status = obj.get("status") or {}
+    return (
+        (obj.get("metadata") or {}).get("generation"),
+        (status.get("sync") or {}).get("status"),
+        (status.get("health") or {}).get("status"),
+        (status.get("operationState") or {}).get("phase"),
+    )
+
+
+Fingerprint = Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+
+def is_edit(
+    event: Mapping[str, Any],
+    seen: dict[str, tuple[Any, ...]],
+    has_status: bool,
+    of: Fingerprint | None = None,
+) -> bool:
+    """Whether a watch event is a change worth a sweep; remembers what it saw (pure but for `seen`).
+    `of`: the fingerprint to compare (default: `fingerprint` with `has_status`)."""
     kind, obj = event.get("type"), event.get("object")
     if not isinstance(obj, Mapping) or kind not in ("ADDED", "MODIFIED", "DELETED"):
         return False
@@ -41,45 +70,62 @@ def is_edit(event: Mapping[str, Any], seen: dict[str, tuple[Any, ...]], has_stat
     if kind == "DELETED":
         seen.pop(uid, None)
         return True
-    now = fingerprint(obj, has_status)
+    now = of(obj) if of is not None else fingerprint(obj, has_status)
     before = seen.get(uid)
     seen[uid] = now
     return kind == "ADDED" or before != now
 
 
 async def _follow(
-    kube: KubeClient, api_version: str, kind: str, has_status: bool, wake: Callable[[], None]
+    kube: KubeClient,
+    api_version: str,
+    kind: str,
+    wake: Callable[[], None],
+    of: Fingerprint,
+    selector: str = MANAGED_BY_HELM,
 ) -> None:
     seen: dict[str, tuple[Any, ...]] = {}
     while True:
         try:
-            version = await kube.list_version(api_version, kind, MANAGED_BY_HELM)
-            for obj in await kube.list(api_version, kind, label_selector=MANAGED_BY_HELM):
-                seen[str(obj["metadata"].get("uid"))] = fingerprint(obj, has_status)
+            version = await kube.list_version(api_version, kind, selector)
+            for obj in await kube.list(api_version, kind, label_selector=selector):
+                seen[str(obj["metadata"].get("uid"))] = of(obj)
             while True:
                 async for event in kube.watch(
-                    api_version, kind, resource_version=version, label_selector=MANAGED_BY_HELM
+                    api_version, kind, resource_version=version, label_selector=selector
                 ):
                     if event.get("type") == "ERROR":  # e.g. 410 Gone: the version is too old
                         raise KubeError(f"watch {kind}: {(event.get('object') or {}).get('message')}")
                     meta = (event.get("object") or {}).get("metadata") or {}
                     version = str(meta.get("resourceVersion") or version)
-                    if is_edit(event, seen, has_status):
+                    if is_edit(event, seen, True, of):
                         wake()
         except asyncio.CancelledError:
             raise
+        except (UnknownKind, NotFound):  # the kind is not served (no Argo CD): rarely look again
+            await asyncio.sleep(NO_KIND_RETRY_SECONDS)
         except Exception as e:  # the API server restarting, RBAC, a dropped stream: list again
             log.info("watching %s: %s; again in %.0fs", kind, e, RETRY_SECONDS)
             await asyncio.sleep(RETRY_SECONDS)
 
 
 async def watch_changes(kube: KubeClient, wake: Callable[[], None]) -> None:
-    """Run until cancelled: one watch per kind, `wake()` on every edit of a Helm-managed object."""
+    """Run until cancelled: one watch per kind, `wake()` on every edit of a Helm-managed object and
+    every change of what Argo CD says of Moorage's Applications."""
     tasks = [
-        asyncio.create_task(_follow(kube, api_version, kind, has_status, wake), name=f"watch-{kind}")
+        asyncio.create_task(
+            _follow(kube, api_version, kind, wake, functools.partial(fingerprint, has_status=has_status)),
+            name=f"watch-{kind}",
+        )
         for kinds, has_status in ((WITH_STATUS, True), (WITHOUT_STATUS, False))
         for api_version, kind in kinds
     ]
+    tasks.append(
+        asyncio.create_task(
+            _follow(kube, *APPLICATION, wake, application_fingerprint, MANAGED_BY_MOORAGE),
+            name="watch-Application",
+        )
+    )
     try:
         await asyncio.gather(*tasks)
     finally:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from moorage.agent.watch import is_edit
+from moorage.agent.watch import application_fingerprint, is_edit
 
 
 def deployment(
@@ -38,3 +38,26 @@ def test_malformed_events_are_ignored() -> None:
     seen: dict[str, tuple[Any, ...]] = {}
     assert not is_edit({"type": "MODIFIED", "object": "nonsense"}, seen, has_status=True)
     assert not is_edit({}, seen, has_status=True)
+
+
+def test_what_argo_cd_says_of_an_application_is_what_counts() -> None:
+    def app(sync: str, health: str = "Healthy", phase: str = "Succeeded", rv: str = "1") -> dict[str, object]:
+        return {
+            "metadata": {"uid": "a1", "generation": 3, "resourceVersion": rv},
+            "status": {
+                "sync": {"status": sync},
+                "health": {"status": health},
+                "operationState": {"phase": phase},
+            },
+        }
+
+    seen: dict[str, tuple[object, ...]] = {}
+    of = application_fingerprint
+    assert is_edit({"type": "ADDED", "object": app("Synced")}, seen, True, of)
+    assert not is_edit(
+        {"type": "MODIFIED", "object": app("Synced", rv="2")}, seen, True, of
+    )  # reconciledAt only
+    assert is_edit({"type": "MODIFIED", "object": app("OutOfSync", rv="3")}, seen, True, of)  # drift seen
+    assert is_edit({"type": "MODIFIED", "object": app("OutOfSync", phase="Running", rv="4")}, seen, True, of)
+    assert is_edit({"type": "MODIFIED", "object": app("Synced", rv="5")}, seen, True, of)  # healed
+    assert is_edit({"type": "MODIFIED", "object": app("Synced", health="Degraded", rv="6")}, seen, True, of)
