@@ -47,6 +47,7 @@ def test_startable(waiting: list[Claim], running: list[Claim], capacity: int, ex
         (JobAction.SWEEP, {}, ALL),
         (JobAction.DELETE, {"addons": ["a"]}, ALL),
         (JobAction.DEFINE, {"files": {}}, ALL),
+        (JobAction.UPGRADE_AGENT, {"version": "0.2.0"}, ALL),  # the agent's own release: alone
     ],
 )
 def test_claim_of(action: JobAction, payload: dict[str, object], claim: Claim) -> None:
