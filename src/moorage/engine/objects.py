@@ -2,7 +2,8 @@
 fetching the live counterparts of many objects at once."""
 
 import asyncio
-from collections import defaultdict
+import copy
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,33 @@ def key_of(obj: Mapping[str, Any], default_namespace: str = "") -> ObjectKey:
     )
 
 
+# Parsed release manifests, by their text: a sweep parses every release's manifest (and those of its
+# earlier revisions) again each time, and YAML costs ~8x a copy (docs/performance.md). Bounded by
+# the manifests' text size, least recently used first out.
+_PARSED: "OrderedDict[str, list[dict[str, Any]]]" = OrderedDict()
+_PARSED_MAX_CHARS = 2 << 20
+_parsed_chars = 0
+
+
 def parse_manifest(text: str) -> list[dict[str, Any]]:
-    """The objects of a rendered multi-document manifest (Helm's release manifest)."""
+    """The objects of a rendered multi-document manifest (Helm's release manifest); the caller's own
+    copy, whatever it does to it."""
+    global _parsed_chars
+    cached = _PARSED.get(text)
+    if cached is not None:
+        _PARSED.move_to_end(text)
+        return copy.deepcopy(cached)
+    objects = _parse_manifest(text)
+    if len(text) <= _PARSED_MAX_CHARS:
+        _PARSED[text] = copy.deepcopy(objects)
+        _parsed_chars += len(text)
+        while _parsed_chars > _PARSED_MAX_CHARS:
+            evicted, _ = _PARSED.popitem(last=False)
+            _parsed_chars -= len(evicted)
+    return objects
+
+
+def _parse_manifest(text: str) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for doc in yaml.load_all(text, Loader=yaml.CSafeLoader):
         if isinstance(doc, dict) and doc.get("kind"):

@@ -7,7 +7,7 @@ without the field removes what that manager owned). A chart's own `keep` is neve
 from typing import Any
 
 from moorage.engine import objects
-from moorage.engine.context import EngineContext
+from moorage.engine.context import PRUNE_LABEL, EngineContext
 from moorage.engine.prune import GUARD_MANAGER, guarded_by_us
 from moorage.helm.storage import Release
 from moorage.kube import errors
@@ -15,7 +15,17 @@ from moorage.kube import errors
 KEEP = {"helm.sh/resource-policy": "keep"}
 
 
+def guard_withdrawn(release: Release) -> bool:
+    """Whether the release's objects carry no guard of ours for certain: it was deployed with
+    auto_prune on (`PRUNE_LABEL` "true"), and every such upgrade withdrew the guard first. Then
+    withdrawing it again needs no read of the live objects. (A guard set before an upgrade that
+    stored no revision at all is left; the sweep prunes what it keeps, as prune.decide allows.)"""
+    return release.status == "deployed" and release.labels.get(PRUNE_LABEL) == "true"
+
+
 async def set_guard(ctx: EngineContext, release: Release, keep: bool) -> None:
+    if not keep and guard_withdrawn(release):
+        return
     desired = await objects.with_namespaces(
         ctx.kube, objects.parse_manifest(release.manifest), release.namespace
     )

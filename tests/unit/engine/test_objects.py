@@ -166,3 +166,30 @@ def test_object_key_str_and_order() -> None:
         ObjectKey("apps", "Deployment", "a", "x"),
     ]
     assert sorted(keys) == [keys[1], keys[2], keys[0]]
+
+
+def test_a_parsed_manifest_is_remembered_but_each_caller_gets_its_own_copy() -> None:
+    first = parse_manifest(HELM_MANIFEST)
+    first[2]["spec"]["replicas"] = 9  # a caller changing what it got
+    first.pop(0)
+    again = parse_manifest(HELM_MANIFEST)
+    assert [o["kind"] for o in again] == ["ServiceAccount", "Service", "Deployment"]
+    assert again[2]["spec"] == {"replicas": 1}
+    assert again == parse_manifest(HELM_MANIFEST)
+    assert again is not parse_manifest(HELM_MANIFEST)
+
+
+def test_the_parsed_manifests_kept_are_bounded_by_their_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import OrderedDict
+
+    from moorage.engine import objects
+
+    monkeypatch.setattr(objects, "_PARSED_MAX_CHARS", 2 * len(HELM_MANIFEST) + 50)
+    monkeypatch.setattr(objects, "_PARSED", OrderedDict())
+    monkeypatch.setattr(objects, "_parsed_chars", 0)
+    texts = [HELM_MANIFEST + f"# {i}\n" for i in range(5)]
+    for text in texts:
+        parse_manifest(text)
+    assert list(objects._PARSED) == texts[-2:]  # the least recently used went first
+    assert objects._parsed_chars == sum(map(len, texts[-2:]))
+    assert objects._parsed_chars <= objects._PARSED_MAX_CHARS
