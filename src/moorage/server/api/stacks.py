@@ -98,6 +98,22 @@ class RemoveStack(_Op):
     name: Name
 
 
+class SaveTemplate(_Op):
+    op: Literal["save_template"]
+    stack: Name
+    path: Annotated[str, Field(min_length=1, max_length=512)] = Field(
+        description="Repository-relative file for the template, e.g. stacks/web.yaml."
+    )
+
+
+class UseTemplate(_Op):
+    op: Literal["use_template"]
+    path: Annotated[str, Field(min_length=1, max_length=512)]
+    variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=128)], str] = Field(
+        default_factory=dict, max_length=200, description="Set in the definition's spec.variables."
+    )
+
+
 Op = Annotated[
     AddAddon
     | ChangeAddon
@@ -108,7 +124,9 @@ Op = Annotated[
     | SetValues
     | SetChartVersion
     | AddStack
-    | RemoveStack,
+    | RemoveStack
+    | SaveTemplate
+    | UseTemplate,
     Field(discriminator="op"),
 ]
 
@@ -137,6 +155,9 @@ class Saved(BaseModel):
     changes: dict[str, list[str]] = Field(description="Entries added / changed / removed vs the last sync.")
     warnings: list[dict[str, Any]]
     attempts: int = Field(description="2 when the branch moved and the edit was applied again on its tip.")
+    also_affects: list[str] = Field(
+        description="Other clusters of this repository and branch whose definitions read a changed file."
+    )
 
 
 class EntryOut(BaseModel):
@@ -184,6 +205,10 @@ def to_edit(op: Op) -> E.Edit:
         return E.SetChartVersion(op.stack, op.addon, op.version)
     if isinstance(op, AddStack):
         return E.AddStack(op.stack)
+    if isinstance(op, SaveTemplate):
+        return E.SaveTemplate(op.stack, op.path)
+    if isinstance(op, UseTemplate):
+        return E.UseTemplate(op.path, op.variables)
     return E.RemoveStack(op.name)
 
 

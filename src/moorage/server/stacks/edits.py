@@ -101,7 +101,36 @@ class RemoveStack:
     name: str
 
 
-Edit = AddEntry | ChangeEntry | RemoveEntry | SetValues | SetChartVersion | AddStack | RemoveStack
+@dataclass(frozen=True)
+class SaveTemplate:
+    """Move stack `stack` into a file of its own at repo-relative `path` (a reusable stack, kept in
+    Git), included from where it was; its `${{ ankra.X }}` variables come from each cluster's
+    `spec.variables`."""
+
+    stack: str
+    path: str
+
+
+@dataclass(frozen=True)
+class UseTemplate:
+    """Include the stack template at repo-relative `path` in this definition, with `variables` set in
+    its `spec.variables`."""
+
+    path: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+Edit = (
+    AddEntry
+    | ChangeEntry
+    | RemoveEntry
+    | SetValues
+    | SetChartVersion
+    | AddStack
+    | RemoveStack
+    | SaveTemplate
+    | UseTemplate
+)
 
 
 def describe(edit: Edit) -> str:
@@ -120,6 +149,11 @@ def describe(edit: Edit) -> str:
         return f"chart version of add-on {edit.addon} in stack {edit.stack} to {edit.version}"
     if isinstance(edit, AddStack):
         return f"add stack {edit.stack.get('name')}"
+    if isinstance(edit, SaveTemplate):
+        return f"keep stack {edit.stack} as the template {edit.path}"
+    if isinstance(edit, UseTemplate):
+        names = f" with {', '.join(sorted(edit.variables))}" if edit.variables else ""
+        return f"use the stack template {edit.path}{names}"
     return f"remove stack {edit.name}"
 
 
@@ -372,9 +406,59 @@ class Workspace:
             if any(s.node.get("name") == name for s in self.stacks()):
                 raise EditError(f"the definition already has a stack named {name!r}")
             self._place(self._spec(), "stacks", self.root_file, _nodes(edit.stack), name)
+        elif isinstance(edit, SaveTemplate):
+            self._save_template(edit)
+        elif isinstance(edit, UseTemplate):
+            self._use_template(edit)
         else:
             slot = self.stack(edit.name)
             self._remove(slot, self._spec()["stacks"], self.root_file)
+
+    def _template_path(self, path: str) -> str:
+        rel = posixpath.normpath(path)
+        if rel != path or rel.startswith(("../", "/")) or not _FILE_NAME.match(posixpath.basename(rel)):
+            raise EditError(
+                f"the template path {path[:120]!r} must be a repository-relative .yaml file whose name holds "
+                "only letters, digits, '-', '_' and '.' (e.g. stacks/web.yaml)"
+            )
+        return rel
+
+    def _save_template(self, edit: SaveTemplate) -> None:
+        path = self._template_path(edit.path)
+        slot = self.stack(edit.stack)
+        spec_stacks: CommentedSeq = self._spec()["stacks"]
+        if slot.container is not spec_stacks:
+            raise EditError(
+                f"stack {edit.stack!r} is already kept in a file of its own ({slot.file}); "
+                "include that file from other definitions"
+            )
+        data = rebase_stack(_plain(slot.node), slot.file, path)
+        self._new_file(path, data)
+        spec_stacks[slot.index] = CommentedMap(include=_relative(path, self.root_file))
+
+    def _use_template(self, edit: UseTemplate) -> None:
+        path = self._template_path(edit.path)
+        if not self._exists(path):
+            raise EditError(f"there is no stack template {path} in the repository")
+        docs = self.file(path).docs
+        if (
+            len(docs) != 1
+            or not isinstance(docs[0], CommentedMap)
+            or not isinstance(docs[0].get("name"), str)
+        ):
+            raise EditError(f"{path} is not a stack template (one mapping with a name)")
+        name = docs[0]["name"]
+        if any(s.node.get("name") == name for s in self.stacks()):
+            raise EditError(f"the definition already has a stack named {name!r}")
+        spec = self._spec()
+        spec["stacks"].append(CommentedMap(include=_relative(path, self.root_file)))
+        if edit.variables:
+            variables = spec.get("variables")
+            if not isinstance(variables, CommentedMap):
+                variables = CommentedMap()
+                spec["variables"] = variables
+            for key, value in edit.variables.items():
+                variables[key] = str(value)
 
     def _add_entry(self, edit: AddEntry) -> None:
         name = _name_of(edit.entry, _kind_word(edit.kind))
@@ -501,6 +585,27 @@ def export_stack(ws: Workspace, name: str, target_file: str) -> dict[str, Any]:
         if key in stack:
             stack[key] = [_rebase(_plain(e.node), e.file, target_file) for e in ws.entries(slot, kind)]
     return _rebase(stack, slot.file, target_file)
+
+
+def rebase_stack(stack: dict[str, Any], source: str, target: str) -> dict[str, Any]:
+    """A stack (plain data, written in `source`) with every file reference, includes of its entry
+    lists too, rewritten for a stack written in `target`."""
+    out = _rebase(stack, source, target)
+    for key in LIST_KEYS.values():
+        items = out.get(key)
+        if not isinstance(items, list):
+            continue
+        rebased: list[Any] = []
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("include"), str):
+                absolute = posixpath.normpath(posixpath.join(posixpath.dirname(source), item["include"]))
+                rebased.append({**item, "include": _relative(absolute, target)})
+            elif isinstance(item, dict):
+                rebased.append(_rebase(item, source, target))
+            else:
+                rebased.append(item)
+        out[key] = rebased
+    return out
 
 
 def _rebase(node: dict[str, Any], source: str, target: str) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.server import registries, service
 from moorage.server.bundle import BundleError, validate_tree
-from moorage.server.db.models import Cluster
+from moorage.server.db.models import Cluster, GitRepository
 from moorage.server.gitops import store
 from moorage.server.gitops.git import Git, GitAuth, GitError
 from moorage.server.secretbox import SecretBox
@@ -29,6 +30,7 @@ from moorage.server.settings import ServerSettings
 from moorage.server.stacks import gitwrite
 from moorage.server.stacks.edits import AddStack, Edit, EditError, Workspace, describe, export_stack
 from moorage.spec.digest import compare
+from moorage.spec.loader import LoadOptions, UsageError, load
 
 log = logging.getLogger("moorage.server.stacks")
 
@@ -76,6 +78,9 @@ class Outcome:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     commit: str | None = None  # None for a preview
     attempts: int = 1
+    # other clusters on the same repository and branch whose definitions read a changed file
+    # (a shared stack template, a shared values file): the commit changes them too
+    also_affects: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -236,6 +241,7 @@ async def save(
                 raise Refused("the edit changes nothing: the definition already says this", status=409)
             diff = unified_diff(ws, changes)
             digests, warnings = await _validate(deps, src, base)
+            affected = await _readers(deps, src, base, set(changes))
         outcome = Outcome(
             parent=tip,
             files=list(changes),
@@ -244,6 +250,7 @@ async def save(
             changes=compare(src.applied_digests, digests).to_dict(),
             warnings=warnings,
             attempts=attempt,
+            also_affects=affected,
         )
         if preview:
             return outcome
@@ -264,6 +271,41 @@ async def save(
         f"twice in a row); nothing was committed. Look at the new commits and save again",
         status=409,
     )
+
+
+MAX_READERS = 50
+
+
+async def _readers(deps: Deps, src: Source, base: Path, changed: set[str]) -> list[str]:
+    """The other clusters tracking the same repository and branch whose definitions (in the edited
+    copy at `base`) read one of the `changed` files."""
+
+    def work(session: Session) -> list[tuple[str, str]]:
+        rows = session.scalars(
+            select(GitRepository).where(
+                GitRepository.url == src.url,
+                GitRepository.branch == src.branch,
+                GitRepository.cluster_id != src.cluster_id,
+            )
+        ).all()
+        return sorted((r.cluster.name, r.path) for r in rows)[:MAX_READERS]
+
+    others: list[tuple[str, str]] = await deps.db(work)
+
+    def check() -> list[str]:
+        found = []
+        for name, path in others:
+            if not (base / path).is_file():
+                continue
+            try:
+                result = load(base / path, LoadOptions(decrypt=False), repo_root=base)
+            except UsageError:
+                continue
+            if changed & set(result.files):
+                found.append(name)
+        return found
+
+    return await asyncio.to_thread(check) if others else []
 
 
 def _apply_all(ws: Workspace, edits: Sequence[Edit]) -> None:

@@ -306,3 +306,39 @@ def test_an_unedited_file_is_written_back_unchanged(path: str) -> None:
     file = next(EXAMPLE_REPO.rglob(path))
     text = file.read_text()
     assert RoundTrip.load(path, text).text() == text
+
+
+def test_a_stack_saved_as_a_template_is_included_from_its_file_and_used_by_another_definition(
+    repo: Path,
+) -> None:
+    ws, changes = apply(repo, E.SaveTemplate("platform", "stacks/platform.yaml"))
+    assert sorted(changes) == [ROOT, "stacks/platform.yaml"]
+    removed = [ln for ln in diff(ws, ROOT, changes[ROOT]).splitlines() if ln.startswith("+")]
+    assert removed == ["+    - include: stacks/platform.yaml"]
+    template = changes["stacks/platform.yaml"] or ""
+    assert "description_from_file: ../docs/platform.md\n" in template
+    assert "  - include: ../manifests/platform.yaml\n" in template
+    loads(repo)
+
+    other = repo / "clusters" / "second" / "cluster.yaml"
+    other.parent.mkdir(parents=True)
+    other.write_text(
+        "apiVersion: v1\nkind: ImportCluster\nmetadata:\n  name: second\nspec:\n"
+        "  helm_registries:\n    - name: local\n      url: http://127.0.0.1:8879\n  stacks: []\n"
+    )
+    ws = E.Workspace(repo, "clusters/second/cluster.yaml")
+    ws.apply(E.UseTemplate("stacks/platform.yaml", {"ENVIRONMENT": "second"}))
+    changes = ws.changes()
+    assert list(changes) == ["clusters/second/cluster.yaml"]
+    assert "  stacks:\n    - include: ../../stacks/platform.yaml\n" in (
+        changes["clusters/second/cluster.yaml"] or ""
+    )
+    assert "  variables:\n    ENVIRONMENT: second\n" in (changes["clusters/second/cluster.yaml"] or "")
+    ws.write_back()
+    result = load(other, LoadOptions(decrypt=False), repo_root=repo)
+    assert result.ok, [i.to_dict() for i in result.report.errors]
+    assert sorted(result.resolved.addons) == ["crd-widget", "hooked"]  # type: ignore[union-attr]
+    with pytest.raises(E.EditError, match="already has a stack named 'platform'"):
+        ws.apply(E.UseTemplate("stacks/platform.yaml"))
+    with pytest.raises(E.EditError, match=r"must be a repository-relative \.yaml file"):
+        ws.apply(E.UseTemplate("../outside.yaml"))

@@ -369,3 +369,20 @@ def test_values_given_as_yaml_text_are_parsed_and_bad_yaml_is_refused_without_ec
     assert SECRET not in r.text
     r = client.post("/api/v1/clusters/c1/stacks/edits", json={"edits": [{**edit, "values": "- a list"}]})
     assert r.json()["detail"] == "the values must be a YAML mapping (key: value lines)"
+
+
+def test_a_template_change_names_every_cluster_that_uses_it(client: TestClient, origin: WorkTree) -> None:
+    edits = {"edits": [{"op": "save_template", "stack": "base", "path": "stacks/base.yaml"}]}
+    r = client.post("/api/v1/clusters/c1/stacks/edits", json=edits)
+    assert r.status_code == 201, r.text
+    assert r.json()["files"] == [PATH, "stacks/base.yaml"]
+    assert r.json()["also_affects"] == []
+    use = {"op": "use_template", "path": "stacks/base.yaml", "variables": {"TEAM": "two"}}
+    r = client.post("/api/v1/clusters/c2/stacks/edits", json={"edits": [use]})
+    assert r.status_code == 201, r.text
+    assert r.json()["message"].startswith("c2: use the stack template stacks/base.yaml with TEAM")
+    change = {"op": "change_manifest", "stack": "base", "name": "ns-strict", "fields": {"namespace": "x"}}
+    r = client.post("/api/v1/clusters/c1/stacks/edits", json={"edits": [change], "preview": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["files"] == ["stacks/base.yaml"]
+    assert r.json()["also_affects"] == ["c2"]
