@@ -34,7 +34,7 @@ from moorage.agent.registryauth import CredentialsError, open_credentials
 from moorage.agent.state import StateTracker
 from moorage.agent.transport import TransportRefused, check_url, client_context, explain_tls_failure
 from moorage.agent.watch import watch_changes
-from moorage.agent.writes import Claim, WriteScheduler, claim_of
+from moorage.agent.writes import Claim, WriteScheduler, batch_size, claim_of
 from moorage.charts.source import RegistryAuth
 from moorage.engine.context import EngineContext, Options
 from moorage.engine.health.custom import Checks, load_file
@@ -423,14 +423,19 @@ class Agent:
             durable=protocol.agent_consumer(self.reg.cluster_id), stream=protocol.JOBS_STREAM
         )
         while not self._stopping.is_set():
-            room = self.settings.nats_max_workers - len(self._running)
-            if room <= 0:  # nats_worker_max_workers jobs held: the rest wait in the stream
+            size = batch_size(
+                held=len(self._running),
+                max_held=self.settings.nats_max_workers,
+                reads_free=self._reads._value,
+                write_workers=self.settings.write_workers,
+                writes_held=self._writes.held,
+                leader=self.is_leader,
+            )
+            if size == 0:  # nats_worker_max_workers jobs held: the rest wait in the stream
                 await asyncio.sleep(0.2)
                 continue
-            writes = max(0, self.settings.write_workers - self._writes.held) if self.is_leader else 0
-            free = self._reads._value + writes
             try:
-                batch = await sub.fetch(max(1, min(room, free)), timeout=1)
+                batch = await sub.fetch(size, timeout=1)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except Exception as e:

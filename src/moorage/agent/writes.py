@@ -70,6 +70,19 @@ def startable(waiting: Sequence[Claim], running: Sequence[Claim], capacity: int)
     return started
 
 
+def batch_size(
+    *, held: int, max_held: int, reads_free: int, write_workers: int, writes_held: int, leader: bool
+) -> int:
+    """How many jobs the agent fetches now (0: none): no more than it may hold in all
+    (`nats_worker_max_workers`), at least one while there is room (a read may be waiting), and room
+    for writes only on the leader (the others hand write jobs back)."""
+    room = max_held - held
+    if room <= 0:
+        return 0
+    writes = max(0, write_workers - writes_held) if leader else 0
+    return max(1, min(room, reads_free + writes))
+
+
 @dataclass
 class _Waiter:
     claim: Claim

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from moorage.agent.writes import Claim, WriteScheduler, claim_of, startable
+from moorage.agent.writes import Claim, WriteScheduler, batch_size, claim_of, startable
 from moorage.spec.protocol import JobAction
 
 ALL = Claim.cluster()
@@ -104,3 +104,29 @@ async def _hold(scheduler: WriteScheduler, claim: Claim) -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="write_worker_count"):
         WriteScheduler(capacity=0)
+
+
+@pytest.mark.parametrize(
+    ("held", "max_held", "reads_free", "writes_held", "leader", "size"),
+    [
+        (0, 15, 5, 0, True, 10),  # reads and writes free
+        (0, 15, 5, 0, False, 5),  # not the leader: no room counted for writes
+        (0, 3, 5, 0, True, 3),  # nats_worker_max_workers caps it
+        (15, 15, 5, 0, True, 0),  # full: nothing fetched
+        (20, 15, 5, 0, True, 0),
+        (10, 15, 0, 5, True, 1),  # every slot busy, room left: one, so a read is not starved
+        (2, 15, 3, 7, True, 3),  # more writes waiting than workers: room for reads only
+    ],
+)
+def test_batch_size(
+    held: int, max_held: int, reads_free: int, writes_held: int, leader: bool, size: int
+) -> None:
+    got = batch_size(
+        held=held,
+        max_held=max_held,
+        reads_free=reads_free,
+        write_workers=5,
+        writes_held=writes_held,
+        leader=leader,
+    )
+    assert got == size
