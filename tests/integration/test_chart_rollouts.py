@@ -3,8 +3,9 @@ built from the Go module proxy (`make tools-rollouts`) and run against the devcl
 (moorage.devcluster.rollouts); kwok makes the pods Ready. Installed with helm, the chart's Rollout
 comes up; a new image tag stops at the first canary step with the stable pod still Ready and in the
 Service's endpoints beside the canary's; `kubectl argo rollouts promote` (the plugin of the same
-module) completes it; the Service's selector is the same before, during and after. Without the
-Rollout CRD, `helm install` fails at once with the chart's message."""
+module) completes it; the Service's selector is the same before, during and after, and after the
+one-time switch back to a Deployment. Without the Rollout CRD, `helm install` fails at once with the
+chart's message."""
 
 import time
 from collections.abc import Callable, Iterator
@@ -231,3 +232,18 @@ def test_a_new_tag_pauses_at_the_first_canary_step_and_promote_completes_it(
     )
     assert selector(kubectl, namespace) == before
     assert helm.releases(namespace)[RELEASE]["status"] == "deployed"
+
+    # the one-time switch back (the chart README): the Deployment replaces the Rollout, same Service
+    helm.run(*install_args(namespace, "--reuse-values", "--set", "progressiveDelivery.enabled=false"))
+    assert kubectl.run("get", "rollouts", "-n", namespace, "-o", "name").stdout.strip() == ""
+    wait_for(
+        "the Deployment's pod alone, Ready and in the Service",
+        lambda: (
+            (found := pods(kubectl, namespace))
+            and all("rollouts-pod-template-hash" not in p["metadata"]["labels"] and ready(p) for p in found)
+            and endpoint_pods(kubectl, namespace) == {p["metadata"]["name"] for p in found}
+            and found
+        ),
+    )
+    assert kubectl.get("deployment", RELEASE, "-n", namespace)["status"].get("readyReplicas") == 1
+    assert selector(kubectl, namespace) == before
