@@ -101,6 +101,8 @@ def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output
         return
     if preview:
         out.print(data.get("diff") or "(no change)", markup=False, end="")
+        if data.get("also_affects"):
+            out.print(f"also changes the clusters: {esc(', '.join(data['also_affects']))}")
         out.print(f"[dim]preview only: nothing was committed ({len(data.get('files') or [])} file(s))[/]")
         return
     retried = " (applied again after another commit)" if data.get("attempts", 1) > 1 else ""
@@ -111,6 +113,8 @@ def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output
     )
     for name in data.get("files") or []:
         out.print(f"  {esc(name)}")
+    if data.get("also_affects"):
+        out.print(f"this also changes what these clusters deploy: {esc(', '.join(data['also_affects']))}")
     out.print(f"follow the sync with `moorage cluster gitops {esc(data.get('cluster_name'))}`")
 
 
@@ -307,6 +311,45 @@ def stacks_copy(
     """Copy a stack to another cluster's definition (committed there; file paths rewritten)."""
     path = api_path("clusters", cluster, "stacks", stack, "copy")
     _post(Remote.from_options(server, token), path, {"to_cluster": to}, preview, output)
+
+
+@stacks_app.command("save-template")
+def stacks_save_template(
+    cluster: ClusterArg,
+    stack: StackArg,
+    path: Annotated[str, typer.Argument(help="Repository-relative file for it, e.g. stacks/web.yaml.")],
+    preview: PreviewOpt = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Keep a stack in a file of its own (a template other clusters include), included from here."""
+    edit = {"op": "save_template", "stack": stack, "path": path}
+    _send(Remote.from_options(server, token), cluster, [edit], preview, output)
+
+
+@stacks_app.command("use-template")
+def stacks_use_template(
+    cluster: ClusterArg,
+    path: Annotated[str, typer.Argument(help="The template's repository-relative file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="NAME=VALUE", help="A variable for spec.variables (repeatable)."),
+    ] = None,
+    preview: PreviewOpt = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Include a stack template in the cluster's definition, with its variables filled in."""
+    variables: dict[str, str] = {}
+    for item in set_ or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise _usage(f"--set takes NAME=VALUE, not {item!r}")
+        variables[name] = value
+    edit = {"op": "use_template", "path": path, "variables": variables}
+    _send(Remote.from_options(server, token), cluster, [edit], preview, output)
 
 
 @values_app.command("encrypt")

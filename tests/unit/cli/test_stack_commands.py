@@ -125,3 +125,18 @@ def test_values_encrypt_uses_the_nearest_sops_yaml_and_keeps_keys_readable(cli: 
     no_rule = cli("values", "encrypt", str(other), "--key", "a")
     assert no_rule.exit_code == 2
     assert "give --recipient AGE" in no_rule.output
+
+
+def test_stacks_save_and_use_a_template(cli: Cli, origin: WorkTree) -> None:
+    ok(cli("cluster", "register", "c1"))
+    ok(cli("cluster", "connect", "c1", "--url", origin.remote_url))
+    saved = ok(cli("stacks", "save-template", "c1", "base", "stacks/base.yaml"))
+    assert "stacks/base.yaml" in saved.stdout
+    listed = as_json(cli("stacks", "list", "c1", "-o", "json"))
+    assert listed["stacks"][0]["file"] == "stacks/base.yaml"
+    again = cli("stacks", "use-template", "c1", "stacks/base.yaml", "--set", "TEAM=one")
+    assert again.exit_code == 1
+    assert "already has a stack named 'base'" in again.output
+    bad = cli("stacks", "use-template", "c1", "stacks/base.yaml", "--set", "TEAM")
+    assert bad.exit_code == 2
+    assert "--set takes NAME=VALUE" in bad.output
