@@ -226,6 +226,11 @@ class Helm:
             f"--server-side={'true' if server_side else 'false'}",
             f"--wait={wait}",
         ]  # fmt: skip
+        if server_side:
+            # The API server validates every object strictly under server-side apply (helm v4 sends
+            # fieldValidation=Strict), so helm's own OpenAPI check (it downloads and parses the
+            # cluster's OpenAPI documents in every process: ~3/4 of an upgrade's CPU) is redundant.
+            args.append("--disable-openapi-validation")
         if rollback_on_failure:
             args.append("--rollback-on-failure")
         if take_ownership:

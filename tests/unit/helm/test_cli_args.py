@@ -93,3 +93,26 @@ def test_redact_four_characters_is_enough() -> None:
 
 def test_redact_without_secrets_is_identity() -> None:
     assert redact("nothing to hide", []) == "nothing to hide"
+
+
+@pytest.mark.parametrize(("server_side", "skips_client_validation"), [(True, True), (False, False)])
+def test_helm_skips_its_openapi_check_only_when_the_api_server_validates(
+    server_side: bool, skips_client_validation: bool
+) -> None:
+    import asyncio
+    from collections.abc import Sequence
+    from typing import Any
+
+    from moorage.helm.cli import Helm
+
+    seen: list[str] = []
+
+    class Recording(Helm):
+        async def run(self, args: Sequence[str], **_: Any) -> str:
+            seen.extend(args)
+            return ""
+
+    chart = ChartRef("podinfo", "6.7.0", "https://stefanprodan.github.io/podinfo")
+    asyncio.run(Recording(binary="helm").upgrade_install("web", "apps", chart, {}, server_side=server_side))
+    assert ("--disable-openapi-validation" in seen) is skips_client_validation
+    assert f"--server-side={'true' if server_side else 'false'}" in seen
