@@ -247,3 +247,68 @@ def test_a_new_tag_pauses_at_the_first_canary_step_and_promote_completes_it(
     )
     assert kubectl.get("deployment", RELEASE, "-n", namespace)["status"].get("readyReplicas") == 1
     assert selector(kubectl, namespace) == before
+
+
+SERVER_CANARY = [
+    "--set",
+    "database.existing_secret_name=moorage-db",
+    "--set",
+    "nats.existing_secret_name=moorage-nats",
+    "--set",
+    "sealing_key.existing_secret_name=moorage-sealing",
+    "--set",
+    "persistence.enabled=false",
+]
+
+
+@pytest.mark.parametrize(
+    ("chart", "values"),
+    [
+        ("moorage-agent", ["--set", f"config.token={TOKEN}", "--set", f"config.server_url={SERVER}"]),
+        (
+            "moorage-agent",
+            [
+                "--set",
+                f"config.token={TOKEN}",
+                "--set",
+                f"config.server_url={SERVER}",
+                "--set-json",
+                'progressiveDelivery.canarySteps=[{"setWeight":25},{"pause":{"duration":"10m"}},{"setWeight":50},{"pause":{}}]',
+                "--set",
+                "progressiveDelivery.maxSurge=25%",
+            ],
+        ),
+        ("moorage", SERVER_CANARY),
+    ],
+)
+def test_the_rendered_rollouts_pass_the_crd_schema_and_the_plugin_lint(
+    cluster: devcluster.DevCluster,
+    argo_rollouts: rollouts.ArgoRollouts,
+    kubectl: Kubectl,
+    helm: Helm,
+    namespace: str,
+    chart: str,
+    values: list[str],
+    tmp_path: Path,
+) -> None:
+    """Both charts' Rollouts (offline, with --api-versions) as the API server validates them against the
+    real CRD's schema (a server-side dry run) and as `kubectl argo rollouts lint` checks the strategy."""
+    rendered = helm.run(
+        "template",
+        "canary",
+        str(CHART.parent / chart),
+        "--namespace",
+        namespace,
+        "--api-versions",
+        "argoproj.io/v1alpha1/Rollout",
+        "--set",
+        "progressiveDelivery.enabled=true",
+        *values,
+        "--show-only",
+        "templates/deployment.yaml",
+    ).stdout
+    manifest = tmp_path / "rollout.yaml"
+    manifest.write_text(rendered)
+    dry = kubectl.run("apply", "--server-side", "--dry-run=server", "-f", str(manifest), "-o", "json")
+    assert '"kind": "Rollout"' in dry.stdout
+    rollouts.plugin(cluster, "lint", "-f", str(manifest))
