@@ -96,11 +96,25 @@ def install_objects(cluster: DevCluster) -> None:
     _kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(_namespace()))
     for name in _CRD_FILES:
         _kubectl(cluster, "apply", "--server-side", "-f", str(found / name))
-    _kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd/applications.argoproj.io")
-    _kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd/appprojects.argoproj.io")
+    for crd in ("crd/applications.argoproj.io", "crd/appprojects.argoproj.io"):
+        _established(cluster, crd)
     for name in _CONFIG_FILES:
         _kubectl(cluster, "apply", "--server-side", "-n", NAMESPACE, "-f", str(found / name))
     _kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(DEFAULT_PROJECT))
+
+
+def _established(cluster: DevCluster, crd: str, timeout: float = 60.0) -> None:
+    """`kubectl wait` for the CRD, again while it has no conditions at all yet (kubectl then fails at
+    once with "<nil> is of the type <nil>" instead of waiting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", crd)
+            return
+        except DevclusterError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _namespace() -> dict[str, Any]:
