@@ -163,10 +163,52 @@ def test_a_writer_adds_an_addon_from_the_catalog_with_a_secret_value_and_it_depl
     assert kubectl.get("configmap", "web-ui-config", "-n", "sbui-apps")["data"]["greeting"] == SECRET
 
 
+def test_a_writer_adds_a_manifest_sets_its_parents_and_the_stacks_wave(
+    scene: Scene, kubectl: Kubectl
+) -> None:
+    server = scene.server
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP)
+        sign_in(page, server.url, *WRITER, next_path="/clusters/sbui/stacks")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="ns-sbui"]')
+        page.fill("#sm-name", "cm-page")
+        page.fill("#sm-namespace", "sbui-apps")
+        page.fill(
+            "#sm-yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-page\ndata:\n  a: b\n"
+        )
+        page.click("#sm-save")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="cm-page"]')
+        page.fill("#parents-apps-manifest-cm-page", "manifest:ns-sbui")
+        page.click('[data-set-parents="cm-page"]')
+        page.wait_for_function(
+            "() => document.querySelector('#parents-apps-manifest-cm-page')?.value === 'manifest:ns-sbui'"
+            " && document.querySelector('#toast').textContent.includes('Parents of cm-page')"
+        )
+        page.fill("#wave-apps", "2")
+        page.click('[data-set-wave="apps"]')
+        page.wait_for_function(
+            "() => document.querySelector('[data-stack=\"apps\"] h2').textContent.includes('wave 2')"
+        )
+        problems = accessibility_problems(page)
+        assert problems == [], problems
+
+    scene.tree.git("pull", "--quiet")
+    text = (scene.tree.path / ROOT).read_text()
+    assert "        - name: cm-page\n" in text
+    assert "          parents:\n            - manifest: ns-sbui\n" in text
+    assert "      deploy_wave: 2\n" in text
+    assert "# the Stack Builder page's cluster\n" in text
+    head = scene.tree.git("log", "-1", "--format=%H").strip()
+    wait_synced(server, "sbui", head, timeout=240)
+    assert kubectl.get("configmap", "from-page", "-n", "sbui-apps")["data"]["a"] == "b"
+
+
 def test_a_reader_sees_the_stacks_but_no_builder(scene: Scene) -> None:
     with browser() as b:
         page = b.new_page(viewport=DESKTOP)
         sign_in(page, scene.server.url, *READER, next_path="/clusters/sbui/stacks")
         page.wait_for_selector('[data-stack="apps"] tr[data-entry="ns-sbui"]')
         assert page.locator("#add-addon").count() == 0
+        assert page.locator("#add-manifest").count() == 0
+        assert page.locator("[data-set-parents]").count() == 0
         assert page.locator("[data-remove]").count() == 0

@@ -93,6 +93,12 @@ class AddStack(_Op):
     stack: dict[str, Any]
 
 
+class ChangeStack(_Op):
+    op: Literal["change_stack"]
+    name: Name
+    fields: dict[str, Any] = Field(description="deploy_wave, description, variables …; null removes one.")
+
+
 class RemoveStack(_Op):
     op: Literal["remove_stack"]
     name: Name
@@ -124,6 +130,7 @@ Op = Annotated[
     | SetValues
     | SetChartVersion
     | AddStack
+    | ChangeStack
     | RemoveStack
     | SaveTemplate
     | UseTemplate,
@@ -168,6 +175,7 @@ class EntryOut(BaseModel):
     chart_version: str | None = None
     registry_name: str | None = None
     namespace: str | None = None
+    parents: list[str] = Field(default_factory=list, description="kind:name of each parent")
 
 
 class StackOut(BaseModel):
@@ -205,6 +213,8 @@ def to_edit(op: Op) -> E.Edit:
         return E.SetChartVersion(op.stack, op.addon, op.version)
     if isinstance(op, AddStack):
         return E.AddStack(op.stack)
+    if isinstance(op, ChangeStack):
+        return E.ChangeStack(op.name, op.fields)
     if isinstance(op, SaveTemplate):
         return E.SaveTemplate(op.stack, op.path)
     if isinstance(op, UseTemplate):
@@ -273,6 +283,17 @@ async def list_stacks(name: str, ctx: Ctx, _who: Reader) -> StacksOut:
     return StacksOut(cluster_name=name, commit=tip, path=src.path, stacks=found)
 
 
+def _parents(value: Any) -> list[str]:
+    out = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, dict) and "name" in item and "kind" in item:
+            out.append(f"{item['kind']}:{item['name']}")
+        elif isinstance(item, dict) and len(item) == 1:
+            ((kind, name),) = item.items()
+            out.append(f"{kind}:{name}")
+    return out
+
+
 def _stack_out(ws: E.Workspace, slot: E.Slot) -> StackOut:
     def entry(kind: str, s: E.Slot) -> EntryOut:
         node = s.node
@@ -289,6 +310,7 @@ def _stack_out(ws: E.Workspace, slot: E.Slot) -> StackOut:
             chart_version=text("chart_version"),
             registry_name=text("registry_name"),
             namespace=text("namespace"),
+            parents=_parents(node.get("parents")),
         )
 
     wave = slot.node.get("deploy_wave")

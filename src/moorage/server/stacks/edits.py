@@ -92,6 +92,15 @@ class SetChartVersion:
 
 
 @dataclass(frozen=True)
+class ChangeStack:
+    """Set fields of a stack (deploy_wave, description, variables …): None removes one, a mapping is
+    merged; its name and its entry lists are changed by the other edits."""
+
+    name: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class AddStack:
     stack: Mapping[str, Any]
 
@@ -127,6 +136,7 @@ Edit = (
     | SetValues
     | SetChartVersion
     | AddStack
+    | ChangeStack
     | RemoveStack
     | SaveTemplate
     | UseTemplate
@@ -149,6 +159,8 @@ def describe(edit: Edit) -> str:
         return f"chart version of add-on {edit.addon} in stack {edit.stack} to {edit.version}"
     if isinstance(edit, AddStack):
         return f"add stack {edit.stack.get('name')}"
+    if isinstance(edit, ChangeStack):
+        return f"change {', '.join(sorted(edit.fields))} of stack {edit.name}"
     if isinstance(edit, SaveTemplate):
         return f"keep stack {edit.stack} as the template {edit.path}"
     if isinstance(edit, UseTemplate):
@@ -406,6 +418,15 @@ class Workspace:
             if any(s.node.get("name") == name for s in self.stacks()):
                 raise EditError(f"the definition already has a stack named {name!r}")
             self._place(self._spec(), "stacks", self.root_file, _nodes(edit.stack), name)
+        elif isinstance(edit, ChangeStack):
+            slot = self.stack(edit.name)
+            fixed = sorted(k for k in edit.fields if k in ("name", *LIST_KEYS.values(), "applications"))
+            if fixed:
+                raise EditError(
+                    f"{', '.join(fixed)} of a stack cannot be set this way (rename by adding a new stack; "
+                    "change entries with the add-on and manifest edits)"
+                )
+            merge(slot.node, edit.fields, replace=False)
         elif isinstance(edit, SaveTemplate):
             self._save_template(edit)
         elif isinstance(edit, UseTemplate):

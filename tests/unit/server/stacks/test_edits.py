@@ -342,3 +342,20 @@ def test_a_stack_saved_as_a_template_is_included_from_its_file_and_used_by_anoth
         ws.apply(E.UseTemplate("stacks/platform.yaml"))
     with pytest.raises(E.EditError, match=r"must be a repository-relative \.yaml file"):
         ws.apply(E.UseTemplate("../outside.yaml"))
+
+
+def test_a_stacks_deploy_wave_and_an_entrys_parents_change_in_place(repo: Path) -> None:
+    ws, changes = apply(
+        repo,
+        E.ChangeStack("apps", {"deploy_wave": 3}),
+        E.ChangeEntry(
+            "platform", "addon", "hooked", {"parents": [{"manifest": "ns-hooks"}, {"addon": "crd-widget"}]}
+        ),
+    )
+    changed = [
+        ln for ln in diff(ws, ROOT, changes[ROOT]).splitlines() if ln[:1] in "+-" and ln[:3] not in "+++---"
+    ]
+    assert changed == ["+            - addon: crd-widget", "-      deploy_wave: 2", "+      deploy_wave: 3"]
+    loads(repo)
+    with pytest.raises(E.EditError, match="name of a stack cannot be set this way"):
+        apply(repo, E.ChangeStack("apps", {"name": "other"}))

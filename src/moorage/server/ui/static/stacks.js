@@ -42,6 +42,49 @@
     return button;
   }
 
+  // one change saved at once (a commit), then the stacks read again
+  async function commitOne(button, edit, what) {
+    button.disabled = true;
+    const answer = await send([edit], false);
+    button.disabled = false;
+    if (answer.ok) { await load(); toast(`${what}: commit ${answer.data.commit.slice(0, 12)}`); }
+    else toast(answer.data.detail || `${what} was refused`, true);
+  }
+
+  // "addon:web, manifest:ns" → [{addon: "web"}, {manifest: "ns"}]
+  function parseParents(text) {
+    return text.split(",").map((p) => p.trim()).filter(Boolean).map((p) => {
+      const [kind, name] = p.includes(":") ? p.split(":", 2) : ["addon", p];
+      return { [kind.trim()]: name.trim() };
+    });
+  }
+
+  function parentsCell(stack, entry) {
+    const shown = entry.parents.join(", ");
+    if (!canWrite()) return el("td", { text: shown || "—" });
+    const id = `parents-${stack.name}-${entry.kind}-${entry.name}`;
+    const input = el("input", { id, value: shown, size: "18", placeholder: "addon:web, manifest:ns", "aria-label": `Parents of ${entry.name}` });
+    const set = el("button", { type: "button", "data-set-parents": entry.name, text: "Set" });
+    set.addEventListener("click", () => {
+      const parents = parseParents(input.value);
+      const op = entry.kind === "addon" ? "change_addon" : "change_manifest";
+      commitOne(set, { op, stack: stack.name, name: entry.name, fields: { parents: parents.length ? parents : null } }, `Parents of ${entry.name}`);
+    });
+    return el("td", {}, input, " ", set);
+  }
+
+  function waveForm(stack) {
+    if (!canWrite()) return null;
+    const id = `wave-${stack.name}`;
+    const input = el("input", { id, type: "number", min: "0", value: stack.deploy_wave ?? "", size: "4" });
+    const set = el("button", { type: "button", "data-set-wave": stack.name, text: "Set" });
+    set.addEventListener("click", () => {
+      const value = input.value.trim();
+      commitOne(set, { op: "change_stack", name: stack.name, fields: { deploy_wave: value === "" ? null : Number(value) } }, `Deploy wave of ${stack.name}`);
+    });
+    return el("p", { class: "row" }, el("label", { for: id, text: "Deploy wave " }), input, " ", set);
+  }
+
   function renderStack(stack) {
     const entries = [...stack.manifests, ...stack.addons];
     const rows = entries.map((entry) => el("tr", { "data-entry": entry.name },
@@ -49,16 +92,18 @@
       el("th", { scope: "row", text: entry.name }),
       el("td", { text: entry.chart_name ? `${entry.chart_name} ${entry.chart_version || ""}` : "—" }),
       el("td", { text: entry.namespace || "" }),
+      parentsCell(stack, entry),
       el("td", { class: "small muted", text: entry.file }),
       el("td", {}, canWrite() ? removeButton(stack.name, entry) : null)));
     const wave = stack.deploy_wave === null || stack.deploy_wave === undefined ? "" : ` (wave ${stack.deploy_wave})`;
     const table = el("table", { class: "grid" },
       el("caption", { class: "sr", text: `Entries of stack ${stack.name}` }),
-      header(["Kind", "Name", "Chart", "Namespace", "File", ""]),
+      header(["Kind", "Name", "Chart", "Namespace", "Parents", "File", ""]),
       el("tbody", {}, ...rows));
     return el("section", { class: "stack", "data-stack": stack.name },
       el("h2", { text: `Stack ${stack.name}${wave}` }),
       el("p", { class: "small muted", text: `defined in ${stack.file}` }),
+      waveForm(stack),
       rows.length ? el("div", { class: "scroll" }, table) : el("p", { class: "empty", text: "No entries yet." }));
   }
 
@@ -69,8 +114,8 @@
       source.textContent = `${data.path} at commit ${data.commit.slice(0, 12)}`;
       source.className = "muted";
       root.replaceChildren(...data.stacks.map(renderStack));
-      const select = $("sb-stack");
-      if (select) {
+      for (const select of [$("sb-stack"), $("sm-stack")]) {
+        if (!select) continue;
         const keep = select.value;
         select.replaceChildren(...data.stacks.map((s) => el("option", { value: s.name, text: s.name })));
         if (keep) select.value = keep;
@@ -201,4 +246,24 @@
   });
   $("sb-preview").addEventListener("click", () => run(true));
   form.addEventListener("submit", (e) => { e.preventDefault(); run(false); });
+
+  // Add manifest: the Kubernetes YAML goes inline in the entry
+  async function addManifest(preview) {
+    const result = $("sm-result");
+    result.replaceChildren();
+    const manifest = { name: $("sm-name").value.trim(), manifest: $("sm-yaml").value };
+    const ns = $("sm-namespace").value.trim();
+    if (ns) manifest.namespace = ns;
+    const answer = await send([{ op: "add_manifest", stack: $("sm-stack").value, manifest }], preview);
+    if (!answer.ok) {
+      const items = (answer.data.errors || []).map((e) => `${[e.file, e.line].filter(Boolean).join(":")}: ${e.message}${e.path ? ` [${e.path}]` : ""}`);
+      result.append(el("p", { class: "error", text: items.length ? items.join("; ") : answer.data.detail }));
+      return;
+    }
+    result.append(el("pre", { text: answer.data.diff }));
+    result.append(el("p", { text: preview ? "Preview only: nothing was committed." : `Committed ${answer.data.commit.slice(0, 12)}; the sync starts now.` }));
+    if (!preview) load();
+  }
+  $("sm-preview").addEventListener("click", () => addManifest(true));
+  $("add-manifest").addEventListener("submit", (e) => { e.preventDefault(); addManifest(false); });
 })();
