@@ -9,6 +9,7 @@ else in a new file next to an included single-entry file (with an include for it
 Nothing here talks to Git or the network; secret values are handed to an `Encryptor` (sops) and only
 its ciphertext is written."""
 
+import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -249,8 +250,11 @@ class Workspace:
 
     def write_back(self) -> None:
         """Write the changes into the copy at `root` (for the validator to read)."""
+        root = os.path.realpath(self.fs.root)
         for rel, text in self.changes().items():
             path = self.fs.root / rel
+            if not os.path.realpath(path).startswith(root + os.sep):
+                raise EditError(f"refusing to write {rel!r}: it is outside the repository")
             if text is None:
                 path.unlink(missing_ok=True)
             else:
@@ -565,6 +569,11 @@ class Workspace:
 
     def _secret_file(self, slot: Slot, addon: str) -> str:
         rel = posixpath.join(posixpath.dirname(slot.file), "values", f"{addon}.enc.yaml")
+        if not _FILE_NAME.match(posixpath.basename(rel)) or posixpath.normpath(rel) != rel:
+            raise EditError(
+                f"cannot make the values file {rel[:120]!r} for add-on {addon[:80]!r}: give the add-on a "
+                "configuration.from_file to encrypt into"
+            )
         if self._exists(rel):
             raise EditError(
                 f"{rel} already exists; point the add-on's configuration.from_file at it or move it"

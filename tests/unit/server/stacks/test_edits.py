@@ -359,3 +359,14 @@ def test_a_stacks_deploy_wave_and_an_entrys_parents_change_in_place(repo: Path) 
     loads(repo)
     with pytest.raises(E.EditError, match="name of a stack cannot be set this way"):
         apply(repo, E.ChangeStack("apps", {"name": "other"}))
+
+
+def test_a_secret_values_file_is_never_made_outside_the_repository(repo: Path) -> None:
+    root = repo / ROOT
+    root.write_text(root.read_text().replace("name: hooked", "name: ../../../../tmp/evil"))
+    with pytest.raises(E.EditError, match="cannot make the values file"):
+        apply(
+            repo,
+            E.SetValues("platform", "../../../../tmp/evil", {"password": "p-1-2-3"}, secret=("password",)),
+        )
+    assert not list(repo.parent.rglob("evil.enc.yaml"))
