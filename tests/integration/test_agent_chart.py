@@ -319,6 +319,11 @@ def test_agent_chart_from_oci_runs_the_agent_with_its_service_account(
     agent = start_agent(kubectl, cluster, tmp_path)
     try:
         wait_state(server, name, "online", timeout=90)
+        # in a pod the agent elects a leader (replicas): online means it leads, holding its Lease
+        # through the chart's Role, whichever ClusterRole it has (the `view` case below still leads)
+        cluster_id = server.api("GET", f"/clusters/{name}").json()["id"]
+        lease = kubectl.get("lease", f"moorage-agent-{cluster_id}", "-n", NAMESPACE)
+        assert lease["spec"]["holderIdentity"], lease
 
         # deploy with cluster-admin, as the chart binds it by default
         applied = server.api("POST", f"/clusters/{name}/apply", json=definition(apps, chart_repo, {"a": "1"}))
