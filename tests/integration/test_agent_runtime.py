@@ -244,6 +244,8 @@ def test_two_agents_elect_one_leader_and_the_other_takes_over_after_kill_9(
         if counted(metrics(ports[1]), "moorage_agent_jobs_total", kind="read"):
             break
     follower = metrics(ports[1])
+    assert counted(follower, "moorage_agent_leader") == 0
+    assert counted(metrics(ports[0]), "moorage_agent_leader") == 1
     assert counted(follower, "moorage_agent_jobs_total", kind="read") > 0
     assert counted(follower, "moorage_agent_jobs_total", kind="write") == 0, follower
     assert counted(metrics(ports[0]), "moorage_agent_jobs_total", kind="write") >= 3
@@ -263,6 +265,7 @@ def test_two_agents_elect_one_leader_and_the_other_takes_over_after_kill_9(
     op = wait_operation(server, operation, timeout=120)
     assert op["state"] == "success", op
     new_leader = metrics(ports[1])
+    assert counted(new_leader, "moorage_agent_leader") == 1
     assert counted(new_leader, "moorage_agent_jobs_total", kind="write") >= 1
     # what the old leader's replica did before: only reads, and it handed write jobs back
     assert counted(follower, "moorage_agent_jobs_total", kind="write") == 0

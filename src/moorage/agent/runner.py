@@ -201,6 +201,11 @@ class Metrics:
         self.running = Gauge(
             "moorage_agent_running_jobs", "Jobs running now", ["kind"], registry=self.registry
         )
+        self.leader = Gauge(
+            "moorage_agent_leader",
+            "1 while this replica leads (sweeps, writes, heartbeats), else 0; 1 without leader election",
+            registry=self.registry,
+        )
         self.handed_back = Counter(
             "moorage_agent_jobs_handed_to_leader_total",
             "Write jobs this replica handed back because another replica leads",
@@ -246,6 +251,7 @@ class Agent:
         return self._leader is None or self._leader.is_leader
 
     def _leadership_changed(self, leader: bool) -> None:
+        self.metrics.leader.set(1 if leader else 0)
         works: list[Coroutine[Any, Any, None]] = []
         if leader:  # the server hears from this replica now: a full snapshot first
             if self._state is not None:
@@ -286,6 +292,7 @@ class Agent:
             self._ctx = EngineContext(
                 self._kube, Helm(kubeconfig=self.settings.kubeconfig), options, checks=self._server_checks
             )
+            self.metrics.leader.set(0 if self._election_wanted(config) else 1)
             if self._election_wanted(config):
                 self._leader = LeaderElector(
                     self._kube,
