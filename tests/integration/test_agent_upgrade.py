@@ -2,8 +2,9 @@
 installed at A with the command `moorage cluster register` prints, the agent run as the chart's pod
 would run it (test_agent_chart's harness: the Deployment's environment, a TokenRequest token of the
 chart's ServiceAccount, no kubeconfig). `moorage cluster upgrade-agent NAME --version B` makes the
-agent run `helm upgrade --reuse-values` of its own release; the agent started from the new
-Deployment (as Kubernetes replaces the pod) reports B; an upgrade to a version that does not exist
+agent run `helm upgrade --reuse-values` of its own release, then waits until the agent started from
+the new Deployment (as Kubernetes replaces the pod) reports B (without that report it fails, as the
+first version of this test showed); an upgrade to a version that does not exist
 fails saying why, and leaves B deployed and the agent online."""
 
 import json
@@ -50,16 +51,21 @@ def publish_two_versions(registry: Registry, helm_home: Path, tmp_path: Path) ->
     return f"{registry.url}/moorage-agent"
 
 
-def upgrade_agent(server: Server, name: str, version: str, chart: str) -> subprocess.CompletedProcess[str]:
+def upgrade_agent(server: Server, name: str, version: str, chart: str) -> subprocess.Popen[str]:
+    """`moorage cluster upgrade-agent`, started: it waits for the job, then for the new agent's report."""
     argv = [sys.executable, "-m", "moorage.cli.main", "cluster", "upgrade-agent", name]
-    return subprocess.run(
+    return subprocess.Popen(
         [*argv, "--version", version, "--chart", chart, "--server", server.url, "--output", "json"],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "MOORAGE_TOKEN": ADMIN},
-        timeout=400,
-        check=False,
     )
+
+
+def finished(cli: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = cli.communicate(timeout=400)
+    return cli.returncode, out, err
 
 
 def reported_chart(server: Server, name: str, version: str, timeout: float = 60) -> None:
@@ -102,10 +108,25 @@ def test_upgrade_agent_from_a_to_b_and_a_failed_upgrade_keeps_b(
         wait_state(server, name, "online", timeout=90)
         reported_chart(server, name, A)
 
-        done = upgrade_agent(server, name, B, chart)
-        log = (tmp_path / "agent-a" / "agent.log").read_text()[-3000:]
-        assert done.returncode == 0, done.stdout + done.stderr + log
-        answer = json.loads(done.stdout)
+        cli = upgrade_agent(server, name, B, chart)
+        deadline = time.monotonic() + 300
+        while deployed(helm) != (f"moorage-agent-{B}", 2):
+            log = (tmp_path / "agent-a" / "agent.log").read_text()[-3000:]
+            if cli.poll() is not None or time.monotonic() > deadline:
+                cli.kill()
+                raise AssertionError([*finished(cli), log])
+            time.sleep(0.5)
+        # --reuse-values: the token, the server URL and every setting as installed
+        values = json.loads(helm.run("get", "values", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+        assert values == settings
+    finally:
+        stop(agent)  # Kubernetes replaces the pod with the new version's
+
+    agent = start_agent(kubectl, cluster, tmp_path / "agent-b")
+    try:
+        code, out, err = finished(cli)  # it waited for the new agent's report
+        assert code == 0, out + err
+        answer = json.loads(out)
         assert answer["operation_state"] == "success", answer
         assert answer["result"] == {
             "release": RELEASE,
@@ -114,23 +135,14 @@ def test_upgrade_agent_from_a_to_b_and_a_failed_upgrade_keeps_b(
             "version": B,
             "revision": 2,
         }
-        assert deployed(helm) == (f"moorage-agent-{B}", 2)
-        # --reuse-values: the token, the server URL and every setting as installed
-        assert (
-            json.loads(helm.run("get", "values", RELEASE, "-n", NAMESPACE, "-o", "json").stdout) == settings
-        )
-        assert token not in json.dumps(answer)
-    finally:
-        stop(agent)  # Kubernetes replaces the pod with the new version's
-
-    agent = start_agent(kubectl, cluster, tmp_path / "agent-b")
-    try:
-        reported_chart(server, name, B, timeout=90)
+        assert answer["reported_chart_version"] == B
+        assert token not in out + err
+        reported_chart(server, name, B, timeout=10)
         wait_state(server, name, "online", timeout=30)
 
-        failed = upgrade_agent(server, name, "9.9.9", chart)
-        assert failed.returncode == 1, failed.stdout + failed.stderr
-        answer = json.loads(failed.stdout)
+        code, out, err = finished(upgrade_agent(server, name, "9.9.9", chart))
+        assert code == 1, out + err
+        answer = json.loads(out)
         assert answer["operation_state"] == "failed", answer
         (message,) = [m for m in answer["messages"] if "9.9.9" in m]
         assert f"upgrading {NAMESPACE}/{RELEASE} from chart {B} to 9.9.9 failed" in message

@@ -295,13 +295,24 @@ def cluster_upgrade_agent(
         ),
     ],
     wait: Annotated[float, typer.Option("--wait", min=0, max=600, help="Seconds to wait for the job.")] = 300,
+    report_wait: Annotated[
+        float,
+        typer.Option(
+            "--report-wait",
+            min=0,
+            max=3600,
+            help="Then seconds to wait for the new agent to report VERSION (0: do not wait).",
+        ),
+    ] = 180,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Upgrade the cluster's agent: it runs `helm upgrade --reuse-values` of its own release to VERSION;
-    the new agent then reports it (`moorage cluster get NAME`, "agent chart"). A failed upgrade leaves
-    the old agent running and says why."""
+    the new agent then reports it (`moorage cluster get NAME`, "agent chart"), which this waits for. A
+    failed upgrade leaves the old agent running and says why."""
+    import time
+
     remote = Remote.from_options(server, token)
     with handled(remote):
         _, data = remote.call(
@@ -311,13 +322,35 @@ def cluster_upgrade_agent(
             body={"version": version, "chart": chart},
             timeout=wait + 30,
         )
-    if output is not Output.table:
-        dump(data, output)
-    else:
+    table = output is Output.table
+    if table:
         out.print(f"operation {esc(data['operation_id'])}: {styled(data['operation_state'])}")
         for line in data["messages"][-20:]:
             out.print(f"  {esc(line)}")
     if data["operation_state"] in ("failed", "critical", "cancelled"):
+        if not table:
+            dump(data, output)
+        raise typer.Exit(1)
+    wanted, reported = version.removeprefix("v"), None
+    if data["operation_state"] == "success" and report_wait > 0:
+        deadline = time.monotonic() + report_wait
+        with handled(remote):
+            while (reported := remote.get(api_path("clusters", name)).get("chart_version")) != wanted:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+        data = {**data, "reported_chart_version": reported}
+    if not table:
+        dump(data, output)
+    elif reported == wanted:
+        out.print(f"the agent of {esc(name)} reports chart {esc(wanted)}")
+    if report_wait > 0 and data["operation_state"] == "success" and reported != wanted:
+        err.print(
+            f"the upgrade was applied, but no agent of {name!r} reported chart {wanted} within "
+            f"{report_wait:.0f} s (it reports {reported or 'none'}): check the agent's pods "
+            "(`kubectl get pods -n <namespace> -l app.kubernetes.io/name=<release>`)",
+            markup=False,
+        )
         raise typer.Exit(1)
 
 
