@@ -30,7 +30,8 @@ Phases, measured with tool-independent signals read from the cluster:
 - memory: peak is the largest sum of RSS over the tool's process tree (Moorage: the agent and its
   helm children; Flux: both controllers; Argo CD: controller, repo-server (with its helm children)
   and Redis), sampled every 0.2 s through the whole run; steady is that sum at the end of the idle
-  window.
+  window. The same for PSS (each shared page divided among the processes that map it: five helm
+  children share one binary's text, Argo CD's controller and repo-server are one binary).
 
     .venv/bin/python bench/peers.py [--n 100] [--runs 3] [--concurrency 5] [--period 60]
                                     [--idle 600] [--tools moorage,flux,argocd]
@@ -88,6 +89,8 @@ METRICS = (
     "requests_total",
     "peak_rss_mib",
     "steady_rss_mib",
+    "peak_pss_mib",
+    "steady_pss_mib",
 )
 
 
@@ -102,6 +105,8 @@ class Run:
     requests_total: float = 0.0
     peak_rss_mib: float = 0.0
     steady_rss_mib: float = 0.0
+    peak_pss_mib: float = 0.0
+    steady_pss_mib: float = 0.0
     idle_by_agent: dict[str, int] = field(default_factory=dict)
     idle_by_verb: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -203,35 +208,42 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
-def tree_rss_mib(roots: list[int]) -> float:
-    total = 0
+def tree_memory_mib(roots: list[int]) -> tuple[float, float]:
+    """(RSS, PSS) summed over the process trees of `roots`. PSS shares each page among the processes
+    mapping it (helm's text in five helm children, Argo CD's one binary run as two components)."""
+    rss = pss = 0
     for pid in {p for root in roots for p in descendants(root)}:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
         except OSError:
             continue
-    return total / 1024
+    return rss / 1024, pss / 1024
 
 
-class RssSampler(threading.Thread):
-    """The largest sum of RSS over the process trees of `roots`, sampled every `every` seconds."""
+class MemorySampler(threading.Thread):
+    """The largest sums of RSS and of PSS over the process trees of `roots`, sampled every `every` s."""
 
     def __init__(self, roots: list[int], every: float = 0.2) -> None:
-        super().__init__(name="rss-sampler", daemon=True)
-        self.roots, self.every, self.peak = roots, every, 0.0
+        super().__init__(name="memory-sampler", daemon=True)
+        self.roots, self.every = roots, every
+        self.peak_rss = self.peak_pss = 0.0
         self._done = threading.Event()
 
     def run(self) -> None:
         while not self._done.is_set():
-            self.peak = max(self.peak, tree_rss_mib(self.roots))
+            rss, pss = tree_memory_mib(self.roots)
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self._done.wait(self.every)
 
-    def stop(self) -> float:
+    def stop(self, run: Run) -> None:
         self._done.set()
-        self.join()
-        return self.peak
+        if self.is_alive():
+            self.join()
+        run.peak_rss_mib, run.peak_pss_mib = self.peak_rss, self.peak_pss
 
 
 # ------------------------------------------------------------------ the API server's audit log
@@ -391,7 +403,7 @@ async def idle_phase(args: argparse.Namespace, roots: list[int], run: Run) -> tu
     await asyncio.sleep(args.idle)
     run.idle_cpu_s = cpu_seconds(roots) - cpu
     until = time.time()
-    run.steady_rss_mib = tree_rss_mib(roots)
+    run.steady_rss_mib, run.steady_pss_mib = tree_memory_mib(roots)
     return since, until
 
 
@@ -486,7 +498,7 @@ async def run_moorage(
         {"MOORAGE_BOOTSTRAP_TOKEN": token},
     )
     procs = [server]
-    sampler: RssSampler | None = None
+    sampler: MemorySampler | None = None
     try:
         _wait_ok(f"{url}/healthz")
         api = httpx.Client(
@@ -506,7 +518,7 @@ async def run_moorage(
             {"MOORAGE_AGENT_TOKEN": agent_token, **helm_env},
         )  # fmt: skip
         procs.append(agent)
-        sampler = RssSampler([agent.pid])
+        sampler = MemorySampler([agent.pid])
         sampler.start()
         _wait_ok(f"http://127.0.0.1:{health}/readyz")
 
@@ -527,12 +539,11 @@ async def run_moorage(
         made = await drift_phase(cluster, kube, "moorage", args, None, run)
         await moorage_detected_from_audit(cluster, args.n, made, run)
         idle = await idle_phase(args, [agent.pid], run)
-        run.peak_rss_mib = sampler.stop()
-        sampler = None
+        sampler.stop(run)
         count_requests(cluster, "moorage", run, began, idle)
     finally:
         if sampler is not None:
-            sampler.stop()
+            sampler.stop(run)
         process.stop(list(reversed(procs)))
     return run
 
@@ -615,7 +626,7 @@ async def run_flux(
         cluster.log("flux-helm-controller"), env,
     )  # fmt: skip
     pids = [source.pid, helm.pid]
-    sampler = RssSampler(pids)
+    sampler = MemorySampler(pids)
     sampler.start()
     try:
         started = time.perf_counter()
@@ -628,10 +639,10 @@ async def run_flux(
         run.change_s = time.perf_counter() - started
         await drift_phase(cluster, kube, "flux", args, flux_detected, run)
         idle = await idle_phase(args, pids, run)
-        run.peak_rss_mib = sampler.stop()
+        sampler.stop(run)
         count_requests(cluster, "flux", run, began, idle)
     finally:
-        sampler.stop()
+        sampler.stop(run)
         process.stop([helm, source])
         kubectl(cluster, "delete", "helmreleases", "--all", "-n", "flux-system", "--wait=false")
     return run
@@ -670,7 +681,7 @@ async def run_argocd(
     os.environ["ARGOCD_RECONCILIATION_TIMEOUT"] = f"{args.period}s"  # its --app-resync
     argocd.start(cluster, processors=args.concurrency)
     pids = [p.pid for p in cluster.processes if p.component in ARGO_MEASURED]
-    sampler = RssSampler(pids)
+    sampler = MemorySampler(pids)
     sampler.start()
     try:
         apply_all(cluster, namespaces("argocd"))
@@ -684,10 +695,10 @@ async def run_argocd(
         run.change_s = time.perf_counter() - started
         await drift_phase(cluster, kube, "argocd", args, argo_detected, run)
         idle = await idle_phase(args, pids, run)
-        run.peak_rss_mib = sampler.stop()
+        sampler.stop(run)
         count_requests(cluster, "argocd", run, began, idle)
     finally:
-        sampler.stop()
+        sampler.stop(run)
         argocd.stop(cluster)
     return run
 
