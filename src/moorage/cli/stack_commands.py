@@ -42,6 +42,10 @@ RecipientOpt = Annotated[
         help="An age recipient for --secret (repeatable; default: the repository's .sops.yaml rule).",
     ),
 ]
+BranchOpt = Annotated[
+    str | None,
+    typer.Option("--branch", metavar="NAME", help="Commit to this new branch (for a pull request) instead."),
+]
 ValuesOpt = Annotated[
     Path | None,
     typer.Option(
@@ -82,8 +86,16 @@ def _read_mapping(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _send(remote: Remote, cluster: str, edits: list[dict[str, Any]], preview: bool, output: Output) -> None:
-    _post(remote, api_path("clusters", cluster, "stacks", "edits"), {"edits": edits}, preview, output)
+def _send(
+    remote: Remote,
+    cluster: str,
+    edits: list[dict[str, Any]],
+    preview: bool,
+    output: Output,
+    branch: str | None = None,
+) -> None:
+    body: dict[str, Any] = {"edits": edits, **({"branch": branch} if branch else {})}
+    _post(remote, api_path("clusters", cluster, "stacks", "edits"), body, preview, output)
 
 
 def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output: Output) -> None:
@@ -115,6 +127,11 @@ def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output
         out.print(f"  {esc(name)}")
     if data.get("also_affects"):
         out.print(f"this also changes what these clusters deploy: {esc(', '.join(data['also_affects']))}")
+    if data.get("pull_request_url"):
+        out.print(
+            f"on the new branch {esc(data['branch'])}; open its pull request: {esc(data['pull_request_url'])}"
+        )
+        return
     out.print(f"follow the sync with `moorage cluster gitops {esc(data.get('cluster_name'))}`")
 
 
@@ -168,6 +185,7 @@ def stacks_add_addon(
     secret: SecretOpt = None,
     recipient: RecipientOpt = None,
     preview: PreviewOpt = False,
+    branch: BranchOpt = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
@@ -182,7 +200,7 @@ def stacks_add_addon(
         edits.append(_values_edit(stack, name, values, secret, recipient))
     elif secret:
         raise _usage("--secret needs --values")
-    _send(Remote.from_options(server, token), cluster, edits, preview, output)
+    _send(Remote.from_options(server, token), cluster, edits, preview, output, branch)
 
 
 @stacks_app.command("set-values")
@@ -194,13 +212,14 @@ def stacks_set_values(
     secret: SecretOpt = None,
     recipient: RecipientOpt = None,
     preview: PreviewOpt = False,
+    branch: BranchOpt = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Replace an add-on's values (keys given with --secret are encrypted with SOPS)."""
     edit = _values_edit(stack, addon, values, secret, recipient)
-    _send(Remote.from_options(server, token), cluster, [edit], preview, output)
+    _send(Remote.from_options(server, token), cluster, [edit], preview, output, branch)
 
 
 @stacks_app.command("set-version")
@@ -210,13 +229,14 @@ def stacks_set_version(
     addon: AddonArg,
     version: Annotated[str, typer.Argument(help="The new chart version.")],
     preview: PreviewOpt = False,
+    branch: BranchOpt = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Change an add-on's chart version."""
     edit = {"op": "set_chart_version", "stack": stack, "addon": addon, "version": version}
-    _send(Remote.from_options(server, token), cluster, [edit], preview, output)
+    _send(Remote.from_options(server, token), cluster, [edit], preview, output, branch)
 
 
 @stacks_app.command("remove-addon")

@@ -140,3 +140,29 @@ def test_stacks_save_and_use_a_template(cli: Cli, origin: WorkTree) -> None:
     bad = cli("stacks", "use-template", "c1", "stacks/base.yaml", "--set", "TEAM")
     assert bad.exit_code == 2
     assert "--set takes NAME=VALUE" in bad.output
+
+
+def test_stacks_add_addon_to_a_new_branch_prints_the_pull_request_link(
+    cli: Cli, origin: WorkTree, tmp_path: Path
+) -> None:
+    ok(cli("cluster", "register", "c1"))
+    ok(cli("cluster", "connect", "c1", "--url", origin.remote_url))
+    values = tmp_path / "values.yaml"
+    values.write_text("replicas: 2\nlogLevel: info\n")
+    args = [
+        "stacks",
+        "add-addon",
+        "c1",
+        "base",
+        "--name",
+        "strict",
+        "--chart",
+        "strict",
+        "--version",
+        "1.0.0",
+    ]
+    args += ["--registry", "local", "-n", "strict", "--values", str(values), "--branch", "try/strict"]
+    saved = ok(cli(*args))
+    assert "on the new branch try/strict; open its pull request: " in saved.stdout
+    assert "/compare/main...try/strict?expand=1" in saved.stdout
+    assert origin.git("ls-remote", "origin", "refs/heads/try/strict").strip()

@@ -143,6 +143,11 @@ class EditRequest(BaseModel):
 
     edits: list[Op] = Field(min_length=1, max_length=50)
     preview: bool = Field(False, description="Answer the diff and the changes; commit nothing.")
+    branch: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        None,
+        description="Commit to this new branch instead of the tracked one, for a pull request "
+        "(nothing syncs until it is merged); the answer links to the provider's pull request form.",
+    )
 
 
 class CopyRequest(BaseModel):
@@ -162,6 +167,8 @@ class Saved(BaseModel):
     changes: dict[str, list[str]] = Field(description="Entries added / changed / removed vs the last sync.")
     warnings: list[dict[str, Any]]
     attempts: int = Field(description="2 when the branch moved and the edit was applied again on its tip.")
+    branch: str = Field(description="The branch the commit went to (or would go to).")
+    pull_request_url: str | None = Field(None, description="Where to open the pull request of `branch`.")
     also_affects: list[str] = Field(
         description="Other clusters of this repository and branch whose definitions read a changed file."
     )
@@ -250,7 +257,9 @@ def _refused(e: stacks.Refused) -> JSONResponse:
     return JSONResponse(body, status_code=e.status)
 
 
-async def _save(ctx: Ctx, name: str, edits: list[E.Edit], who: str, preview: bool) -> JSONResponse:
+async def _save(
+    ctx: Ctx, name: str, edits: list[E.Edit], who: str, preview: bool, branch: str | None = None
+) -> JSONResponse:
     deps = deps_of(ctx)
 
     async def pushed(_sha: str) -> None:
@@ -258,7 +267,9 @@ async def _save(ctx: Ctx, name: str, edits: list[E.Edit], who: str, preview: boo
         ctx.gitops.wake()
 
     try:
-        out = await stacks.save(deps, name, edits, who=who, preview=preview, on_pushed=pushed)
+        out = await stacks.save(
+            deps, name, edits, who=who, preview=preview, on_pushed=pushed, to_branch=branch
+        )
     except stacks.Refused as e:
         return _refused(e)
     saved = Saved(cluster_name=name, **out.__dict__)
@@ -335,7 +346,7 @@ def _stack_out(ws: E.Workspace, slot: E.Slot) -> StackOut:
 async def edit_stacks(name: str, body: EditRequest, ctx: Ctx, who: Writer) -> JSONResponse:
     """Apply the edits to the definition at the branch tip, validate it as a sync would, and commit
     and push it (or, with `preview`, answer the diff only)."""
-    return await _save(ctx, name, [to_edit(op) for op in body.edits], who.name, body.preview)
+    return await _save(ctx, name, [to_edit(op) for op in body.edits], who.name, body.preview, body.branch)
 
 
 @router.post("/{stack}/copy", status_code=201, responses={200: {"model": Saved, "description": "a preview"}})

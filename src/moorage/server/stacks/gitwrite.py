@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from moorage.server.gitops.git import Git, GitAuth, GitError
 
@@ -138,3 +139,16 @@ async def changed_paths(git: Git, url: str, parent: str, sha: str) -> list[str]:
         cwd=git.cache_of(url),
     )
     return [p for p in out.decode(errors="replace").split("\0") if p]
+
+
+def pull_request_url(web: str | None, provider: str, base: str, head: str) -> str | None:
+    """Where a person opens the pull request of branch `head` into `base` on the provider's site."""
+    if web is None:
+        return None
+    if provider == "github":
+        return f"{web}/compare/{quote(base, safe='/')}...{quote(head, safe='/')}?expand=1"
+    if provider == "bitbucket_cloud":
+        return f"{web}/pull-requests/new?source={quote(head, safe='')}&dest={quote(base, safe='')}"
+    if provider == "bitbucket_data_center":
+        return f"{web}/pull-requests?create&sourceBranch={quote('refs/heads/' + head, safe='')}"
+    return None

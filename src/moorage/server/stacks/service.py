@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from moorage.server import registries, service
 from moorage.server.bundle import BundleError, validate_tree
 from moorage.server.db.models import Cluster, GitRepository
-from moorage.server.gitops import store
+from moorage.server.gitops import repourl, store
 from moorage.server.gitops.git import Git, GitAuth, GitError
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
@@ -66,6 +66,8 @@ class Source:
     path: str
     auth: GitAuth | None
     applied_digests: dict[str, str]
+    web_url: str | None = None
+    provider: str = "github"
 
 
 @dataclass
@@ -81,6 +83,8 @@ class Outcome:
     # other clusters on the same repository and branch whose definitions read a changed file
     # (a shared stack template, a shared values file): the commit changes them too
     also_affects: list[str] = field(default_factory=list)
+    branch: str = ""  # where the commit went: the tracked branch, or a new one for a pull request
+    pull_request_url: str | None = None
 
 
 @dataclass
@@ -110,7 +114,15 @@ async def source_of(deps: Deps, name: str) -> Source:
         except store.CredentialRefused as e:
             raise Refused(e.message) from None
         return Source(
-            cluster.id, cluster.name, repo.url, repo.branch, repo.path, auth, dict(repo.applied_digests or {})
+            cluster.id,
+            cluster.name,
+            repo.url,
+            repo.branch,
+            repo.path,
+            auth,
+            dict(repo.applied_digests or {}),
+            repourl.web_url(repo.url, repo.provider, instance_url=repo.instance_url),  # type: ignore[arg-type]
+            repo.provider,
         )
 
     result: Source = await deps.db(work)
@@ -218,12 +230,16 @@ async def save(
     who: str,
     preview: bool = False,
     on_pushed: Callable[[str], Awaitable[None]] | None = None,
+    to_branch: str | None = None,
 ) -> Outcome:
     """Apply `edits` to cluster `name`'s definition at the branch tip; commit and push unless
-    `preview`. Refused (nothing committed) when the edits fail, do not validate, or lose two races."""
+    `preview`. Refused (nothing committed) when the edits fail, do not validate, or lose two races.
+    With `to_branch`, the commit goes to that new branch (for a pull request) and nothing syncs."""
     if not edits:
         raise Refused("no edit was given")
     src = await source_of(deps, name)
+    if to_branch is not None:
+        await _check_new_branch(deps, src, to_branch)
     message = commit_message(edits, src.cluster_name)
     author = gitwrite.author_of(who.removeprefix("user:"))
     for attempt in range(1, ATTEMPTS + 1):
@@ -251,19 +267,28 @@ async def save(
             warnings=warnings,
             attempts=attempt,
             also_affects=affected,
+            branch=to_branch or src.branch,
         )
         if preview:
             return outcome
         try:
             sha = await gitwrite.commit(deps.git, src.url, tip, changes, author=author, message=message)
-            await gitwrite.push(deps.git, src.url, src.branch, sha, src.auth)
+            await gitwrite.push(deps.git, src.url, to_branch or src.branch, sha, src.auth)
         except gitwrite.PushRejected:
+            if to_branch is not None:
+                raise Refused(
+                    f"branch {to_branch!r} was created meanwhile; choose another name", status=409
+                ) from None
             log.info("stack edit of %s lost a race on %s (attempt %d)", src.cluster_name, src.branch, attempt)
             continue
         except GitError as e:
             raise Refused(f"the commit could not be pushed: {e.message}", status=502) from None
         outcome.commit = sha
-        if on_pushed is not None:
+        if to_branch is not None:
+            outcome.pull_request_url = gitwrite.pull_request_url(
+                src.web_url, src.provider, src.branch, to_branch
+            )
+        elif on_pushed is not None:
             await on_pushed(sha)
         return outcome
     raise Refused(
@@ -306,6 +331,22 @@ async def _readers(deps: Deps, src: Source, base: Path, changed: set[str]) -> li
         return found
 
     return await asyncio.to_thread(check) if others else []
+
+
+async def _check_new_branch(deps: Deps, src: Source, branch: str) -> None:
+    try:
+        repourl.check_branch(branch)
+    except repourl.RepoInputError as e:
+        raise Refused(e.message) from None
+    if branch == src.branch:
+        raise Refused(f"{branch!r} is the tracked branch; leave the branch out to commit to it")
+    try:
+        await deps.git.ls_remote(src.url, branch, src.auth)
+    except GitError as e:
+        if e.reason == "not_found":
+            return
+        raise Refused(f"cannot read the repository: {e.message}", status=502) from None
+    raise Refused(f"branch {branch!r} already exists; a pull request needs a new branch", status=409)
 
 
 def _apply_all(ws: Workspace, edits: Sequence[Edit]) -> None:

@@ -386,3 +386,25 @@ def test_a_template_change_names_every_cluster_that_uses_it(client: TestClient, 
     assert r.status_code == 200, r.text
     assert r.json()["files"] == ["stacks/base.yaml"]
     assert r.json()["also_affects"] == ["c2"]
+
+
+def test_an_edit_can_go_to_a_new_branch_for_a_pull_request_and_nothing_syncs(
+    client: TestClient, origin: WorkTree, factory: SessionFactory
+) -> None:
+    before = tip(origin)
+    body = add_strict({"replicas": 2, "logLevel": "info"}, branch="moorage/add-strict")
+    r = client.post("/api/v1/clusters/c1/stacks/edits", json=body)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["branch"] == "moorage/add-strict"
+    assert out["pull_request_url"].endswith("/org/defs/compare/main...moorage/add-strict?expand=1")
+    assert tip(origin) == before  # the tracked branch is untouched
+    remote = origin.git("ls-remote", "origin", "refs/heads/moorage/add-strict").split()[0]
+    assert remote == out["commit"]
+    assert requested(factory) == []
+    again = client.post("/api/v1/clusters/c1/stacks/edits", json=body)
+    assert again.status_code == 409
+    assert "already exists" in again.json()["detail"]
+    tracked = client.post("/api/v1/clusters/c1/stacks/edits", json={**body, "branch": "main"})
+    assert tracked.status_code == 422
+    assert "is the tracked branch" in tracked.json()["detail"]
