@@ -497,11 +497,20 @@ def test_the_server_killed_in_the_middle_of_a_migration_of_six_add_ons_finishes_
     the restart the migration ends: every add-on is a Helm release at revision 1 (migrated once),
     no Application of Moorage's remains, no Deployment was recreated, and each add-on's history names
     the migration."""
+    user_app = f"users-own-{namespace}"  # made outside Moorage: untouched throughout
+    theirs = application(user_app, chart_repo.url, f"{namespace}-u", 1)
+    theirs["spec"]["syncPolicy"]["syncOptions"].append("CreateNamespace=true")
+    kubectl.run("apply", "-f", "-", input=json.dumps(theirs))
+    wait_for(
+        "Argo CD to sync the user's own Application",
+        lambda: app_status(kubectl, user_app) == ("Synced", "Healthy"),
+    )
+    user_before = untouched(kubectl, user_app)
     port = free_port()
     server = Server(f"http://127.0.0.1:{port}", tmp_path / "server", port)
     server.data_dir.mkdir()
-    server.start()
     try:
+        server.start()
         token = register(server, "argomig")
         agents.start(server, token, cluster.kubeconfig)
         wait_state(server, "argomig", "online")
@@ -532,9 +541,14 @@ def test_the_server_killed_in_the_middle_of_a_migration_of_six_add_ons_finishes_
         server.start()
         op = wait_operation(server, moving.json()["id"], timeout=300)
         assert op["state"] == "success", json.dumps(op)[-3000:]
+        assert ours() == set()
+        roll_back_then_decommission(server, chart_repo.url, namespace)
     finally:
+        for proc in agents.procs:  # before their server: an agent with jobs to report waits for it
+            proc.terminate()
+            proc.wait(60)
         server.stop()
-    assert ours() == set()
+    assert untouched(kubectl, user_app) == user_before
     releases = helm.releases(namespace)
     for name in names:
         assert releases[name]["status"] == "deployed", releases[name]
@@ -545,3 +559,110 @@ def test_the_server_killed_in_the_middle_of_a_migration_of_six_add_ons_finishes_
         outcomes |= (job.get("result") or {}).get("outcomes") or {}
     migrated = {ref for ref, o in outcomes.items() if o.get("reason") == "migrated_from_argocd"}
     assert migrated == {f"addon/{n}" for n in names}, outcomes
+
+
+def untouched(kubectl: Kubectl, name: str) -> tuple[Any, ...]:
+    """What Moorage must never change on an Application it did not make (status is Argo CD's)."""
+    app = kubectl.get("application", name, "-n", argocd.NAMESPACE)
+    meta = app["metadata"]
+    return meta["uid"], meta.get("labels"), meta.get("annotations"), meta.get("finalizers"), app["spec"]
+
+
+def engine_of(server: Server, addon: str) -> str:
+    response = server.api("GET", f"/clusters/argomig/addons/{addon}")
+    return str(response.json().get("engine")) if response.status_code == 200 else ""
+
+
+def roll_back_then_decommission(server: Server, url: str, namespace: str) -> None:
+    """One add-on back on Argo CD: decommissioning is refused naming it; migrated again, it is accepted,
+    and a definition using argo_cd is refused from then on."""
+    back = six_addons(url, namespace, "ankra_native")
+    text = back["files"]["import-cluster.yaml"].replace(
+        "configuration: {values: {replicaCount: 1}}}",
+        "configuration: {values: {replicaCount: 1}}, settings: {engine: argo_cd}}",
+        1,
+    )
+    back["files"]["import-cluster.yaml"] = text
+    op = wait_operation(
+        server, server.api("POST", "/clusters/argomig/apply", json=back).json()["id"], timeout=300
+    )
+    assert op["state"] == "success", json.dumps(op)[-3000:]
+    wait_for("mig-0 reported on Argo CD", lambda: engine_of(server, "mig-0") == "argo_cd")
+    refused = server.api("POST", "/clusters/argomig/argocd/decommission")
+    assert refused.status_code == 409, refused.text
+    assert "mig-0" in refused.text
+    native = six_addons(url, namespace, "ankra_native")
+    op = wait_operation(
+        server, server.api("POST", "/clusters/argomig/apply", json=native).json()["id"], timeout=300
+    )
+    assert op["state"] == "success", json.dumps(op)[-3000:]
+    wait_for("mig-0 reported native again", lambda: engine_of(server, "mig-0") == "native")
+    done = server.api("POST", "/clusters/argomig/argocd/decommission")
+    assert done.status_code == 200, done.text
+    again = server.api("POST", "/clusters/argomig/apply", json=six_addons(url, namespace, "argo_cd"))
+    assert again.status_code == 422, again.text
+    assert "decommissioned" in again.text
+
+
+def test_drift_argo_cd_heals_is_shown_in_moorage(
+    argo: argocd.ArgoCD,
+    agents: Agents,
+    cluster: devcluster.DevCluster,
+    kubectl: Kubectl,
+    chart_repo: chartsources.ChartRepo,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """An add-on on the ArgoCD engine, scaled by hand: Argo CD's self-heal puts it back within seconds,
+    and Moorage (the agent watching its Applications) records the drift and the heal as transitions."""
+    port = free_port()
+    server = Server(f"http://127.0.0.1:{port}", tmp_path / "server", port)
+    server.data_dir.mkdir()
+    name = f"drift-{namespace}"
+    text = (
+        ARGO_DEFINITION.replace("argo-SFX", "argodrift")
+        .replace("web-SFX", name)
+        .replace("apps-SFX", namespace)
+    )
+    body = {
+        "files": {"import-cluster.yaml": text.format(http=chart_repo.url, replicas=2)},
+        "root": "import-cluster.yaml",
+    }
+    try:
+        server.start()
+        token = register(server, "argodrift")
+        agents.start(server, token, cluster.kubeconfig)
+        wait_state(server, "argodrift", "online")
+        op = wait_operation(server, server.api("POST", "/clusters/argodrift/apply", json=body).json()["id"])
+        assert op["state"] == "success", json.dumps(op)[-3000:]
+
+        def state() -> str:
+            return str(server.api("GET", f"/clusters/argodrift/addons/{name}").json().get("state"))
+
+        wait_for("the add-on Synced in Moorage", lambda: state() == "Synced")
+        kubectl.run("scale", "deployment", name, "-n", namespace, "--replicas=5")
+        wait_for(
+            "Argo CD to heal",
+            lambda: kubectl.get("deployment", name, "-n", namespace)["spec"]["replicas"] == 2,
+        )
+
+        def drift_and_heal() -> list[dict[str, Any]] | None:
+            rows: list[dict[str, Any]] = server.api(
+                "GET", f"/clusters/argodrift/addons/{name}/transitions", params={"page_size": 100}
+            ).json()["result"]
+            drifted = [r for r in rows if r["to_state"] == "OutOfSync" and "Deployment" in r["reason"]]
+            healed = [r for r in rows if r["from_state"] == "OutOfSync" and r["to_state"] == "Synced"]
+            return rows if drifted and healed else None
+
+        try:
+            wait_for("the drift and the heal recorded in Moorage", drift_and_heal, timeout=60)
+        except AssertionError:
+            rows = server.api("GET", f"/clusters/argodrift/addons/{name}/transitions").json()["result"]
+            log = "".join(p.read_text()[-3000:] for p in agents.base.glob("agent-*.log"))
+            raise AssertionError(f"transitions: {json.dumps(rows)[-2000:]}\nagent: {log}") from None
+    finally:
+        for proc in agents.procs:
+            proc.terminate()
+            proc.wait(60)
+        server.stop()
+        kubectl.run("delete", "application", name, "-n", argocd.NAMESPACE, "--wait=false", check=False)

@@ -36,7 +36,8 @@ from moorage.agent.transport import TransportRefused, check_url, client_context,
 from moorage.agent.watch import watch_changes
 from moorage.agent.writes import Claim, WriteScheduler, batch_size, claim_of
 from moorage.charts.source import RegistryAuth
-from moorage.engine.context import EngineContext, Options
+from moorage.engine import argocd
+from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext, Options
 from moorage.engine.health.custom import Checks, load_file
 from moorage.engine.observe import from_report, observe
 from moorage.engine.outcome import Heartbeat
@@ -763,11 +764,28 @@ class Agent:
     async def _watch(self) -> None:
         """Watch Helm-managed objects until the agent stops (an edit wakes the sweep)."""
         assert self._kube is not None
-        task = asyncio.create_task(watch_changes(self._kube, self._edited.set), name="watch")
+        task = asyncio.create_task(
+            watch_changes(self._kube, self._edited.set, self._application_seen), name="watch"
+        )
         await self._stopping.wait()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+    def _application_seen(self, app: Mapping[str, Any]) -> None:
+        """An Application of Moorage's changed (Argo CD saw drift, healed it, ...): report that add-on
+        from the object the watch delivered, at once, since Argo CD often heals before a sweep reads."""
+        cluster, labels = self._cluster, (app.get("metadata") or {}).get("labels") or {}
+        name = labels.get(ADDON_LABEL)
+        if cluster is None or not self.is_leader or name not in cluster.addons:
+            return
+        addon = cluster.addons[name]
+        if labels.get(CLUSTER_LABEL) != cluster.name or not argocd.uses_argocd(addon, cluster.default_engine):
+            return
+        found = argocd.observation(addon, app, cause=Cause.SWEEP, commit=self._commit)
+        task = asyncio.get_running_loop().create_task(self._publish_state([found], complete=False))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _next_sweep(self) -> None:
         """Until the sweep interval has passed, or a watched object was edited (then a short pause

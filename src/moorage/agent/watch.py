@@ -83,6 +83,7 @@ async def _follow(
     wake: Callable[[], None],
     of: Fingerprint,
     selector: str = MANAGED_BY_HELM,
+    seen_object: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> None:
     seen: dict[str, tuple[Any, ...]] = {}
     while True:
@@ -100,6 +101,8 @@ async def _follow(
                     version = str(meta.get("resourceVersion") or version)
                     if is_edit(event, seen, True, of):
                         wake()
+                        if seen_object is not None and event.get("type") != "DELETED":
+                            seen_object(event.get("object") or {})
         except asyncio.CancelledError:
             raise
         except (UnknownKind, NotFound):  # the kind is not served (no Argo CD): rarely look again
@@ -109,9 +112,12 @@ async def _follow(
             await asyncio.sleep(RETRY_SECONDS)
 
 
-async def watch_changes(kube: KubeClient, wake: Callable[[], None]) -> None:
+async def watch_changes(
+    kube: KubeClient, wake: Callable[[], None], application: Callable[[Mapping[str, Any]], None] | None = None
+) -> None:
     """Run until cancelled: one watch per kind, `wake()` on every edit of a Helm-managed object and
-    every change of what Argo CD says of Moorage's Applications."""
+    every change of what Argo CD says of Moorage's Applications; those also go to `application`
+    as the watch delivered them (Argo CD may heal before a sweep reads the Application again)."""
     tasks = [
         asyncio.create_task(
             _follow(kube, api_version, kind, wake, functools.partial(fingerprint, has_status=has_status)),
@@ -122,7 +128,7 @@ async def watch_changes(kube: KubeClient, wake: Callable[[], None]) -> None:
     ]
     tasks.append(
         asyncio.create_task(
-            _follow(kube, *APPLICATION, wake, application_fingerprint, MANAGED_BY_MOORAGE),
+            _follow(kube, *APPLICATION, wake, application_fingerprint, MANAGED_BY_MOORAGE, application),
             name="watch-Application",
         )
     )
