@@ -94,6 +94,13 @@ def test_upgrade_agent_from_a_to_b_and_a_failed_upgrade_keeps_b(
     cleanup: list[str],
     tmp_path: Path,
 ) -> None:
+    # test_agent_chart deletes the same namespace without waiting: installing into it while it
+    # terminates would fail
+    deadline = time.monotonic() + 120
+    phase = ["get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "jsonpath={.status.phase}"]
+    while kubectl.run(*phase).stdout.strip() == "Terminating":
+        assert time.monotonic() < deadline, f"namespace {NAMESPACE} still terminating"
+        time.sleep(0.5)
     chart = publish_two_versions(oci_registry, helm_home, tmp_path)
     name = f"upg-{uuid.uuid4().hex[:6]}"
     token, install = register(server, name, chart)
