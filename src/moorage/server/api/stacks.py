@@ -169,6 +169,10 @@ class Saved(BaseModel):
     attempts: int = Field(description="2 when the branch moved and the edit was applied again on its tip.")
     branch: str = Field(description="The branch the commit went to (or would go to).")
     pull_request_url: str | None = Field(None, description="Where to open the pull request of `branch`.")
+    cluster_changes: dict[str, list[dict[str, Any]]] = Field(
+        description="Helm releases and manifest objects created, changed or removed (chart-rendered objects: "
+        "their release)."
+    )
     also_affects: list[str] = Field(
         description="Other clusters of this repository and branch whose definitions read a changed file."
     )

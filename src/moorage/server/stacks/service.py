@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.server import registries, service
-from moorage.server.bundle import BundleError, validate_tree
+from moorage.server.bundle import BundleCheck, BundleError, validate_tree
 from moorage.server.db.models import Cluster, GitRepository
 from moorage.server.gitops import repourl, store
 from moorage.server.gitops.git import Git, GitAuth, GitError
@@ -29,6 +29,8 @@ from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
 from moorage.server.stacks import gitwrite
 from moorage.server.stacks.edits import AddStack, Edit, EditError, Workspace, describe, export_stack
+from moorage.server.stacks.impact import impact
+from moorage.spec.content import ResolvedCluster
 from moorage.spec.digest import compare
 from moorage.spec.loader import LoadOptions, UsageError, load
 
@@ -85,6 +87,8 @@ class Outcome:
     also_affects: list[str] = field(default_factory=list)
     branch: str = ""  # where the commit went: the tracked branch, or a new one for a pull request
     pull_request_url: str | None = None
+    # what the commit changes in the cluster: Helm releases and manifest objects (stacks/impact.py)
+    cluster_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,7 +188,7 @@ async def export(deps: Deps, name: str, stack: str, target_path: str) -> AddStac
     return AddStack(data)
 
 
-async def _validate(deps: Deps, src: Source, base: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
+async def _validate(deps: Deps, src: Source, base: Path) -> BundleCheck:
     """The same checks as a sync's Validating phase; Refused with the items when it fails."""
     try:
         check = await asyncio.to_thread(validate_tree, base, src.path)
@@ -219,7 +223,7 @@ async def _validate(deps: Deps, src: Source, base: Path) -> tuple[dict[str, str]
             errors=check.errors,
             warnings=check.warnings,
         )
-    return check.digests, check.warnings
+    return check
 
 
 async def save(
@@ -247,6 +251,7 @@ async def save(
         with tempfile.TemporaryDirectory(prefix="moorage-stack-") as tmp:
             base = Path(tmp)
             await _tree(deps, src, tip, base)
+            before = await asyncio.to_thread(_resolved, base, src.path)
             ws = Workspace(base, src.path)
             try:
                 await asyncio.to_thread(_apply_all, ws, edits)
@@ -256,7 +261,10 @@ async def save(
             if not changes:
                 raise Refused("the edit changes nothing: the definition already says this", status=409)
             diff = unified_diff(ws, changes)
-            digests, warnings = await _validate(deps, src, base)
+            check = await _validate(deps, src, base)
+            digests, warnings = check.digests, check.warnings
+            after = check.resolved or await asyncio.to_thread(_resolved, base, src.path)  # no add-ons
+            in_cluster = impact(before, after)
             affected = await _readers(deps, src, base, set(changes))
         outcome = Outcome(
             parent=tip,
@@ -268,6 +276,7 @@ async def save(
             attempts=attempt,
             also_affects=affected,
             branch=to_branch or src.branch,
+            cluster_changes=in_cluster,
         )
         if preview:
             return outcome
@@ -347,6 +356,14 @@ async def _check_new_branch(deps: Deps, src: Source, branch: str) -> None:
             return
         raise Refused(f"cannot read the repository: {e.message}", status=502) from None
     raise Refused(f"branch {branch!r} already exists; a pull request needs a new branch", status=409)
+
+
+def _resolved(base: Path, path: str) -> ResolvedCluster | None:
+    """The definition as resolved by the loader (None when it does not load: then everything is new)."""
+    try:
+        return load(base / path, LoadOptions(decrypt=False), repo_root=base).resolved
+    except UsageError:
+        return None
 
 
 def _apply_all(ws: Workspace, edits: Sequence[Edit]) -> None:

@@ -162,6 +162,12 @@ def test_a_saved_addon_is_one_commit_by_the_user_touching_only_the_stack_file(
     out = r.json()
     assert out["files"] == [PATH]
     assert out["changes"]["added"] == ["addon/strict", "manifest/ns-strict"]  # nothing was synced yet
+    assert out["cluster_changes"] == {
+        "releases": [
+            {"release": "strict", "namespace": "strict", "change": "created", "chart": "strict 1.0.0"}
+        ],
+        "objects": [],
+    }
     assert tip(origin) == out["commit"]
     origin.git("pull", "--quiet")
     log = origin.git("log", "-1", "--format=%an|%cn|%P|%s").strip()
