@@ -103,7 +103,7 @@ def test_good_inputs() -> None:
 
 
 def test_secret_values_are_put_at_their_paths_and_nothing_else_changes() -> None:
-    values = {"db": {"user": "app", "password": MASK}, "tokens": [MASK, "public"]}
+    values: dict[str, Any] = {"db": {"user": "app", "password": MASK}, "tokens": [MASK, "public"]}
     decrypted = {"db": {"user": "other", "password": "s3cret"}, "tokens": ["t0k3n", "x"]}
     out, secrets = merged(values, [("db", "password"), ("tokens", 0)], decrypted)
     assert out == {"db": {"user": "app", "password": "s3cret"}, "tokens": ["t0k3n", "public"]}
