@@ -113,6 +113,14 @@ def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output
         return
     if preview:
         out.print(data.get("diff") or "(no change)", markup=False, end="")
+        changes = data.get("cluster_changes") or {}
+        for r in changes.get("releases") or []:
+            what = f" ({', '.join(r['what'])})" if r.get("what") else ""
+            release = f"release {esc(r['release'])} {esc(r['chart'])} in {esc(r['namespace'])}"
+            out.print(f"{release}: {r['change']}{esc(what)}")
+        for o in changes.get("objects") or []:
+            where = f"{o['namespace']}/" if o.get("namespace") else ""
+            out.print(f"{esc(o['kind'])} {esc(where)}{esc(o['name'])}: {o['change']}")
         if data.get("also_affects"):
             out.print(f"also changes the clusters: {esc(', '.join(data['also_affects']))}")
         out.print(f"[dim]preview only: nothing was committed ({len(data.get('files') or [])} file(s))[/]")

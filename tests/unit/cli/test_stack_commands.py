@@ -69,6 +69,7 @@ def test_stacks_add_an_addon_preview_then_save_then_set_secret_values(
     preview = ok(cli(*args, "--preview"))
     assert "+        - name: strict\n" in preview.stdout
     assert "nothing was committed" in preview.stdout
+    assert "release strict strict 1.0.0 in strict: created" in preview.stdout
 
     saved = ok(cli(*args))
     assert "committed " in saved.stdout

@@ -215,8 +215,18 @@
     pre.hidden = false;
   }
 
+  // what the commit changes in the cluster: releases and manifest objects
+  function showImpact(changes) {
+    const lines = [
+      ...(changes.releases || []).map((r) => `release ${r.release} (${r.chart}) in ${r.namespace}: ${r.change}${r.what ? " — " + r.what.join(", ") : ""}`),
+      ...(changes.objects || []).map((o) => `${o.kind} ${o.namespace ? o.namespace + "/" : ""}${o.name}: ${o.change}`),
+    ];
+    $("sb-impact").replaceChildren(...lines.map((text) => el("li", { text })));
+  }
+
   async function run(preview) {
     $("sb-problems").replaceChildren();
+    $("sb-impact").replaceChildren();
     $("sb-saved").textContent = "";
     let list;
     try { list = edits(); } catch (e) { showProblems({ detail: e.message }); return; }
@@ -225,6 +235,7 @@
     for (const b of [$("sb-preview"), $("sb-save")]) b.disabled = false;
     if (!answer.ok) { $("sb-diff").hidden = true; showProblems(answer.data); return; }
     showDiff(answer.data.diff);
+    showImpact(answer.data.cluster_changes || {});
     if (preview) {
       $("sb-saved").textContent = `Preview: ${answer.data.files.join(", ")} would change; nothing was committed.`;
     } else {
