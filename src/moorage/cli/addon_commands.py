@@ -392,17 +392,42 @@ def addons_releases(
 
 def cluster_migrate(
     name: Annotated[str, typer.Argument(help="The cluster.")],
-    _preview: Annotated[
-        bool, typer.Option("--preview", help="Only show the report (what this command always does).")
-    ] = True,
+    _preview: Annotated[bool, typer.Option("--preview", help="Show the report (the default).")] = True,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm",
+            help="Migrate: apply the cluster's last definition again with engine ankra_native (a cluster "
+            "synced from Git is changed in Git instead).",
+        ),
+    ] = False,
+    wait: WaitOpt = 0,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Which Argo CD Applications can move to the native engine, and why not. Migrating is declarative:
-    set the engine to ankra_native in the definition and each eligible add-on migrates at the next
-    sync, keeping every object and Pod."""
+    """Which Argo CD Applications can move to the native engine, and why not; with --confirm, migrate.
+    Migrating is declarative: the definition's engine becomes ankra_native and each eligible add-on
+    migrates at the next sync, keeping every object and Pod."""
     remote = Remote.from_options(server, token)
+    if confirm:
+        with handled(remote):
+            _, data = remote.call(
+                "POST",
+                api_path("clusters", name, "argocd", "migration"),
+                params={"wait": wait},
+                timeout=wait + 30,
+            )
+        if output is not Output.table:
+            dump(data, output)
+            return
+        for change in data.get("changes") or []:
+            out.print(f"  {esc(change)}")
+        op = esc(data["id"])
+        out.print(f"operation {op}: {styled(data['state'])} (`moorage operations show {op}`)")
+        if data["state"] in ("failed", "critical", "cancelled"):
+            raise typer.Exit(1)
+        return
     with handled(remote):
         data = remote.get(api_path("clusters", name, "argocd", "migration"))
     _tabulate(

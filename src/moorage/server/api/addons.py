@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.server import addon_state, service
+from moorage.server.api import operations
 from moorage.server.api.addon_schemas import (
     AddonAction,
     AddonDetail,
@@ -26,9 +27,10 @@ from moorage.server.api.addon_schemas import (
 )
 from moorage.server.api.deps import Admin, Ctx, Reader, WaitSeconds, Writer
 from moorage.server.api.resources import read_through_agent
-from moorage.server.api.schemas import Page, page_of
+from moorage.server.api.schemas import ApplyRequest, Page, page_of
 from moorage.server.db.models import AddonState
 from moorage.server.gitops import store
+from moorage.server.migration import to_native
 from moorage.spec.lifecycle import AddonState as State
 from moorage.spec.lifecycle import Cause
 from moorage.spec.protocol import JobAction, JobMessage
@@ -212,6 +214,40 @@ async def argocd_migration(name: str, ctx: Ctx, who: Reader) -> dict[str, Any]:
         "how": "set deployment_engine (or the add-on's settings.engine) to ankra_native in the "
         "definition; each eligible add-on migrates at the next sync, resuming after any restart",
     }
+
+
+@router.post("/clusters/{name}/argocd/migration", status_code=202)
+async def confirm_argocd_migration(name: str, ctx: Ctx, who: Writer, wait: WaitSeconds = 0) -> JSONResponse:
+    """Confirm the migration (`moorage cluster migrate NAME --confirm`): the cluster's last applied
+    definition is applied again with the ArgoCD engine switched to the native one
+    (server/migration.py), so each eligible add-on migrates in that sync; the answer is that apply's,
+    with the changes made. A definition kept in Git is changed there instead (409 says so)."""
+
+    def last(session: Session) -> dict[str, Any] | None:
+        cluster = service.get_cluster(session, name)
+        if store.get_repository(session, cluster) is not None:
+            raise HTTPException(
+                409,
+                detail=f"cluster {name!r} is synced from Git, which holds its definition: set "
+                "deployment_engine (and any add-on's settings.engine) to ankra_native there, in a commit or "
+                "with `moorage stacks`; the next sync migrates each eligible add-on",
+            )
+        return addon_state.last_definition(session, cluster)
+
+    found = await ctx.db(last)
+    if found is None or not isinstance(found.get("files"), dict):
+        raise HTTPException(409, detail=f"cluster {name!r} has no applied definition to migrate yet")
+    root = str(found.get("root") or "import-cluster.yaml")
+    files, changes = to_native(found["files"], root)
+    if not changes:
+        raise HTTPException(
+            409, detail=f"the last definition of cluster {name!r} uses no argo_cd engine: nothing to migrate"
+        )
+    answer = await operations.apply(name, ApplyRequest(files=files, root=root), ctx, who, wait)
+    if answer.status_code >= 400:
+        return answer
+    body = json.loads(bytes(answer.body))
+    return JSONResponse({**body, "changes": changes}, status_code=answer.status_code)
 
 
 @router.post("/clusters/{name}/argocd/decommission")
