@@ -60,6 +60,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/clusters/{name}/addons/{addon}/map"): READ,
     ("GET", "/api/v1/clusters/{name}/releases"): READ,
     ("GET", "/api/v1/clusters/{name}/argocd/migration"): READ,
+    ("POST", "/api/v1/clusters/{name}/argocd/migration"): WRITE,
     ("POST", "/api/v1/clusters/{name}/argocd/decommission"): ADMIN,
     ("POST", "/api/v1/clusters/{name}/addons/{addon}/rollback"): WRITE,
     ("POST", "/api/v1/clusters/{name}/addons/{addon}/resume"): WRITE,
