@@ -18,6 +18,7 @@ from moorage.server.api import (
     clusters,
     credentials,
     errors,
+    fleet,
     gitops,
     kube,
     operations,
@@ -40,6 +41,7 @@ from moorage.server.kubeproxy import GZipExceptProxy
 from moorage.server.metrics import make_registry
 from moorage.server.middleware import BodyLimitMiddleware
 from moorage.server.ports import Bus
+from moorage.server.rollout import RollForward
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
 from moorage.server.tokens import TOKEN_KEY_PURPOSE, TokenHasher
@@ -62,12 +64,14 @@ def create_app(
     run_gitops: bool = True,
     events: Broadcaster | None = None,
     job_waiters: JobWaiters | None = None,
+    run_roll_forward: bool = True,
 ) -> FastAPI:
     """The app, on an already migrated database. `agent_nats_url` is what agents are told at
     registration (default: settings.agent_nats_url, then settings.nats_url), `agent_nats_ca` the CA
     (PEM) they trust it with. With `expire_jobs`,
     a background task marks overdue jobs as timeout while the app runs; with `run_gitops`, the
-    GitOps loop (polling, retries, syncs) runs too."""
+    GitOps loop (polling, retries, syncs) runs too; with `run_roll_forward` and settings.agent_chart,
+    the fleet roll-forward (server/rollout.py)."""
     box = SecretBox.load_or_create(settings.data_dir, settings.secret_key)
     hasher = TokenHasher(box.derive_key(TOKEN_KEY_PURPOSE))
     with transaction(session_factory) as session:
@@ -102,11 +106,15 @@ def create_app(
         token_hasher=hasher,
     )
 
+    roll_forward = RollForward(settings, session_factory, bus, clock)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(_expiry_loop(ctx))] if expire_jobs else []
         if run_gitops:
             tasks.append(asyncio.create_task(controller.run()))
+        if roll_forward.enabled and run_roll_forward:
+            tasks.append(asyncio.create_task(roll_forward.run()))
         try:
             yield
         finally:
@@ -125,6 +133,7 @@ def create_app(
     )
     app.state.moorage = ctx
     app.state.session_factory = session_factory  # read by moorage.server.auth
+    app.state.roll_forward = roll_forward  # read by api/fleet.py
     app.state.metrics_registry = make_registry(session_factory, clock)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # pages, JSON and static files compressed (server-sent events are left alone by Starlette);
@@ -144,6 +153,7 @@ def create_app(
         stacks,
         webhooks,
         kube,
+        fleet,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (session_routes, users, charts):

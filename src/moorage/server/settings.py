@@ -70,6 +70,16 @@ class ServerSettings(BaseModel):
     signin_failures_per_user: int = Field(default=10, ge=1)
     signin_failures_per_address: int = Field(default=30, ge=1)
     signin_window_seconds: int = Field(default=300, ge=1)
+    # fleet roll-forward (server/rollout.py): the moorage-agent chart's source (oci://HOST/PATH/moorage-agent
+    # or a Helm repository URL, read anonymously); None = off. Every poll, a newer version than an online
+    # agent reports is rolled out, batch_size clusters at a time, pause seconds between batches; an agent
+    # that has not reported the new version report seconds after its upgrade stops the roll-out
+    agent_chart: str | None = Field(default=None, max_length=512, pattern=r"^(oci|https?)://[^\s@]+$")
+    roll_forward_poll_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    roll_forward_batch_size: int = Field(default=5, ge=1, le=1000)
+    roll_forward_pause_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    roll_forward_report_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    roll_forward_prereleases: bool = False
 
     @model_validator(mode="after")
     def _check_egress(self) -> "ServerSettings":
@@ -118,7 +128,9 @@ class ServerSettings(BaseModel):
         MOORAGE_PUBLIC_URL, MOORAGE_TLS_CERT, MOORAGE_TLS_KEY, MOORAGE_NATS_CA,
         MOORAGE_NATS_TLS_HOSTS, MOORAGE_BOOTSTRAP_TOKEN, MOORAGE_SECRET_KEY, MOORAGE_GIT_POLL_SECONDS,
         MOORAGE_GIT_ALLOW_FILE, MOORAGE_EGRESS_ALLOW, MOORAGE_SESSION_IDLE_SECONDS,
-        MOORAGE_SESSION_MAX_SECONDS, MOORAGE_SESSION_COOKIE_SAMESITE; explicit overrides (CLI flags) win."""
+        MOORAGE_SESSION_MAX_SECONDS, MOORAGE_SESSION_COOKIE_SAMESITE, MOORAGE_AGENT_CHART,
+        MOORAGE_ROLL_FORWARD_POLL_SECONDS, _BATCH_SIZE, _PAUSE_SECONDS, _REPORT_SECONDS, _PRERELEASES;
+        explicit overrides (CLI flags) win."""
         env = {
             "database_url": os.environ.get("MOORAGE_DATABASE_URL"),
             "nats_url": os.environ.get("MOORAGE_NATS_URL"),
@@ -141,6 +153,12 @@ class ServerSettings(BaseModel):
             "session_idle_seconds": os.environ.get("MOORAGE_SESSION_IDLE_SECONDS"),
             "session_max_seconds": os.environ.get("MOORAGE_SESSION_MAX_SECONDS"),
             "session_cookie_samesite": os.environ.get("MOORAGE_SESSION_COOKIE_SAMESITE"),
+            "agent_chart": os.environ.get("MOORAGE_AGENT_CHART"),
+            "roll_forward_poll_seconds": os.environ.get("MOORAGE_ROLL_FORWARD_POLL_SECONDS"),
+            "roll_forward_batch_size": os.environ.get("MOORAGE_ROLL_FORWARD_BATCH_SIZE"),
+            "roll_forward_pause_seconds": os.environ.get("MOORAGE_ROLL_FORWARD_PAUSE_SECONDS"),
+            "roll_forward_report_seconds": os.environ.get("MOORAGE_ROLL_FORWARD_REPORT_SECONDS"),
+            "roll_forward_prereleases": os.environ.get("MOORAGE_ROLL_FORWARD_PRERELEASES"),
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v}
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -44,6 +44,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/clusters"): WRITE,
     ("GET", "/api/v1/clusters"): READ,
     ("GET", "/api/v1/clusters/{name}"): READ,
+    ("PATCH", "/api/v1/clusters/{name}"): WRITE,
     ("DELETE", "/api/v1/clusters/{name}"): WRITE,
     ("POST", "/api/v1/clusters/{name}/agent-token/revoke"): WRITE,
     ("POST", "/api/v1/clusters/{name}/agent-token/rotate"): WRITE,
@@ -87,6 +88,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/credentials/{name}/hosts"): ADMIN,  # the credential will be sent there
     # the chart catalog of the global registries
     ("GET", "/api/v1/charts"): READ,
+    ("GET", "/api/v1/fleet/rollout"): READ,
     ("GET", "/api/v1/charts/{registry}/{chart}"): READ,
     ("GET", "/api/v1/charts/{registry}/{chart}/{version}"): READ,
     # GitOps

@@ -1,4 +1,4 @@
-"""/api/v1/clusters: register, list, get, delete clusters; agent tokens; Upgrade Agent (add-ons:
+"""/api/v1/clusters: register, list, get, change, delete clusters; agent tokens; Upgrade Agent (add-ons:
 api/addons.py)."""
 
 from typing import Annotated
@@ -16,6 +16,7 @@ from moorage.server.api.schemas import (
     ClusterCreate,
     ClusterCreated,
     ClusterOut,
+    ClusterUpdate,
     Page,
     page_of,
 )
@@ -52,6 +53,19 @@ async def list_clusters(
 @router.get("/{name}")
 async def get_cluster(name: str, ctx: Ctx, _who: Reader) -> ClusterOut:
     return await ctx.db(lambda s: ClusterOut.of(service.get_cluster(s, name), ctx.clock()))
+
+
+@router.patch("/{name}")
+async def update_cluster(name: str, body: ClusterUpdate, ctx: Ctx, _who: Writer) -> ClusterOut:
+    """Change a cluster's settings: `agent_roll_forward` (false opts it out of the fleet roll-forward)."""
+
+    def work(session: Session) -> ClusterOut:
+        cluster = service.get_cluster(session, name)
+        if body.agent_roll_forward is not None:
+            cluster.agent_roll_forward = body.agent_roll_forward
+        return ClusterOut.of(cluster, ctx.clock())
+
+    return await ctx.db(work)
 
 
 @router.delete("/{name}")

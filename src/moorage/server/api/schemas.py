@@ -100,6 +100,11 @@ class ClusterOut(BaseModel):
         description="The moorage-agent chart version the agent runs, from its last heartbeat (after "
         "an Upgrade Agent, the new version once the new agent reports); none without the chart.",
     )
+    agent_roll_forward: bool = Field(
+        default=True,
+        description="Whether the fleet roll-forward upgrades this cluster's agent to a newly published "
+        "chart version (false: opted out; Upgrade Agent by hand still works).",
+    )
 
     @classmethod
     def of(cls, row: Cluster, now: datetime | None = None) -> "ClusterOut":
@@ -115,6 +120,7 @@ class ClusterOut(BaseModel):
             heartbeat=row.heartbeat,
             public_ip=_public_ip(row.heartbeat),
             chart_version=_heartbeat_text(row.heartbeat, "chart_version"),
+            agent_roll_forward=row.agent_roll_forward is not False,
         )
 
 
@@ -142,6 +148,14 @@ class AgentUpgradeRequest(BaseModel):
         pattern=r"^(oci|https?)://[^\s@]+$",
         description="Where the chart is: oci://HOST/PATH/moorage-agent, or a Helm repository's URL holding "
         "moorage-agent (no credentials in it).",
+    )
+
+
+class ClusterUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_roll_forward: bool | None = Field(
+        default=None, description="false: the fleet roll-forward leaves this cluster's agent alone."
     )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import true as sa_true
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -89,6 +90,8 @@ class Cluster(Base):
     agent_offline_recorded: Mapped[bool] = mapped_column(default=False)
     # `moorage cluster decommission-argocd`: from then on definitions may not use engine argo_cd
     argocd_decommissioned_at: Mapped[datetime | None] = mapped_column(default=None)
+    # fleet roll-forward (server/rollout.py): False = this cluster's agent is left on its chart version
+    agent_roll_forward: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
 
     operations: Mapped[list["Operation"]] = relationship(
         back_populates="cluster", cascade="all, delete-orphan", passive_deletes=True
