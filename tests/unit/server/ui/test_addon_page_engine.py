@@ -12,11 +12,9 @@ from tests.unit.server.conftest import HASHER
 PASSWORD = "correct horse battery staple"
 
 
-def signed_in(app: FastAPI, client: TestClient) -> TestClient:
+def signed_in(app: FastAPI, client: TestClient, role: str = "read") -> TestClient:
     assert (
-        client.post(
-            "/api/v1/users", json={"username": "ann", "role": "read", "password": PASSWORD}
-        ).status_code
+        client.post("/api/v1/users", json={"username": "ann", "role": role, "password": PASSWORD}).status_code
         == 201
     )
     browser = TestClient(app)
@@ -69,3 +67,13 @@ def test_settings_count_add_ons_per_engine_and_offer_the_migration_check(
     assert "1 add-on on Argo CD" in page.text
     assert 'data-action="migration"' in page.text
     assert "Decommission Argo CD" not in page.text  # a reader, and an add-on still on Argo CD
+    assert 'data-action="migrate-confirm"' not in page.text  # a reader cannot migrate
+
+
+def test_a_writer_is_offered_to_confirm_the_migration(
+    app: FastAPI, client: TestClient, factory: SessionFactory
+) -> None:
+    report(factory, "argo_cd")
+    page = signed_in(app, client, "write").get("/clusters/c1/settings")
+    assert 'data-action="migrate-confirm"' in page.text
+    assert 'data-url="/api/v1/clusters/c1/argocd/migration"' in page.text

@@ -144,6 +144,9 @@ document.addEventListener("click", async (event) => {
     } catch (e) { toast(e.message, true); }
   } else if (action === "migration") {
     await showMigration(target);
+  } else if (action === "migrate-confirm") {
+    if (!confirm("Migrate the eligible add-ons from Argo CD to Helm releases? Objects and Pods are kept.")) return;
+    await postAction(target);
   } else if (action === "decommission") {
     if (!confirm("Decommission Argo CD on this cluster? This cannot be undone.")) return;
     await postAction(target);
@@ -188,6 +191,8 @@ async function showMigration(button) {
     document.getElementById("migration-summary").textContent =
       out.eligible + " of " + out.moorage_applications + " Moorage Application(s) can migrate. " + out.how + ".";
     document.getElementById("migration").hidden = false;
+    const confirmButton = document.getElementById("migration-confirm");
+    if (confirmButton) confirmButton.hidden = !(out.eligible > 0);
   } catch (e) {
     toast("Migration check failed: " + e.message, true);
   } finally {
