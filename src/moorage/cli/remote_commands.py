@@ -1,4 +1,5 @@
 """Commands that talk to `moorage server` over HTTP: `moorage cluster …`, `moorage operations …`,
+`moorage fleet status`,
 (add-ons: cli/addon_commands.py). Tables by default; `-o json|yaml` prints the API's JSON as it came."""
 
 import json
@@ -242,6 +243,35 @@ def cluster_delete(
         dump(data, output)
         return
     out.print(f"deleted cluster {esc(name)}")
+
+
+@cluster_app.command("set")
+def cluster_set(
+    name: Annotated[str, typer.Argument(help="The cluster's name.")],
+    roll_forward: Annotated[
+        bool | None,
+        typer.Option(
+            "--roll-forward/--no-roll-forward",
+            help="Whether the fleet roll-forward upgrades this cluster's agent to a newly published chart.",
+            show_default=False,
+        ),
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Change a cluster's settings (PATCH /clusters/NAME)."""
+    if roll_forward is None:
+        err.print("nothing to change: give --roll-forward or --no-roll-forward")
+        raise typer.Exit(EXIT_USAGE)
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call("PATCH", api_path("clusters", name), body={"agent_roll_forward": roll_forward})
+    if output is not Output.table:
+        dump(data, output)
+        return
+    part = "takes part in" if data["agent_roll_forward"] else "is opted out of"
+    out.print(f"cluster {esc(name)} {part} the fleet roll-forward")
 
 
 @cluster_app.command("revoke-agent-token")
@@ -672,9 +702,51 @@ def logs_command(
         raise typer.Exit(1)
 
 
+# --------------------------------------------------------------------------- fleet
+
+fleet_app = typer.Typer(
+    name="fleet", help="The fleet of agents: the chart roll-forward.", no_args_is_help=True
+)
+
+
+@fleet_app.command("status")
+def fleet_status(server: ServerOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table) -> None:
+    """The roll-forward of the agents to the newest published moorage-agent chart: target, state, each
+    cluster's batch and status, and the failure that stopped it (exit 1 when it stopped)."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        data = remote.get(api_path("fleet", "rollout"))
+    if output is not Output.table:
+        dump(data, output)
+    elif not data["enabled"]:
+        out.print(f"fleet roll-forward is off: {esc(data.get('how', ''))}")
+    else:
+        policy = data["policy"]
+        out.print(
+            f"chart {esc(data['chart'])}: target {esc(data['target'] or '-')}, {styled(data['state'])} "
+            f"({data['progress']['upgraded']}/{data['progress']['total']} upgraded; batches of "
+            f"{policy['batch_size']}, {policy['pause_seconds']:.0f} s apart)"
+        )
+        if data.get("source_error"):
+            err.print(f"the chart source: {data['source_error']}", markup=False)
+        if data.get("next_batch_at"):
+            out.print(f"next batch {when(data['next_batch_at'])}")
+        table = Table("cluster", "batch", "status", "chart", "why")
+        for c in data["clusters"]:
+            batch = str(c["batch"]) if c["batch"] else "-"
+            row = (c["cluster"], batch, c["status"], c["chart_version"] or "-", c["reason"])
+            table.add_row(*(esc(v) for v in row))
+        out.print(table)
+        if data.get("failure"):
+            err.print(f"stopped: {data['failure']}", markup=False)
+    if data.get("state") == "failed":
+        raise typer.Exit(EXIT_FAILED)
+
+
 def register(app: typer.Typer) -> None:
     """Add `cluster`, `operations`, `addons`, `resources` and `logs` to the main `moorage` app."""
     app.command("logs")(logs_command)
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(operations_app, name="operations")
     app.add_typer(resources_app, name="resources")
+    app.add_typer(fleet_app, name="fleet")
