@@ -204,6 +204,39 @@ def test_a_writer_adds_a_manifest_sets_its_parents_and_the_stacks_wave(
     assert kubectl.get("configmap", "from-page", "-n", "sbui-apps")["data"]["a"] == "b"
 
 
+def test_a_writer_saves_to_a_branch_for_review_and_keeps_the_stack_as_a_template(scene: Scene) -> None:
+    server = scene.server
+    tracked = scene.tree.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP)
+        sign_in(page, server.url, *WRITER, next_path="/clusters/sbui/stacks")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="ns-sbui"]')
+        page.fill("#sb-search", "webapp")
+        page.click("#sb-find")
+        page.wait_for_function(
+            "() => document.querySelector('#sb-chart').selectedOptions[0]?.text.startsWith('webapp')"
+        )
+        page.fill("#sb-name", "web-review")
+        page.fill("#sb-namespace", "sbui-apps")
+        page.fill("#sb-branch", "review/web")
+        page.click("#sb-save")
+        page.wait_for_selector("#sb-saved a")
+        assert "on the new branch review/web" in page.inner_text("#sb-saved")
+        assert page.get_attribute("#sb-saved a", "href").endswith("/compare/main...review/web?expand=1")
+        assert scene.tree.git("ls-remote", "origin", "refs/heads/main").split()[0] == tracked
+
+        page.select_option("#st-stack", "apps")
+        page.fill("#st-path", "stacks/sbui-apps.yaml")
+        page.click("#st-save")
+        page.wait_for_function(
+            "() => document.querySelector('#st-result').textContent.startsWith('Kept as a template')"
+        )
+        page.wait_for_selector('[data-stack="apps"] p:has-text("defined in stacks/sbui-apps.yaml")')
+    scene.tree.git("pull", "--quiet")
+    assert "    - include: ../../stacks/sbui-apps.yaml\n" in (scene.tree.path / ROOT).read_text()
+    assert (scene.tree.path / "stacks" / "sbui-apps.yaml").read_text().startswith("name: apps\n")
+
+
 def test_a_reader_sees_the_stacks_but_no_builder(scene: Scene) -> None:
     with browser() as b:
         page = b.new_page(viewport=DESKTOP)

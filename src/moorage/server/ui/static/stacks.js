@@ -12,12 +12,12 @@
   let found = [];
 
   // POST the edits; answers {ok, status, data} so validation items (errors[]) can be shown
-  async function send(edits, preview) {
+  async function send(edits, preview, branch) {
     const response = await fetch(base + "/edits", {
       method: "POST",
       credentials: "same-origin",
       headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRF-Token": await csrf() },
-      body: JSON.stringify({ edits, preview }),
+      body: JSON.stringify(branch ? { edits, preview, branch } : { edits, preview }),
     });
     let data = null;
     try { data = await response.json(); } catch (_) { data = { detail: response.statusText }; }
@@ -114,7 +114,7 @@
       source.textContent = `${data.path} at commit ${data.commit.slice(0, 12)}`;
       source.className = "muted";
       root.replaceChildren(...data.stacks.map(renderStack));
-      for (const select of [$("sb-stack"), $("sm-stack")]) {
+      for (const select of [$("sb-stack"), $("sm-stack"), $("st-stack")]) {
         if (!select) continue;
         const keep = select.value;
         select.replaceChildren(...data.stacks.map((s) => el("option", { value: s.name, text: s.name })));
@@ -231,13 +231,17 @@
     let list;
     try { list = edits(); } catch (e) { showProblems({ detail: e.message }); return; }
     for (const b of [$("sb-preview"), $("sb-save")]) b.disabled = true;
-    const answer = await send(list, preview);
+    const branch = $("sb-branch").value.trim();
+    const answer = await send(list, preview, branch);
     for (const b of [$("sb-preview"), $("sb-save")]) b.disabled = false;
     if (!answer.ok) { $("sb-diff").hidden = true; showProblems(answer.data); return; }
     showDiff(answer.data.diff);
     showImpact(answer.data.cluster_changes || {});
     if (preview) {
       $("sb-saved").textContent = `Preview: ${answer.data.files.join(", ")} would change; nothing was committed.`;
+    } else if (answer.data.pull_request_url) {
+      $("sb-saved").replaceChildren(`Committed ${answer.data.commit.slice(0, 12)} on the new branch ${answer.data.branch}: `,
+        el("a", { href: answer.data.pull_request_url, text: "open the pull request" }), ".");
     } else {
       $("sb-saved").textContent = `Committed ${answer.data.commit.slice(0, 12)} (${answer.data.message.split("\n")[0]}); the sync starts now.`;
       $("sb-values").value = "";
@@ -276,5 +280,29 @@
     if (!preview) load();
   }
   $("sm-preview").addEventListener("click", () => addManifest(true));
+
+  // reusable stacks: keep one as a template file, or include a template here with its variables
+  async function template(edit, what) {
+    const answer = await send([edit], false);
+    const out = $("st-result");
+    if (!answer.ok) { out.className = "error"; out.textContent = answer.data.detail || `${what} was refused`; return; }
+    const also = answer.data.also_affects.length ? ` This also changes: ${answer.data.also_affects.join(", ")}.` : "";
+    out.className = "";
+    out.textContent = `${what}: committed ${answer.data.commit.slice(0, 12)}.${also}`;
+    load();
+  }
+  $("save-template").addEventListener("submit", (e) => {
+    e.preventDefault();
+    template({ op: "save_template", stack: $("st-stack").value, path: $("st-path").value.trim() }, "Kept as a template");
+  });
+  $("use-template").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const variables = {};
+    for (const line of $("ut-vars").value.split("\n")) {
+      const at = line.indexOf("=");
+      if (at > 0) variables[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    template({ op: "use_template", path: $("ut-path").value.trim(), variables }, "Template used");
+  });
   $("add-manifest").addEventListener("submit", (e) => { e.preventDefault(); addManifest(false); });
 })();
