@@ -321,7 +321,10 @@ async def settings_page(name: str, ctx: Ctx, viewer: User) -> HTMLResponse:
         }
 
     data = await ctx.db(work)
-    return _page("settings.html", viewer, section="clusters", server_url=base, now=ctx.clock(), **data)
+    return _page(
+        "settings.html", viewer, section="clusters", server_url=base, now=ctx.clock(),
+        agent_chart=ctx.settings.agent_chart or "", **data,
+    )  # fmt: skip
 
 
 @router.get("/operations")

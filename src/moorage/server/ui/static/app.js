@@ -438,8 +438,67 @@ function setupGitOps() {
   }, 5000);
 }
 
+// ------------------------------------------------------------------ cluster settings: Upgrade Agent
+
+function setupAgentSettings() {
+  const form = document.getElementById("upgrade-agent");
+  if (form) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button");
+      const label = button.textContent;
+      const box = document.getElementById("upgrade-result");
+      const state = document.getElementById("upgrade-state");
+      const messages = document.getElementById("upgrade-messages");
+      button.disabled = true;
+      button.textContent = button.dataset.busy;
+      box.hidden = false;
+      state.textContent = "Upgrading to " + form.version.value + "…";
+      messages.textContent = "";
+      try {
+        const out = await api("POST", form.dataset.url + "?wait=300", { version: form.version.value, chart: form.chart.value });
+        state.replaceChildren(document.createTextNode("Upgrade Agent: "), stateBadge(out.operation_state));
+        messages.textContent = out.messages.join("\n");
+        if (out.operation_state === "success") await awaitReport(form.dataset.cluster, form.version.value.replace(/^v/, ""), state);
+      } catch (e) {
+        state.textContent = "Upgrade Agent failed: " + e.message;
+      } finally {
+        button.disabled = false;
+        button.textContent = label;
+      }
+    });
+  }
+  const toggle = document.getElementById("roll-forward");
+  if (toggle) {
+    toggle.addEventListener("change", async () => {
+      try {
+        const out = await api("PATCH", toggle.dataset.url, { agent_roll_forward: toggle.checked });
+        toast(out.agent_roll_forward ? "takes part in the fleet roll-forward" : "opted out of the fleet roll-forward");
+      } catch (e) {
+        toggle.checked = !toggle.checked;
+        toast(e.message, true);
+      }
+    });
+  }
+}
+
+async function awaitReport(cluster, version, state) {
+  const field = document.querySelector('[data-field="chart-version"]');
+  for (let i = 0; i < 90; i++) {
+    const c = await api("GET", "/api/v1/clusters/" + encodeURIComponent(cluster));
+    if (c.chart_version === version) {
+      field.textContent = version;
+      state.append(document.createTextNode(" — the new agent reports chart " + version));
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  state.append(document.createTextNode(" — no agent reported chart " + version + " yet: check the agent's pods"));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setupSignIn();
+  setupAgentSettings();
   setupRegister();
   setupLiveAddons();
   setupMapClicks();
