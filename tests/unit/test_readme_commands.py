@@ -27,7 +27,8 @@ def readme_commands() -> list[str]:
     """Each `moorage …` command of the READMEs' code blocks, comments and `;` chains split off."""
     found: list[str] = []
     for readme in READMES:
-        for line in readme.read_text().splitlines():
+        # a command continued on the next line (a trailing backslash) is one line
+        for line in readme.read_text().replace("\\\n", " ").splitlines():
             if not line.startswith("    "):
                 continue
             code = line.strip().split("  #", 1)[0].split(" # ", 1)[0].strip()

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moorage.devcluster import binaries, http, network, process
+from moorage.devcluster import binaries, http, kubectl, network, process
 from moorage.devcluster.cluster import DevCluster
 from moorage.devcluster.errors import DevclusterError
 
@@ -75,46 +74,18 @@ def _redis_server() -> str:
     return found
 
 
-def _kubectl(cluster: DevCluster, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(binaries.find("kubectl")), "--kubeconfig", str(cluster.kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise DevclusterError(f"kubectl {' '.join(args[:3])} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
 def install_objects(cluster: DevCluster) -> None:
     """The namespace, CRDs (server-side: the Application CRD is beyond client-side apply's 256 KiB),
     config and default project; idempotent."""
     found = manifests_dir()
-    _kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(_namespace()))
+    kubectl.run(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(_namespace()))
     for name in _CRD_FILES:
-        _kubectl(cluster, "apply", "--server-side", "-f", str(found / name))
+        kubectl.run(cluster, "apply", "--server-side", "-f", str(found / name))
     for crd in ("crd/applications.argoproj.io", "crd/appprojects.argoproj.io"):
-        _established(cluster, crd)
+        kubectl.established(cluster, crd)
     for name in _CONFIG_FILES:
-        _kubectl(cluster, "apply", "--server-side", "-n", NAMESPACE, "-f", str(found / name))
-    _kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(DEFAULT_PROJECT))
-
-
-def _established(cluster: DevCluster, crd: str, timeout: float = 60.0) -> None:
-    """`kubectl wait` for the CRD, again while it has no conditions at all yet (kubectl then fails at
-    once with "<nil> is of the type <nil>" instead of waiting)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", crd)
-            return
-        except DevclusterError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+        kubectl.run(cluster, "apply", "--server-side", "-n", NAMESPACE, "-f", str(found / name))
+    kubectl.run(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(DEFAULT_PROJECT))
 
 
 def _namespace() -> dict[str, Any]:

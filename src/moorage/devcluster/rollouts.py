@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moorage.devcluster import binaries, http, network, process
+from moorage.devcluster import binaries, http, kubectl, network, process
 from moorage.devcluster.cluster import DevCluster
 from moorage.devcluster.errors import DevclusterError
 
@@ -55,20 +55,6 @@ def crds_dir() -> Path:
     return found
 
 
-def _kubectl(cluster: DevCluster, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(binaries.find("kubectl")), "--kubeconfig", str(cluster.kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise DevclusterError(f"kubectl {' '.join(args[:3])} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
 def _namespace() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
 
@@ -77,11 +63,11 @@ def install_crds(cluster: DevCluster) -> None:
     """The namespace and the five CRDs, server-side (each is beyond client-side apply's 256 KiB), once
     Established; idempotent."""
     found = crds_dir()
-    _kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(_namespace()))
+    kubectl.run(cluster, "apply", "--server-side", "-f", "-", stdin=json.dumps(_namespace()))
     for name in CRD_FILES:
-        _kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(found / name))
+        kubectl.run(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(found / name))
     for crd in CRD_NAMES:
-        _kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+        kubectl.established(cluster, f"crd/{crd}")
 
 
 def start(cluster: DevCluster, timeout: float = 120.0) -> ArgoRollouts:
