@@ -1,5 +1,6 @@
 """The ArgoCD engine and the migration away from it, on a devcluster running Argo CD's
-application-controller, repo-server and Redis (3 of the ~7 Argo CD components a real install runs):
+application-controller, repo-server, cmp-server (Moorage's SOPS plugin) and Redis (4 of the ~8 processes a
+real install runs):
 
 - deploy N add-ons through Argo CD (engine argo_cd) until every Application is Synced and Healthy;
 - the memory of those Argo CD processes, at the peak and after a minute idle, against the peak RSS
