@@ -75,21 +75,28 @@ def _set(
     return Change(cluster.name, row.name, life.state.value, life.reason, previous, cause, now)
 
 
-def _newer(cluster: Cluster, report: StateReport) -> bool:
-    """Whether the report comes after what was applied: a later agent process, or a later message
-    of the same one. Sessions start with the process's start time, so they sort by age."""
-    if cluster.state_session is None or report.session > cluster.state_session:
+def after(session_seq: tuple[str | None, int | None], report: StateReport) -> bool:
+    """Whether the report comes after the message `session_seq` (None: none yet): a later agent
+    process, or a later message of the same one. Sessions start with the process's start time, so
+    they sort by age."""
+    last_session, last_seq = session_seq
+    if last_session is None or report.session > last_session:
         return True
-    return report.session == cluster.state_session and report.seq > (cluster.state_seq or -1)
+    return report.session == last_session and report.seq > (last_seq if last_seq is not None else -1)
 
 
 def record_state(session: Session, report: StateReport, now: datetime | None = None) -> list[Change]:
-    """Apply one state report of an agent; the state changes it caused."""
+    """Apply one state report of an agent; the state changes it caused. A report older than one
+    already applied (redelivered after a failed write, or handled by another replica first) still
+    writes the add-ons no newer report has written; what only the newest may do (forgetting add-ons
+    the agent no longer has) it skips."""
     now = now or utcnow()
     cluster = session.get(Cluster, report.cluster_id)
-    if cluster is None or cluster.revoked_at is not None or not _newer(cluster, report):
+    if cluster is None or cluster.revoked_at is not None:
         return []
-    cluster.state_session, cluster.state_seq = report.session, report.seq
+    latest = after((cluster.state_session, cluster.state_seq), report)
+    if latest:
+        cluster.state_session, cluster.state_seq = report.session, report.seq
     # only the rows this report is about: a one-add-on delta must not read the whole cluster
     names = [obs.name for obs in report.addons]
     rows = (
@@ -106,10 +113,15 @@ def record_state(session: Session, report: StateReport, now: datetime | None = N
     for obs in report.addons:
         row = rows.get(obs.name)
         if row is None:
+            if not latest:  # a newer report may have removed it: never brought back by an older one
+                continue
             row = AddonState(
                 cluster_id=cluster.id, name=obs.name, namespace=obs.namespace, state="", reason=""
             )
             rows[obs.name] = row
+        elif not after((row.report_session, row.report_seq), report):
+            continue  # a newer report wrote this add-on already
+        row.report_session, row.report_seq = report.session, report.seq
         row.namespace = obs.namespace
         row.observation = obs.model_dump(mode="json")
         row.observed_at = now
@@ -117,6 +129,9 @@ def record_state(session: Session, report: StateReport, now: datetime | None = N
         session.add(row)
         if change:
             changes.append(change)
+    if not latest:
+        session.flush()
+        return changes
     if report.removed:
         session.execute(
             delete(AddonState).where(

@@ -90,6 +90,27 @@ def test_duplicates_and_late_reports_change_nothing(factory: SessionFactory) -> 
     assert _apply(factory, _report(cid, 1, [obs()], session="s2"))
 
 
+def test_a_late_report_still_writes_the_add_ons_no_newer_report_wrote(factory: SessionFactory) -> None:
+    """Report 2 failed to record and came back after report 3 (a retry, or another replica's
+    consumer): what 2 says of `db` is kept, what it says of `web` is older than 3's and is not."""
+    cid = _cluster(factory)
+    _apply(factory, _report(cid, 1, [obs("web"), obs("db")]))
+    _apply(factory, _report(cid, 3, [obs("web")]))  # web Synced again
+    late = _apply(factory, _report(cid, 2, [obs("web", drift=DRIFT), obs("db", drift=DRIFT)]))
+    assert [(c.addon, c.state) for c in late] == [("db", "OutOfSync")]
+    with transaction(factory) as s:
+        cluster = service.get_cluster(s, "c1")
+        rows, _, _ = addon_state.list_addons(s, cluster)
+        assert {r.name: r.state for r in rows} == {"web": "Synced", "db": "OutOfSync"}
+        assert cluster.state_seq == 3  # the cluster's newest report is still 3
+    # a late report never brings back an add-on a newer one removed, nor adds one
+    _apply(factory, _report(cid, 5, [], removed=["db"]))
+    assert _apply(factory, _report(cid, 4, [obs("db"), obs("new")])) == []
+    with transaction(factory) as s:
+        rows, _, _ = addon_state.list_addons(s, service.get_cluster(s, "c1"))
+        assert [r.name for r in rows] == ["web"]
+
+
 def test_a_snapshot_forgets_addons_the_agent_no_longer_has(factory: SessionFactory) -> None:
     cid = _cluster(factory)
     _apply(factory, _report(cid, 1, [obs("a"), obs("b")]))

@@ -294,6 +294,10 @@ class AddonState(Base):
     # rolled back by a person: syncs leave it at this revision until resumed or a commit changes it
     held_revision: Mapped[int | None] = mapped_column(Integer, default=None)
     held_at: Mapped[datetime | None] = mapped_column(default=None)
+    # the agent message (its session and seq) this row was last written from: a late report writes
+    # only the add-ons no newer one has (addon_state.record_state)
+    report_session: Mapped[str | None] = mapped_column(String(64), default=None)
+    report_seq: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class AddonTransition(Base):
