@@ -205,6 +205,7 @@ def cluster_get(
     table.add_row("last heartbeat", when(data.get("last_heartbeat_at")))
     table.add_row("agent version", esc(data.get("agent_version") or "-"))
     table.add_row("agent chart", esc(data.get("chart_version") or "- (not reported)"))
+    table.add_row("roll-forward", "opted out" if data.get("agent_roll_forward") is False else "takes part")
     table.add_row("public IP", esc(data.get("public_ip") or "- (not reported)"))
     table.add_row("agent token", "[red]revoked[/]" if data.get("agent_token_revoked") else "active")
     heartbeat = data.get("heartbeat")

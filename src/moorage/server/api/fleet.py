@@ -11,11 +11,9 @@ from moorage.server.api.deps import Ctx, Reader
 router = APIRouter(prefix="/fleet", tags=["fleet"])
 
 
-def roll_forward_of(request: Request, ctx: Ctx) -> rollout.RollForward:
-    found: rollout.RollForward | None = getattr(request.app.state, "roll_forward", None)
-    if found is None:  # the app runs without the loop (tests): a status-only one
-        found = rollout.RollForward(ctx.settings, ctx.session_factory, ctx.bus, ctx.clock)
-        request.app.state.roll_forward = found
+def roll_forward_of(request: Request) -> rollout.RollForward:
+    """This replica's roll-forward (server/app.py makes it; its loop runs when MOORAGE_AGENT_CHART is set)."""
+    found: rollout.RollForward = request.app.state.roll_forward
     return found
 
 
@@ -24,7 +22,7 @@ async def rollout_status(request: Request, ctx: Ctx, _who: Reader) -> dict[str, 
     """The roll-forward of the agents to the newest moorage-agent chart version at the source the
     server is configured with (MOORAGE_AGENT_CHART): the target, the state (up_to_date, rolling,
     paused, done, failed), each cluster's part (batch, status, why) and the failure that stopped it."""
-    loop = roll_forward_of(request, ctx)
+    loop = roll_forward_of(request)
     settings = ctx.settings
     out: dict[str, Any] = {
         "enabled": loop.enabled,
