@@ -237,6 +237,31 @@ def test_a_writer_saves_to_a_branch_for_review_and_keeps_the_stack_as_a_template
     assert (scene.tree.path / "stacks" / "sbui-apps.yaml").read_text().startswith("name: apps\n")
 
 
+def test_values_are_checked_against_the_charts_schema_while_typed(scene: Scene) -> None:
+    before = scene.tree.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP)
+        sign_in(page, scene.server.url, *WRITER, next_path="/clusters/sbui/stacks")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="ns-sbui"]')
+        page.fill("#sb-search", "strict")
+        page.click("#sb-find")
+        page.wait_for_function(
+            "() => document.querySelector('#sb-chart').selectedOptions[0]?.text.startsWith('strict')"
+        )
+        page.wait_for_function(
+            "() => document.querySelector('#sb-schema-note').textContent.includes('replicas')"
+        )
+        page.fill("#sb-name", "strict-ui")
+        page.fill("#sb-namespace", "sbui-apps")
+        page.locator("#sb-values").press_sequentially("replicas: 50\nlogLevel: info\n")
+        page.wait_for_selector("#sb-values-check li.error")
+        assert "replicas" in page.inner_text("#sb-values-check")
+        page.fill("#sb-values", "")
+        page.locator("#sb-values").press_sequentially("replicas: 3\nlogLevel: info\n")
+        page.wait_for_selector("#sb-values-check li.ok")
+    assert scene.tree.git("ls-remote", "origin", "refs/heads/main").split()[0] == before  # nothing committed
+
+
 def test_a_reader_sees_the_stacks_but_no_builder(scene: Scene) -> None:
     with browser() as b:
         page = b.new_page(viewport=DESKTOP)

@@ -249,6 +249,32 @@
     }
   }
 
+  // inline check of the values while they are typed: a preview whose problems show under the editor
+  // (only the newest answer is shown; nothing is committed)
+  let checkTimer = null;
+  let checkGeneration = 0;
+  async function checkValues() {
+    const box = $("sb-values-check");
+    let list;
+    try { list = edits(); } catch (_) { box.replaceChildren(); return; }
+    if (!$("sb-name").value.trim() || !$("sb-namespace").value.trim()) return;
+    const generation = ++checkGeneration;
+    box.replaceChildren(el("li", { class: "muted", text: "Checking the values…" }));
+    const answer = await send(list, true);
+    if (generation !== checkGeneration) return;
+    if (answer.ok) {
+      box.replaceChildren(el("li", { class: "ok", text: "No problem found in these values." }));
+      return;
+    }
+    const items = (answer.data.errors || []).map((e) => el("li", { class: "error",
+      text: `${e.line ? "line " + e.line + ": " : ""}${e.message}${e.path ? ` [${e.path}]` : ""}` }));
+    box.replaceChildren(...(items.length ? items : [el("li", { class: "error", text: answer.data.detail || "refused" })]));
+  }
+  $("sb-values").addEventListener("input", () => {
+    clearTimeout(checkTimer);
+    checkTimer = setTimeout(checkValues, 1200);
+  });
+
   $("sb-find").addEventListener("click", search);
   $("sb-search").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); search(); } });
   $("sb-chart").addEventListener("change", pickChart);
