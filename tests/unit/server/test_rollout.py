@@ -4,16 +4,22 @@ failed job stops the roll-out, which GET /fleet/rollout reports with the job's r
 source is not asked here (the target is given); tests/integration/test_fleet_rollout.py does that."""
 
 import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from moorage.server import service
+from moorage.server.db import make_engine, make_session_factory, migrate
 from moorage.server.db.session import SessionFactory, transaction
-from moorage.server.rollout import BATCH_KEY, CREATED_BY, RollForward, chart_location
+from moorage.server.rollout import BATCH_KEY, CREATED_BY, RollForward, chart_location, round_
+from moorage.server.settings import ServerSettings
 from moorage.spec.protocol import HeartbeatMessage, JobAction, JobState, ResultMessage
-from tests.unit.server.conftest import Clock, FakeBus
+from tests import postgres
+from tests.unit.server.conftest import HASHER, Clock, FakeBus
 
 CHART = "oci://registry.example.com/charts/moorage-agent"
 
@@ -132,3 +138,41 @@ def test_a_job_that_cannot_be_queued_fails_the_roll_out(
 )
 def test_chart_location(reference: str, expected: tuple[str, str]) -> None:
     assert chart_location(reference) == expected
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    if reason := postgres.available():
+        pytest.skip(reason)
+    with postgres.running_postgres() as url:
+        migrate(url)
+        yield url
+
+
+def test_two_replicas_on_postgresql_queue_a_batch_once(pg_url: str, tmp_path: Path, clock: Clock) -> None:
+    """A round is taken by one replica (leases.try_round); the other skips it, and its next round
+    sees the operations the first one committed, so no cluster is asked twice."""
+    settings = ServerSettings(data_dir=tmp_path, database_url=pg_url, agent_chart=CHART)
+    a, b = make_engine(pg_url), make_engine(pg_url)
+    try:
+        fa, fb = make_session_factory(a), make_session_factory(b)
+        name = f"pg-{uuid.uuid4().hex[:6]}"
+        with transaction(fa) as s:
+            cluster, _ = service.register_cluster(s, HASHER, name)
+            beat = HeartbeatMessage(cluster_id=cluster.id, agent_version="0.1.0", chart_version="0.1.0")
+            service.record_heartbeat(s, beat, clock())
+        with transaction(fa) as sa:
+            first = round_(sa, settings, "9.0.0", clock())
+            with transaction(fb) as sb:
+                assert round_(sb, settings, "9.0.0", clock()) is None  # A is doing this round
+        assert first is not None
+        assert name in first[0].start
+        assert [m.cluster_id for m in first[1] if m.cluster_id == cluster.id] == [cluster.id]
+        with transaction(fb) as sb:
+            second = round_(sb, settings, "9.0.0", clock())
+        assert second is not None
+        assert name not in second[0].start
+        assert [m for m in second[1] if m.cluster_id == cluster.id] == []
+    finally:
+        a.dispose()
+        b.dispose()
