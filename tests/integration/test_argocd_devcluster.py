@@ -492,8 +492,9 @@ def test_the_server_killed_in_the_middle_of_a_migration_of_six_add_ons_finishes_
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    """Through the control plane: six add-ons deployed by Argo CD, then the definition moves them to
-    the native engine and the server is killed (`kill -9`) once the first Application is gone. After
+    """Through the control plane: six add-ons deployed by Argo CD, the preview says all six can move,
+    the migration is confirmed (the definition's engine becomes ankra_native) and the server is killed
+    (`kill -9`) once the first Application is gone. After
     the restart the migration ends: every add-on is a Helm release at revision 1 (migrated once),
     no Application of Moorage's remains, no Deployment was recreated, and each add-on's history names
     the migration."""
@@ -527,10 +528,13 @@ def test_the_server_killed_in_the_middle_of_a_migration_of_six_add_ons_finishes_
             return {a["metadata"]["name"] for a in apps["items"]}
 
         assert ours() == set(names)
-        moving = server.api(
-            "POST", "/clusters/argomig/apply", json=six_addons(chart_repo.url, namespace, "ankra_native")
-        )
+        preview = server.api("GET", "/clusters/argomig/argocd/migration").json()
+        assert sorted(a["addon"] for a in preview["applications"] if a["eligible"]) == names
+        moving = server.api("POST", "/clusters/argomig/argocd/migration")  # --confirm
         assert moving.status_code == 202, moving.text
+        assert moving.json()["changes"] == [
+            "import-cluster.yaml: spec.deployment_engine argo_cd → ankra_native"
+        ]
         left = wait_for(
             "the first Application deleted by the migration", lambda: (len(ours()) < 6 and ours()) or None
         )
