@@ -565,7 +565,7 @@ AGENT_OK = {"config": {"token": TOKEN, "server_url": SERVER}}
             {**AGENT_OK, "write_worker_count": 0},
             "at '/write_worker_count': minimum: got 0, want 1",
         ),
-        ("moorage", {"replica_count": 2}, "at '/replica_count': maximum: got 2, want 1"),
+        ("moorage", {"replica_count": 11}, "at '/replica_count': maximum: got 11, want 10"),
         (
             "moorage",
             {"database": {"existing_secret_name": "db", "url": "x"}},

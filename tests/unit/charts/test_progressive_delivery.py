@@ -212,3 +212,19 @@ def test_the_schema_refuses(chart: str, progressive: dict[str, Any], message: st
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema(s)" in result.stderr
     assert message in result.stderr, result.stderr
+
+
+def test_several_server_replicas_need_the_several_replica_mode(tmp_path: Path) -> None:
+    refused = render(tmp_path, "moorage", "moorage", {"replica_count": 3}, check=False)
+    assert refused.returncode != 0
+    assert "replica_count=3 runs several servers" in refused.stderr, refused.stderr
+    assert "database.existing_secret_name" in refused.stderr
+    (deployment, _) = documents(
+        render(tmp_path, "moorage", "moorage", {**SERVER_SCALED, "replica_count": 3}).stdout
+    )
+    assert (deployment["kind"], deployment["spec"]["replicas"]) == ("Deployment", 3)
+    (one, _) = documents(render(tmp_path, "moorage", "moorage", {"replica_count": 1}).stdout)  # the trial
+    assert one["spec"]["replicas"] == 1
+    too_many = render(tmp_path, "moorage", "moorage", {**SERVER_SCALED, "replica_count": 11}, check=False)
+    assert too_many.returncode != 0
+    assert "replica_count" in too_many.stderr
