@@ -528,8 +528,18 @@ def test_the_server_killed_in_the_middle_of_a_migration_of_six_add_ons_finishes_
             return {a["metadata"]["name"] for a in apps["items"]}
 
         assert ours() == set(names)
-        preview = server.api("GET", "/clusters/argomig/argocd/migration").json()
-        assert sorted(a["addon"] for a in preview["applications"] if a["eligible"]) == names
+
+        seen: list[Any] = []
+
+        def eligible() -> list[str] | None:  # an Argo CD operation still settling is "in flight" for a moment
+            seen[:] = server.api("GET", "/clusters/argomig/argocd/migration").json()["applications"]
+            found = sorted(a["addon"] for a in seen if a["eligible"])
+            return found if found == names else None
+
+        try:
+            wait_for("the preview to call all six eligible", eligible, timeout=120)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the preview: {json.dumps(seen)[-3000:]}") from None
         moving = server.api("POST", "/clusters/argomig/argocd/migration")  # --confirm
         assert moving.status_code == 202, moving.text
         assert moving.json()["changes"] == [
