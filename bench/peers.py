@@ -62,6 +62,9 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `bench` importable
+from bench.control_plane import free_port, wait_ok
+
 from moorage import devcluster
 from moorage.devcluster import argocd, binaries, chartsources, network, process
 from moorage.kube.client import KubeClient
@@ -425,22 +428,6 @@ def count_requests(
 # ------------------------------------------------------------------ the tools
 
 
-def _free_port() -> int:
-    return network.free_ports(1)[0]
-
-
-def _wait_ok(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up within {timeout:.0f}s")
-
-
 def moorage_definition(repo: str, n: int, message: str) -> str:
     lines = ["apiVersion: v1", "kind: ImportCluster", "metadata: {name: peers}", "spec:",
              "  helm_registries:", f"    - {{name: bench, url: '{repo}'}}", "  stacks:",
@@ -489,7 +476,7 @@ async def run_moorage(
     home = work / f"moorage-{secrets.token_hex(4)}"
     home.mkdir()
     token = "mrg_" + secrets.token_urlsafe(32)
-    port, health = _free_port(), _free_port()
+    port, health = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     server = process.start(
         "moorage-server",
@@ -500,7 +487,7 @@ async def run_moorage(
     procs = [server]
     sampler: MemorySampler | None = None
     try:
-        _wait_ok(f"{url}/healthz")
+        wait_ok(f"{url}/healthz", timeout=120)
         api = httpx.Client(
             base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=120
         )
@@ -520,7 +507,7 @@ async def run_moorage(
         procs.append(agent)
         sampler = MemorySampler([agent.pid])
         sampler.start()
-        _wait_ok(f"http://127.0.0.1:{health}/readyz")
+        wait_ok(f"http://127.0.0.1:{health}/readyz", timeout=120)
 
         def apply(message: str) -> None:
             files = {"import-cluster.yaml": moorage_definition(repo, args.n, message)}
