@@ -55,14 +55,14 @@ def application_fingerprint(obj: Mapping[str, Any]) -> tuple[Any, ...]:
 Fingerprint = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 
-def is_edit(
-    event: Mapping[str, Any],
-    seen: dict[str, tuple[Any, ...]],
-    has_status: bool,
-    of: Fingerprint | None = None,
-) -> bool:
-    """Whether a watch event is a change worth a sweep; remembers what it saw (pure but for `seen`).
-    `of`: the fingerprint to compare (default: `fingerprint` with `has_status`)."""
+def of_kind(has_status: bool) -> Fingerprint:
+    """The fingerprint of a Helm-managed kind, with a status its controller keeps writing or not."""
+    return functools.partial(fingerprint, has_status=has_status)
+
+
+def is_edit(event: Mapping[str, Any], seen: dict[str, tuple[Any, ...]], of: Fingerprint) -> bool:
+    """Whether a watch event is a change worth a sweep, comparing the fingerprints `of` gives;
+    remembers what it saw (pure but for `seen`)."""
     kind, obj = event.get("type"), event.get("object")
     if not isinstance(obj, Mapping) or kind not in ("ADDED", "MODIFIED", "DELETED"):
         return False
@@ -70,7 +70,7 @@ def is_edit(
     if kind == "DELETED":
         seen.pop(uid, None)
         return True
-    now = of(obj) if of is not None else fingerprint(obj, has_status)
+    now = of(obj)
     before = seen.get(uid)
     seen[uid] = now
     return kind == "ADDED" or before != now
@@ -99,7 +99,7 @@ async def _follow(
                         raise KubeError(f"watch {kind}: {(event.get('object') or {}).get('message')}")
                     meta = (event.get("object") or {}).get("metadata") or {}
                     version = str(meta.get("resourceVersion") or version)
-                    if is_edit(event, seen, True, of):
+                    if is_edit(event, seen, of):
                         wake()
                         if seen_object is not None and event.get("type") != "DELETED":
                             seen_object(event.get("object") or {})
@@ -120,7 +120,7 @@ async def watch_changes(
     as the watch delivered them (Argo CD may heal before a sweep reads the Application again)."""
     tasks = [
         asyncio.create_task(
-            _follow(kube, api_version, kind, wake, functools.partial(fingerprint, has_status=has_status)),
+            _follow(kube, api_version, kind, wake, of_kind(has_status)),
             name=f"watch-{kind}",
         )
         for kinds, has_status in ((WITH_STATUS, True), (WITHOUT_STATUS, False))
