@@ -147,3 +147,40 @@ def _check_credentials_bound_to_their_repositories_hosts(url: str) -> None:
 
 def test_sqlite_credential_hosts_migration(tmp_path: Path) -> None:
     _check_credentials_bound_to_their_repositories_hosts(f"sqlite:///{tmp_path / 'moorage.db'}")
+
+
+def test_sqlite_edit_mode_migration_keeps_connections_pushing(tmp_path: Path) -> None:
+    """0011: a connection made before the Stack Builder's edit mode existed keeps pushing to its
+    tracked branch (edit_mode 'push'), and the column goes away again on downgrade."""
+    url = f"sqlite:///{tmp_path / 'moorage.db'}"
+    migrate(url)
+    _downgrade(url, "0010")
+    engine = make_engine(url)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO clusters (id, name, description, agent_token_hash, agent_password_bcrypt, "
+                    "created_at, agent_offline_recorded, agent_roll_forward) "
+                    "VALUES ('c1', 'c1', '', 'h1', 'b', :t, false, true)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO git_repositories (id, cluster_id, provider, url, branch, path, "
+                    "webhook_secret_sealed, owner, repo_name, poll_interval_seconds, created_at, updated_at, "
+                    "sync_status, sync_progress_message, applied_digests, retry_count, requested_retry, "
+                    "applied_with_failed_members) VALUES ('r1', 'c1', 'github', 'https://github.com/a/b', "
+                    "'main', 'p', 's', '', '', 60, :t, :t, 'synced', '', '{}', 0, 0, false)"
+                ),
+                {"t": now},
+            )
+        migrate(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT edit_mode FROM git_repositories")).scalars().all() == ["push"]
+        _downgrade(url, "0010")
+        assert "edit_mode" not in {c["name"] for c in inspect(engine).get_columns("git_repositories")}
+    finally:
+        engine.dispose()

@@ -198,6 +198,9 @@ class GitRepository(Base):
     repo_slug: Mapped[str | None] = mapped_column(String(255), default=None)
     project_key: Mapped[str | None] = mapped_column(String(255), default=None)
     instance_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # where a Stack Builder save goes: "push" commits to the tracked branch, "pull_request" to a new
+    # branch with a pull request opened through the provider's API (migration 0011)
+    edit_mode: Mapped[str] = mapped_column(String(16), default="push", server_default="push")
     poll_interval_seconds: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
