@@ -20,6 +20,7 @@ from typing import Any, Literal
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from moorage.server.stacks.yamlmove import MoveError, move_item
 from moorage.server.stacks.yamlrt import RoundTrip, YamlEditError, dump_value, load_text
 from moorage.spec.paths import RepoFS
 from moorage.spec.report import Location, SpecError
@@ -102,6 +103,27 @@ class ChangeStack:
 
 
 @dataclass(frozen=True)
+class MoveEntry:
+    """Move an add-on or manifest right before or right after another of the same stack (exactly
+    one of `before` / `after`), within the list of the file that holds both."""
+
+    stack: str
+    kind: Kind
+    name: str
+    before: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class MoveStack:
+    """Move a stack right before or right after another (exactly one of `before` / `after`)."""
+
+    name: str
+    before: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True)
 class AddStack:
     stack: Mapping[str, Any]
 
@@ -141,6 +163,8 @@ Edit = (
     | RemoveStack
     | SaveTemplate
     | UseTemplate
+    | MoveEntry
+    | MoveStack
 )
 
 
@@ -167,6 +191,12 @@ def describe(edit: Edit) -> str:
     if isinstance(edit, UseTemplate):
         names = f" with {', '.join(sorted(edit.variables))}" if edit.variables else ""
         return f"use the stack template {edit.path}{names}"
+    if isinstance(edit, MoveEntry):
+        where = f"before {edit.before}" if edit.before is not None else f"after {edit.after}"
+        return f"move {_kind_word(edit.kind)} {edit.name} {where} in stack {edit.stack}"
+    if isinstance(edit, MoveStack):
+        where = f"before {edit.before}" if edit.before is not None else f"after {edit.after}"
+        return f"move stack {edit.name} {where}"
     return f"remove stack {edit.name}"
 
 
@@ -186,6 +216,15 @@ class Slot:
     node: CommentedMap
     container: CommentedSeq | None
     index: int  # in the container, or the document's index in the file
+
+
+@dataclass
+class _Item:
+    """An item of a list written in `file`: the list and the item's index."""
+
+    file: str
+    items: CommentedSeq
+    index: int
 
 
 @dataclass
@@ -238,7 +277,7 @@ class Workspace:
         out: dict[str, str | None] = {}
         for rel, rt in self._files.items():
             text = rt.text()
-            if self.original(rel) is None or text != rt.original:
+            if text != self.original(rel):  # (a moved list reloads a file: its `original` is then newer)
                 out[rel] = text
         for rel, text in self._written.items():
             if text != self.original(rel):
@@ -435,9 +474,144 @@ class Workspace:
             self._save_template(edit)
         elif isinstance(edit, UseTemplate):
             self._use_template(edit)
+        elif isinstance(edit, MoveEntry):
+            target = _move_target(edit.before, edit.after)
+            stack, moved = self.entry(edit.stack, edit.kind, edit.name)
+            _, other = self.entry(edit.stack, edit.kind, target)
+            word = _kind_word(edit.kind)
+            self._move(
+                stack.node.get(LIST_KEYS[edit.kind]),
+                stack.file,
+                (moved, f"{word} {edit.name!r}"),
+                (other, f"{word} {target!r}"),
+                after=edit.before is None,
+            )
+        elif isinstance(edit, MoveStack):
+            target = _move_target(edit.before, edit.after)
+            moved, other = self.stack(edit.name), self.stack(target)
+            self._move(
+                self._spec()["stacks"],
+                self.root_file,
+                (moved, f"stack {edit.name!r}"),
+                (other, f"stack {target!r}"),
+                after=edit.before is None,
+            )
         else:
             slot = self.stack(edit.name)
             self._remove(slot, self._spec()["stacks"], self.root_file)
+
+    # ---------------------------------------------------------------- moving
+
+    def _move(
+        self,
+        holder_items: Any,
+        holder_file: str,
+        moved: tuple[Slot, str],
+        target: tuple[Slot, str],
+        *,
+        after: bool,
+    ) -> None:
+        """Move `moved` right before (or after) `target` in the list item order of the file that
+        writes both; refused when they are written in different files or lists."""
+        src = self._item_of(moved[0], holder_items, holder_file, moved[1])
+        dst = self._item_of(target[0], holder_items, holder_file, target[1])
+        if moved[0].node is target[0].node:
+            raise EditError(f"{moved[1]} cannot move next to itself")
+        if src.file != dst.file or src.items is not dst.items:
+            where = (
+                f"in {src.file} and {target[1]} in {dst.file}"
+                if src.file != dst.file
+                else (f"and {target[1]} in different lists of {src.file}")
+            )
+            raise EditError(
+                f"cannot move {moved[1]} next to {target[1]}: {moved[1]} is written {where}; an entry "
+                "moves only within the list that holds it (move the include, or the entry, in Git)"
+            )
+        to = dst.index + (1 if after else 0)
+        if src.index < to:
+            to -= 1
+        if to != src.index:  # (else it is there already: the save answers that nothing changes)
+            self._move_in_file(src.file, src.items, src.index, to)
+
+    def list_of(self, slot: Slot, stack: Slot | None, kind: str = "") -> str | None:
+        """Which list of which file writes `slot` (an entry of `stack` of `kind`, or with `stack`
+        None a stack): entries with the same answer can be moved next to each other; None when it
+        cannot be moved (a file of an included folder)."""
+        holder, file = (
+            (stack.node.get(LIST_KEYS[kind]), stack.file)
+            if stack
+            else (self._spec()["stacks"], self.root_file)
+        )
+        try:
+            item = self._item_of(slot, holder, file, "it")
+        except EditError:
+            return None
+        return f"{item.file}:{item.items.lc.line + 1}"
+
+    def _item_of(self, slot: Slot, holder_items: Any, holder_file: str, what: str) -> "_Item":
+        """The list item that puts `slot` where it is in its stack's order: its own mapping, or the
+        include naming exactly its file."""
+        if slot.container is not None:
+            return _Item(slot.file, slot.container, slot.index)
+        found = self._include_naming(slot.file, holder_items, holder_file, 0)
+        if isinstance(found, str):
+            raise EditError(
+                f"cannot move {what}: it is the file {slot.file} of the folder include {found}, and the "
+                "loader reads a folder's files in name order (rename the files to reorder them)"
+            )
+        if found is None:
+            raise EditError(f"cannot move {what}: no include in {holder_file} names {slot.file}")
+        if len(self.file(slot.file).docs) != 1:
+            raise EditError(
+                f"cannot move {what}: it is one of several documents of {slot.file} (reorder them in Git)"
+            )
+        return found
+
+    def _include_naming(self, rel: str, items: Any, file: str, depth: int) -> "_Item | str | None":
+        """The include item (in `items` of `file`, or of a list file they include) naming file `rel`;
+        the folder's path when `rel` is read from an included folder."""
+        if not isinstance(items, CommentedSeq) or depth > 8:
+            return None
+        for index, item in enumerate(items):
+            if not (isinstance(item, CommentedMap) and "include" in item):
+                continue
+            target = self._resolve(item["include"], file, "include")
+            subs = self._included(item["include"], file)
+            if target == rel:
+                return _Item(file, items, index)
+            if self.fs.is_dir(target) and rel in subs:
+                return target
+            for sub in subs:
+                for doc in self.file(sub).docs:
+                    found = self._include_naming(rel, doc, sub, depth + 1)
+                    if found is not None:
+                        return found
+        return None
+
+    def _move_in_file(self, rel: str, items: CommentedSeq, index: int, to: int) -> None:
+        """Reorder list `items` of file `rel` as a text edit (yamlmove.py), on the file's text as
+        edited so far, and load the result back; refused unless it parses to the reordered data."""
+        rt = self.file(rel)
+        path = _path_to(rt.docs, items)
+        assert path is not None
+        current = rt.text()
+        fresh = RoundTrip.load(rel, current)  # line numbers of the text as edited so far
+        seq = _follow(fresh.docs, path)
+        try:
+            moved = move_item(current, seq, index, to)
+        except MoveError as e:
+            raise EditError(f"{rel}: {e.message}") from None
+        seq.insert(to, seq.pop(index))
+        try:
+            result = RoundTrip.load(rel, moved)
+        except YamlEditError:
+            result = None
+        if result is None or _plain(result.docs) != _plain(fresh.docs):
+            raise EditError(
+                f"{rel}: the list cannot be reordered keeping the file's text (an anchor used across its "
+                "entries?); reorder it in Git"
+            )
+        self._files[rel] = result
 
     def _template_path(self, path: str) -> str:
         rel = posixpath.normpath(path)
@@ -652,6 +826,32 @@ def _rebase(node: dict[str, Any], source: str, target: str) -> dict[str, Any]:
 
 def _relative(rel: str, referrer: str) -> str:
     return posixpath.relpath(rel, posixpath.dirname(referrer) or ".")
+
+
+def _move_target(before: str | None, after: str | None) -> str:
+    if (before is None) == (after is None):
+        raise EditError("a move names exactly one of before and after (the entry to move next to)")
+    return before if before is not None else str(after)
+
+
+def _path_to(tree: Any, node: Any) -> list[Any] | None:
+    """The keys and indexes that lead from `tree` to `node` (by identity)."""
+    if tree is node:
+        return []
+    children = (
+        tree.items() if isinstance(tree, Mapping) else enumerate(tree) if isinstance(tree, list) else ()
+    )
+    for key, child in children:
+        found = _path_to(child, node)
+        if found is not None:
+            return [key, *found]
+    return None
+
+
+def _follow(tree: Any, path: list[Any]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
 
 
 def _name_of(entry: Mapping[str, Any], what: str) -> str:
