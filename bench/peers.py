@@ -7,7 +7,7 @@ concurrency (C, default 5) and the same reconcile period (P, default 60 s) where
 - Moorage: `moorage server` (SQLite, embedded NATS; not measured, like Argo CD's API server that is
   not run) and `moorage agent` as processes; the definition is sent with `POST /clusters/{c}/apply`;
   the agent sweeps every P s (`--sweep-interval`) and watches Helm-managed objects (a sweep seconds
-  after an edit); its engine deploys 5 add-ons at once (the agent's fixed concurrency: no flag);
+  after an edit) and deploys or heals C add-ons at once (`--concurrency`);
 - Flux 2.9: source-controller v1.9.6 and helm-controller v1.6.4 as processes, both `--concurrent=C`,
   one HelmRepository (interval 10m) and N HelmReleases (interval P, drift detection enabled);
 - Argo CD v3.6.1: application-controller (`--operation-processors=C --status-processors=C`,
@@ -500,7 +500,7 @@ async def run_moorage(
             "moorage-agent",
             [*MOORAGE, "agent", "--server", url, "--kubeconfig", str(cluster.kubeconfig),
              "--health-port", str(health),
-             "--sweep-interval", str(args.period)],
+             "--sweep-interval", str(args.period), "--concurrency", str(args.concurrency)],
             cluster.log("moorage-agent"),
             {"MOORAGE_AGENT_TOKEN": agent_token, **helm_env},
         )  # fmt: skip
@@ -711,8 +711,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "concurrency": args.concurrency,
         "period_s": args.period,
-        "moorage": "agent --sweep-interval=P, watch on (a sweep 0.5 s after an edit), engine concurrency 5 "
-        "(fixed in the agent)",
+        "moorage": "agent --sweep-interval=P --concurrency=C, watch on (a sweep 0.5 s after an edit)",
         "flux": "helm-controller and source-controller --concurrent=C; HelmRelease interval P, "
         "driftDetection enabled; HelmRepository interval 10m",
         "argocd": "application-controller --operation-processors=C --status-processors=C, app resync P "
@@ -745,8 +744,6 @@ def main() -> None:
         "idle_s": args.idle,
         "settings": settings(args),
     }
-    if args.concurrency != 5 and "moorage" in tools:
-        out["settings"]["warning"] = "Moorage's agent deploys 5 at once whatever --concurrency says"
     try:
         with chartsources.serve_chart_repo(work / "repo") as repo:
             chartsources.index_repo(work / "repo", repo.url, work / "helm")

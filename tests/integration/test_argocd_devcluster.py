@@ -627,11 +627,6 @@ def roll_back_then_decommission(server: Server, url: str, namespace: str) -> Non
     assert "decommissioned" in again.text
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="on an idle machine Argo CD can heal within one status write, so neither the watch nor a sweep "
-    "sees OutOfSync (failed once in CI, passed 3 of 3 alone); issue 13 stays open on this point",
-)
 def test_drift_argo_cd_heals_is_shown_in_moorage(
     argo: argocd.ArgoCD,
     agents: Agents,

@@ -36,7 +36,7 @@ from moorage.agent.transport import TransportRefused, check_url, client_context,
 from moorage.agent.watch import watch_changes
 from moorage.agent.writes import Claim, WriteScheduler, batch_size, claim_of
 from moorage.charts.source import RegistryAuth
-from moorage.engine import argocd
+from moorage.engine import argocd, argocd_app
 from moorage.engine.context import ADDON_LABEL, CLUSTER_LABEL, EngineContext, Options
 from moorage.engine.health.custom import Checks, load_file
 from moorage.engine.observe import from_report, observe
@@ -85,6 +85,7 @@ class AgentSettings:
     kubeconfig: Path | None = None
     read_workers: int = 5
     write_workers: int = 5  # writes at once (different add-ons; agent/writes.py)
+    concurrency: int = 5  # entries one sync or sweep deploys or heals at once (Flux's --concurrent)
     # jobs held at once (running or waiting for their add-on): the agent fetches no more than this
     nats_max_workers: int = 15
     sweep_interval: float = 60.0
@@ -234,6 +235,10 @@ class Agent:
         self._election_stop = asyncio.Event()
         self._public_ip: str | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # per Argo CD add-on, the last self-heal reported: its start, and whether it was over
+        self._heals_reported: dict[str, tuple[str, bool]] = {}
+        self._watching_since = ""  # when the watch began, in Argo CD's timestamp format
+        self._watch_reports = asyncio.Lock()  # FIFO: the watch's reports reach the server in order
         self._cancelled: dict[str, None] = {}  # job ids the server cancelled (insertion-ordered, bounded)
         self._cluster: ResolvedCluster | None = None
         self._commit: str | None = None  # the Git commit of the definition, when it came from Git
@@ -289,7 +294,9 @@ class Agent:
             self._state = StateTracker(self.reg.cluster_id)
             config = kube_config.load(self.settings.kubeconfig)
             self._kube = KubeClient(config, read_attempts=self.settings.kube_request_attempts)
-            options = Options(recover_stuck=self.settings.recover_stuck)
+            options = Options(
+                recover_stuck=self.settings.recover_stuck, concurrency=self.settings.concurrency
+            )
             self._ctx = EngineContext(
                 self._kube, Helm(kubeconfig=self.settings.kubeconfig), options, checks=self._server_checks
             )
@@ -764,6 +771,7 @@ class Agent:
     async def _watch(self) -> None:
         """Watch Helm-managed objects until the agent stops (an edit wakes the sweep)."""
         assert self._kube is not None
+        self._watching_since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         task = asyncio.create_task(
             watch_changes(self._kube, self._edited.set, self._application_seen), name="watch"
         )
@@ -782,10 +790,26 @@ class Agent:
         addon = cluster.addons[name]
         if labels.get(CLUSTER_LABEL) != cluster.name or not argocd.uses_argocd(addon, cluster.default_engine):
             return
-        found = argocd.observation(addon, app, cause=Cause.SWEEP, commit=self._commit)
-        task = asyncio.get_running_loop().create_task(self._publish_state([found], complete=False))
+        reports = [[argocd.observation(addon, app, cause=Cause.SWEEP, commit=self._commit)]]
+        heal = argocd_app.self_heal(app)
+        if heal is not None and heal.started_at >= self._watching_since:  # older heals are history
+            seen = self._heals_reported.get(name)
+            if seen is None or seen[0] != heal.started_at:  # a new heal: the drift it found, first
+                drift = argocd.before_heal(addon, app, heal, cause=Cause.SWEEP, commit=self._commit)
+                reports.insert(0, [drift])
+            if not heal.running and seen != (heal.started_at, True):  # the heal is over: say so once
+                reports[-1] = [reports[-1][0].model_copy(update={"cause": Cause.HEAL})]
+            self._heals_reported[name] = (heal.started_at, not heal.running)
+        task = asyncio.get_running_loop().create_task(self._publish_in_order(reports))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _publish_in_order(self, reports: list[list[AddonObservation]]) -> None:
+        """Partial reports one after the other (the server records each as its own transition), after
+        those of earlier watch events."""
+        async with self._watch_reports:
+            for observations in reports:
+                await self._publish_state(observations, complete=False)
 
     async def _next_sweep(self) -> None:
         """Until the sweep interval has passed, or a watched object was edited (then a short pause

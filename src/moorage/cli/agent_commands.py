@@ -38,6 +38,17 @@ def agent_command(
             "--read-workers", envvar="MOORAGE_AGENT_READ_WORKERS", min=1, max=50, help="Read jobs at once."
         ),
     ] = 5,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            envvar="MOORAGE_AGENT_CONCURRENCY",
+            min=1,
+            max=50,
+            help="Entries one sync or sweep deploys or heals at once, within a wave (helm processes "
+            "at once; Flux's --concurrent, Argo CD's --operation-processors).",
+        ),
+    ] = 5,
     write_workers: Annotated[
         int,
         typer.Option(
@@ -240,6 +251,7 @@ def agent_command(
         kubeconfig=kubeconfig,
         read_workers=read_workers,
         write_workers=write_workers,
+        concurrency=concurrency,
         nats_max_workers=nats_max_workers,
         leader_election=election,
         lease_namespace=lease_namespace,

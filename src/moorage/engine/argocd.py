@@ -266,6 +266,45 @@ def differences(live: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _drifted(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A drift entry (no field changes: Argo CD's status names the resource only)."""
+    group, version = resource.get("group") or "", resource.get("version") or ""
+    return {
+        "api_version": f"{group}/{version}" if group else version,
+        "kind": resource.get("kind", ""),
+        "namespace": resource.get("namespace", ""),
+        "name": resource.get("name", ""),
+        "drift_type": "missing" if (resource.get("health") or {}).get("status") == "Missing" else "modified",
+        "changes": [],
+    }
+
+
+def healed_drift(app: Mapping[str, Any], heal: argocd_app.SelfHeal) -> list[dict[str, Any]]:
+    """The resources a self-heal reverted, as drift entries (their version and namespace from the
+    Application's resource list, which names every resource it tracks)."""
+    tracked = {
+        (r.get("group") or "", r.get("kind") or "", r.get("name") or ""): r
+        for r in ((app.get("status") or {}).get("resources") or [])
+    }
+    return [
+        {
+            **_drifted(tracked.get(key) or {"group": key[0], "kind": key[1], "name": key[2]}),
+            "drift_type": "modified",
+        }
+        for key in heal.resources
+    ]
+
+
+def before_heal(
+    addon: ResolvedAddon, app: Mapping[str, Any], heal: argocd_app.SelfHeal, *, cause: str, commit: str | None
+) -> AddonObservation:
+    """The add-on as Argo CD found it when it started `heal`: out of sync by the resources it reverted.
+    Reported before the Application's current state when the heal was over before Moorage saw the
+    OutOfSync status (Argo CD can find and revert drift between two of its status writes)."""
+    found = observation(addon, app, cause=cause, commit=commit)
+    return found.model_copy(update={"drift": healed_drift(app, heal)[:100], "helm_status": "deployed"})
+
+
 def observation(
     addon: ResolvedAddon,
     app: Mapping[str, Any] | None,
@@ -296,18 +335,11 @@ def observation(
     state = argocd_app.state_of(dict(app), addon.chart_version)
     status = app.get("status") or {}
     history = status.get("history") or []
-    drift = [
-        {
-            "api_version": f"{r.get('group')}/{r.get('version')}" if r.get("group") else r.get("version", ""),
-            "kind": r.get("kind", ""),
-            "namespace": r.get("namespace", ""),
-            "name": r.get("name", ""),
-            "drift_type": "missing" if (r.get("health") or {}).get("status") == "Missing" else "modified",
-            "changes": [],
-        }
-        for r in (status.get("resources") or [])
-        if r.get("status") == "OutOfSync"
-    ][:100]
+    drift = [_drifted(r) for r in (status.get("resources") or []) if r.get("status") == "OutOfSync"][:100]
+    heal = argocd_app.self_heal(app)
+    healing = heal is not None and heal.running
+    if healing and heal is not None and not drift:
+        drift = healed_drift(app, heal)
     diff = (
         []
         if argocd_app.refusal(addon)
@@ -320,7 +352,8 @@ def observation(
             "release_chart": ((app.get("spec") or {}).get("source") or {}).get("chart", ""),
             "release_version": state.revision,
             "revision": history[-1].get("id") if history and isinstance(history[-1].get("id"), int) else None,
-            "helm_status": _status(state),
+            # a self-heal running is drift being reverted, not a deploy: the drift is the reason
+            "helm_status": "deployed" if healing else _status(state),
             "last_deployed": deployed_at,
             "health": str(state.health),
             "health_reason": (state.message or f"Argo CD: {state.sync}, {state.health}")[:4000],

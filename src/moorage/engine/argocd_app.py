@@ -253,3 +253,41 @@ def state_of(
     if want_revision and revision and revision != want_revision and sync == "Synced":
         sync = "OutOfSync"  # an older spec's status: the new version was not synced yet
     return AppState(sync, health, message, revision, phase)
+
+
+@dataclass(frozen=True)
+class SelfHeal:
+    """An automated sync Argo CD started to revert drift (read in v3.6.1's appcontroller: a self-heal
+    is an automated operation of an already-synced source, with `autoHealAttemptsCount` at least 1 and
+    `sync.resources` naming the resources that were not Synced). `started_at` identifies it."""
+
+    started_at: str
+    finished_at: str  # "" while it runs
+    phase: str  # Running | Succeeded | Failed | Error | Terminating
+    resources: tuple[tuple[str, str, str], ...]  # (group, kind, name) Argo CD found drifted
+
+    @property
+    def running(self) -> bool:
+        return not self.finished_at and self.phase in ("", "Running", "Terminating")
+
+
+def self_heal(app: Mapping[str, Any]) -> SelfHeal | None:
+    """The Application's last operation when it is a self-heal, else None."""
+    state = (app.get("status") or {}).get("operationState") or {}
+    operation = state.get("operation") or {}
+    sync = operation.get("sync") or {}
+    attempts = sync.get("autoHealAttemptsCount")
+    automated = (operation.get("initiatedBy") or {}).get("automated") is True
+    if not automated or not isinstance(attempts, int) or attempts < 1 or not state.get("startedAt"):
+        return None
+    resources = tuple(
+        (str(r.get("group") or ""), str(r.get("kind") or ""), str(r.get("name") or ""))
+        for r in (sync.get("resources") or [])[:100]
+        if isinstance(r, Mapping)
+    )
+    return SelfHeal(
+        started_at=str(state["startedAt"]),
+        finished_at=str(state.get("finishedAt") or ""),
+        phase=str(state.get("phase") or ""),
+        resources=resources,
+    )

@@ -14,6 +14,7 @@ from moorage.cli.main import app as main_app
         (["--leader-election", "sometimes"], "--leader-election 'sometimes': use auto, on or off"),
         (["--public-ip-lookup-url", "ftp://ip.example"], "public_ip.lookup_url"),
         (["--write-workers", "0"], "--write-workers"),
+        (["--concurrency", "51"], "--concurrency"),
         (["--nats-max-workers", "0"], "--nats-max-workers"),
     ],
 )
@@ -34,5 +35,6 @@ def test_the_seed_extra_env_names_are_read() -> None:
     assert "KUBE_PROXY_UNARY_CONCURRENCY" in envvars["kube_proxy_unary"]
     assert "KUBE_PROXY_STREAM_CONCURRENCY" in envvars["kube_proxy_stream"]
     assert envvars["nats_max_workers"] == "MOORAGE_AGENT_NATS_MAX_WORKERS"
+    assert envvars["concurrency"] == "MOORAGE_AGENT_CONCURRENCY"
     assert envvars["public_ip_reporting"] == "MOORAGE_AGENT_PUBLIC_IP_REPORTING"
     assert envvars["public_ip_lookup_url"] == "MOORAGE_AGENT_PUBLIC_IP_LOOKUP_URL"

@@ -259,3 +259,78 @@ def test_the_observed_differences_of_an_encrypted_add_on_compare_its_plugin_inpu
     assert differences({"spec": plain}, plain) == []
     nine = argocd_app.spec_for(addon(), {"replicaCount": 9})
     assert differences({"spec": plain}, nine) == ["values differ"]
+
+
+def _healing_app(phase: str, *, attempts: int | None = 1, automated: bool = True) -> dict[str, Any]:
+    """An Application as Argo CD v3.6.1 writes it while (or after) self-healing a scaled Deployment."""
+    sync: dict[str, Any] = {
+        "revision": "1.0.0",
+        "resources": [{"group": "apps", "kind": "Deployment", "name": "web"}],
+    }
+    if attempts is not None:
+        sync["autoHealAttemptsCount"] = attempts
+    finished = {} if phase == "Running" else {"finishedAt": "2026-12-02T10:00:03Z"}
+    return {
+        "spec": argocd_app.spec_for(addon(), VALUES),
+        "status": {
+            "sync": {"status": "Synced" if phase == "Succeeded" else "OutOfSync", "revision": "1.0.0"},
+            "health": {"status": "Healthy"},
+            "resources": [
+                {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "web", "name": "web",
+                 "status": "Synced"},
+                {"version": "v1", "kind": "Service", "namespace": "web", "name": "web", "status": "Synced"},
+            ],
+            "operationState": {
+                "operation": {"sync": sync, "initiatedBy": {"automated": automated}},
+                "phase": phase,
+                "startedAt": "2026-12-02T10:00:01Z",
+                **finished,
+            },
+        },
+    }  # fmt: skip
+
+
+def test_a_self_heal_is_an_automated_sync_with_heal_attempts() -> None:
+    heal = argocd_app.self_heal(_healing_app("Succeeded"))
+    assert heal == argocd_app.SelfHeal(
+        "2026-12-02T10:00:01Z", "2026-12-02T10:00:03Z", "Succeeded", (("apps", "Deployment", "web"),)
+    )
+    assert not heal.running
+    running = argocd_app.self_heal(_healing_app("Running"))
+    assert running is not None
+    assert running.running
+    # a first automated sync of a new source has no heal attempts; a sync a person started is no heal
+    assert argocd_app.self_heal(_healing_app("Succeeded", attempts=None)) is None
+    assert argocd_app.self_heal(_healing_app("Succeeded", attempts=0)) is None
+    assert argocd_app.self_heal(_healing_app("Succeeded", automated=False)) is None
+    assert argocd_app.self_heal({"status": {}}) is None
+
+
+def test_the_drift_a_heal_reverted_is_reported_before_the_heal() -> None:
+    from moorage.engine.argocd import before_heal, observation
+    from moorage.spec.lifecycle import AddonState, ServerView, decide
+
+    app = _healing_app("Succeeded")
+    heal = argocd_app.self_heal(app)
+    assert heal is not None
+    now = observation(addon(), app, cause="heal")
+    assert decide(now, ServerView()).state == AddonState.SYNCED
+    before = before_heal(addon(), app, heal, cause="sweep", commit=None)
+    assert [(d["api_version"], d["kind"], d["namespace"], d["name"]) for d in before.drift] == [
+        ("apps/v1", "Deployment", "web", "web")
+    ]
+    found = decide(before, ServerView())
+    assert found.state == AddonState.OUT_OF_SYNC, found
+    assert "Deployment web" in found.reason
+
+
+def test_a_self_heal_running_is_drift_not_a_deploy() -> None:
+    from moorage.engine.argocd import observation
+    from moorage.spec.lifecycle import AddonState, ServerView, decide
+
+    found = decide(observation(addon(), _healing_app("Running"), cause="sweep"), ServerView())
+    assert found.state == AddonState.OUT_OF_SYNC, found
+    assert "Deployment web" in found.reason
+    # an automated sync of a new version running is a deploy
+    deploying = _healing_app("Running", attempts=None)
+    assert decide(observation(addon(), deploying, cause="sweep"), ServerView()).state == AddonState.DEPLOYING
