@@ -326,6 +326,37 @@ def stacks_remove(
     )
 
 
+@stacks_app.command("move")
+def stacks_move(
+    cluster: ClusterArg,
+    stack: StackArg,
+    addon: Annotated[str | None, typer.Option("--addon", help="Move this add-on of the stack.")] = None,
+    manifest: Annotated[str | None, typer.Option("--manifest", help="Move this manifest entry.")] = None,
+    before: Annotated[str | None, typer.Option("--before", metavar="NAME", help="Right before it.")] = None,
+    after: Annotated[str | None, typer.Option("--after", metavar="NAME", help="Right after it.")] = None,
+    preview: PreviewOpt = False,
+    branch: BranchOpt = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Reorder: move an add-on (--addon) or manifest (--manifest) of STACK, or else STACK itself,
+    right before or after another of its kind, in the file that lists both. Within a deploy wave
+    the order decides which entries start first when more are ready than run at once."""
+    if (before is None) == (after is None):
+        raise _usage("give exactly one of --before NAME and --after NAME")
+    if addon is not None and manifest is not None:
+        raise _usage("give --addon or --manifest, not both")
+    where = {"before": before} if before is not None else {"after": after}
+    if addon is not None:
+        edit: dict[str, Any] = {"op": "move_addon", "stack": stack, "name": addon, **where}
+    elif manifest is not None:
+        edit = {"op": "move_manifest", "stack": stack, "name": manifest, **where}
+    else:
+        edit = {"op": "move_stack", "name": stack, **where}
+    _send(Remote.from_options(server, token), cluster, [edit], preview, output, branch)
+
+
 @stacks_app.command("copy")
 def stacks_copy(
     cluster: ClusterArg,

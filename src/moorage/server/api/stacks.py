@@ -14,8 +14,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from moorage.server.api.deps import Ctx, Reader, Writer
+from moorage.server.api.resources import read_through_agent
 from moorage.server.stacks import edits as E
+from moorage.server.stacks import render
 from moorage.server.stacks import service as stacks
+from moorage.spec.protocol import JobAction
 
 router = APIRouter(prefix="/clusters/{name}/stacks", tags=["stacks"])
 
@@ -120,6 +123,28 @@ class UseTemplate(_Op):
     )
 
 
+class _Move(_Op):
+    before: Name | None = Field(None, description="Move right before this entry (or give `after`).")
+    after: Name | None = Field(None, description="Move right after this entry (or give `before`).")
+
+
+class MoveAddon(_Move):
+    op: Literal["move_addon"]
+    stack: Name
+    name: Name
+
+
+class MoveManifest(_Move):
+    op: Literal["move_manifest"]
+    stack: Name
+    name: Name
+
+
+class MoveStack(_Move):
+    op: Literal["move_stack"]
+    name: Name
+
+
 Op = Annotated[
     AddAddon
     | ChangeAddon
@@ -133,7 +158,10 @@ Op = Annotated[
     | ChangeStack
     | RemoveStack
     | SaveTemplate
-    | UseTemplate,
+    | UseTemplate
+    | MoveAddon
+    | MoveManifest
+    | MoveStack,
     Field(discriminator="op"),
 ]
 
@@ -143,6 +171,11 @@ class EditRequest(BaseModel):
 
     edits: list[Op] = Field(min_length=1, max_length=50)
     preview: bool = Field(False, description="Answer the diff and the changes; commit nothing.")
+    render_objects: bool = Field(
+        True,
+        description="With preview: the cluster's agent renders each created or changed release's chart "
+        "with the new values and lists its objects created, changed (field paths) and removed.",
+    )
     branch: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
         None,
         description="Commit to this new branch instead of the tracked one, for a pull request "
@@ -169,9 +202,10 @@ class Saved(BaseModel):
     attempts: int = Field(description="2 when the branch moved and the edit was applied again on its tip.")
     branch: str = Field(description="The branch the commit went to (or would go to).")
     pull_request_url: str | None = Field(None, description="Where to open the pull request of `branch`.")
-    cluster_changes: dict[str, list[dict[str, Any]]] = Field(
-        description="Helm releases and manifest objects created, changed or removed (chart-rendered objects: "
-        "their release)."
+    cluster_changes: dict[str, Any] = Field(
+        description="Helm releases and manifest objects created, changed or removed; in a preview each "
+        "release's chart objects (`objects`: created, changed with field paths, removed; or `rendered: "
+        "false` and the `reason`) and `render`: state, message, seconds."
     )
     also_affects: list[str] = Field(
         description="Other clusters of this repository and branch whose definitions read a changed file."
@@ -187,12 +221,17 @@ class EntryOut(BaseModel):
     registry_name: str | None = None
     namespace: str | None = None
     parents: list[str] = Field(default_factory=list, description="kind:name of each parent")
+    moves_in: str | None = Field(
+        None,
+        description="The file list that writes it: entries of the same list can be moved next to each other.",
+    )
 
 
 class StackOut(BaseModel):
     name: str
     file: str
     deploy_wave: int | None
+    moves_in: str | None = Field(None, description="As for entries: stacks of one list can be reordered.")
     addons: list[EntryOut]
     manifests: list[EntryOut]
 
@@ -230,6 +269,12 @@ def to_edit(op: Op) -> E.Edit:
         return E.SaveTemplate(op.stack, op.path)
     if isinstance(op, UseTemplate):
         return E.UseTemplate(op.path, op.variables)
+    if isinstance(op, MoveAddon | MoveManifest):
+        return E.MoveEntry(
+            op.stack, "addon" if isinstance(op, MoveAddon) else "manifest", op.name, op.before, op.after
+        )
+    if isinstance(op, MoveStack):
+        return E.MoveStack(op.name, op.before, op.after)
     return E.RemoveStack(op.name)
 
 
@@ -249,7 +294,25 @@ def _mapping(text: str) -> dict[str, Any]:
 
 
 def deps_of(ctx: Ctx) -> stacks.Deps:
-    return stacks.Deps(db=ctx.db, git=ctx.gitops.deps.git, box=ctx.box, settings=ctx.settings)
+    return stacks.Deps(
+        db=ctx.db, git=ctx.gitops.deps.git, box=ctx.box, settings=ctx.settings, ask_agent=_asker(ctx)
+    )
+
+
+def _asker(ctx: Ctx) -> render.Ask:
+    """A read job through the cluster's agent; its refusals (offline 503, slow 504, failed) as
+    render.Unavailable, so a preview answers without the objects instead of failing."""
+
+    async def ask(
+        name: str, who: str, action: JobAction, payload: dict[str, Any], seconds: int
+    ) -> dict[str, Any]:
+        try:
+            return await read_through_agent(ctx, name, who, action, payload, timeout_seconds=seconds)
+        except HTTPException as e:
+            state = {503: "offline", 504: "timeout"}.get(e.status_code, "failed")
+            raise render.Unavailable(str(e.detail), state=state) from None
+
+    return ask
 
 
 def _refused(e: stacks.Refused) -> JSONResponse:
@@ -262,7 +325,13 @@ def _refused(e: stacks.Refused) -> JSONResponse:
 
 
 async def _save(
-    ctx: Ctx, name: str, edits: list[E.Edit], who: str, preview: bool, branch: str | None = None
+    ctx: Ctx,
+    name: str,
+    edits: list[E.Edit],
+    who: str,
+    preview: bool,
+    branch: str | None = None,
+    render_objects: bool = True,
 ) -> JSONResponse:
     deps = deps_of(ctx)
 
@@ -272,7 +341,14 @@ async def _save(
 
     try:
         out = await stacks.save(
-            deps, name, edits, who=who, preview=preview, on_pushed=pushed, to_branch=branch
+            deps,
+            name,
+            edits,
+            who=who,
+            preview=preview,
+            on_pushed=pushed,
+            to_branch=branch,
+            render_objects=render_objects,
         )
     except stacks.Refused as e:
         return _refused(e)
@@ -326,6 +402,7 @@ def _stack_out(ws: E.Workspace, slot: E.Slot) -> StackOut:
             registry_name=text("registry_name"),
             namespace=text("namespace"),
             parents=_parents(node.get("parents")),
+            moves_in=ws.list_of(s, slot, kind),
         )
 
     wave = slot.node.get("deploy_wave")
@@ -333,6 +410,7 @@ def _stack_out(ws: E.Workspace, slot: E.Slot) -> StackOut:
         name=str(slot.node.get("name")),
         file=slot.file,
         deploy_wave=wave if isinstance(wave, int) and not isinstance(wave, bool) else None,
+        moves_in=ws.list_of(slot, None),
         addons=[entry("addon", s) for s in ws.entries(slot, "addon")],
         manifests=[entry("manifest", s) for s in ws.entries(slot, "manifest")],
     )
@@ -350,7 +428,8 @@ def _stack_out(ws: E.Workspace, slot: E.Slot) -> StackOut:
 async def edit_stacks(name: str, body: EditRequest, ctx: Ctx, who: Writer) -> JSONResponse:
     """Apply the edits to the definition at the branch tip, validate it as a sync would, and commit
     and push it (or, with `preview`, answer the diff only)."""
-    return await _save(ctx, name, [to_edit(op) for op in body.edits], who.name, body.preview, body.branch)
+    edits = [to_edit(op) for op in body.edits]
+    return await _save(ctx, name, edits, who.name, body.preview, body.branch, body.render_objects)
 
 
 @router.post("/{stack}/copy", status_code=201, responses={200: {"model": Saved, "description": "a preview"}})
