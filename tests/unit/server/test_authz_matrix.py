@@ -94,6 +94,7 @@ ROUTES: dict[tuple[str, str], str] = {
     # GitOps
     ("GET", "/api/v1/clusters/{name}/gitops/status"): READ,
     ("PUT", "/api/v1/clusters/{name}/gitops"): WRITE,
+    ("PATCH", "/api/v1/clusters/{name}/gitops"): WRITE,
     ("DELETE", "/api/v1/clusters/{name}/gitops"): WRITE,
     ("POST", "/api/v1/clusters/{name}/gitops/webhook-secret/rotate"): WRITE,
     ("POST", "/api/v1/clusters/{name}/gitops/sync"): WRITE,

@@ -363,3 +363,37 @@ def test_base_url_comes_from_the_settings(tmp_path: Path, fields: dict[str, Any]
 def test_a_wildcard_host_gives_the_machine_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("socket.gethostname", lambda: "moorage-1")
     assert ServerSettings(data_dir=tmp_path, host="0.0.0.0").base_url()  # noqa: S104 == "http://moorage-1:8000"
+
+
+# --------------------------------------------------------------------------- Stack Builder edit mode
+
+
+def test_a_connection_pushes_stack_edits_until_told_to_open_pull_requests(
+    client: TestClient, factory: SessionFactory
+) -> None:
+    assert connected(client)["git_repo"]["edit_mode"] == "push"
+    clear_request(factory)
+    r = client.patch("/api/v1/clusters/c1/gitops", json={"edit_mode": "pull_request"})
+    assert r.status_code == 200, r.text
+    assert r.json()["git_repo"]["edit_mode"] == "pull_request"
+    assert not requested(factory)  # a setting, not a repoint: nothing is synced for it
+    assert client.get("/api/v1/clusters/c1/gitops/status").json()["git_repo"]["edit_mode"] == "pull_request"
+    # connecting again without saying keeps the mode; saying changes it
+    again = client.put("/api/v1/clusters/c1/gitops", json={"url": URL})
+    assert again.json()["git_repo"]["edit_mode"] == "pull_request"
+    back = client.put("/api/v1/clusters/c1/gitops", json={"url": URL, "edit_mode": "push"})
+    assert back.json()["git_repo"]["edit_mode"] == "push"
+
+
+def test_an_unknown_edit_mode_or_an_unconnected_cluster_is_refused(client: TestClient) -> None:
+    assert client.post("/api/v1/clusters", json={"name": "c1"}).status_code == 201
+    r = client.patch("/api/v1/clusters/c1/gitops", json={"edit_mode": "pull_request"})
+    assert r.status_code == 404
+    assert "not connected to a Git repository" in r.json()["detail"]
+    assert (
+        client.put("/api/v1/clusters/c1/gitops", json={"url": URL, "edit_mode": "merge"}).status_code == 422
+    )
+    connected_ = client.put("/api/v1/clusters/c1/gitops", json={"url": URL, "edit_mode": "pull_request"})
+    assert connected_.json()["git_repo"]["edit_mode"] == "pull_request"
+    assert client.patch("/api/v1/clusters/c1/gitops", json={"edit_mode": "force"}).status_code == 422
+    assert client.patch("/api/v1/clusters/c1/gitops", json={}).status_code == 422

@@ -1,6 +1,7 @@
 """/api/v1/clusters/{name}/gitops: connect a cluster to its Git repository, see the sync status and
 history, and Sync Now (optionally a given commit of the branch)."""
 
+import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from moorage.server.api.gitops_schemas import (
     Connected,
     ConnectRequest,
     GitOpsStatus,
+    SettingsUpdate,
     SyncOut,
     SyncRequest,
     SyncRequested,
@@ -25,6 +27,7 @@ from moorage.server.gitops import repourl, store
 from moorage.spec.protocol import JobAction
 
 router = APIRouter(prefix="/clusters/{name}/gitops", tags=["gitops"])
+log = logging.getLogger("moorage.server.gitops")
 
 WAIT_POLL_SECONDS = 0.2
 
@@ -148,6 +151,7 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer) -> Con
             triggered_by=f"connect by {who.name}",
             now=ctx.clock(),
             loopback_http=store.loopback_http(ctx.settings.egress_policy()),
+            edit_mode=body.edit_mode,
         )
         status = GitOpsStatus.of(cluster, repo, base)
         return Connected(**status.model_dump(), webhook_secret=generated)
@@ -155,6 +159,29 @@ async def connect(name: str, body: ConnectRequest, ctx: Ctx, who: Writer) -> Con
     out = await ctx.db(work)
     ctx.gitops.wake()
     return out
+
+
+@router.patch("")
+async def update_settings(name: str, body: SettingsUpdate, ctx: Ctx, who: Writer) -> GitOpsStatus:
+    """Change how the connection is used without repointing it or asking for a sync: where Stack
+    Builder saves go (`edit_mode`)."""
+    base = webhook_base(ctx)
+
+    def work(session: Session) -> GitOpsStatus:
+        cluster = service.get_cluster(session, name)
+        repo = store.get_repository(session, cluster)
+        if repo is None:
+            raise service.NotFound(
+                f"cluster {name!r} is not connected to a Git repository; connect it with "
+                "`moorage cluster connect` first"
+            )
+        if repo.edit_mode != body.edit_mode:
+            log.info("%s set the edit mode of cluster %s to %s", who.name, name, body.edit_mode)
+        repo.edit_mode = body.edit_mode
+        repo.updated_at = ctx.clock()
+        return GitOpsStatus.of(cluster, repo, base)
+
+    return await ctx.db(work)
 
 
 @router.delete("")

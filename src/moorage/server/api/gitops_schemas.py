@@ -91,8 +91,24 @@ class ConnectRequest(Request):
     webhook_secret: SecretStr | None = Field(
         default=None, description="Use this webhook secret (e.g. one shared by clusters of one repository)."
     )
+    edit_mode: store.EditMode | None = Field(
+        default=None,
+        description="Where Stack Builder saves go: push (commit to the tracked branch) or pull_request (a "
+        "new branch per save, with a pull request opened through the provider's API; nothing syncs until "
+        "it is merged). Default: unchanged (push for a new connection).",
+    )
     allow_repoint: bool = False
     allow_repoint_destroying_data: bool = False
+
+
+class SettingsUpdate(Request):
+    """Settings of a connection that change nothing about what is synced (no repoint, no sync)."""
+
+    edit_mode: store.EditMode = Field(
+        description="push: Stack Builder saves commit to the tracked branch; pull_request: each save goes "
+        "to a new branch with a pull request (opened through the provider's API where the connection's "
+        "token credential may reach it), and nothing syncs until it is merged."
+    )
 
 
 class SyncRequest(Request):
@@ -114,6 +130,7 @@ class GitRepoOut(BaseModel):
     credential_name: str | None
     poll_interval_seconds: int
     webhook_url: str
+    edit_mode: str = Field(description="push or pull_request: where Stack Builder saves go")
 
 
 def web_url_of(repo: GitRepository) -> str | None:
@@ -185,6 +202,7 @@ class GitOpsStatus(BaseModel):
                 credential_name=repo.credential.name if repo.credential else None,
                 poll_interval_seconds=repo.poll_interval_seconds,
                 webhook_url=f"{webhook_base}/{repo.provider.replace('_', '-')}",
+                edit_mode=repo.edit_mode,
             ),
         )
 

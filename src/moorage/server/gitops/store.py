@@ -60,6 +60,10 @@ HISTORY_COLUMNS: dict[str, Any] = {
     "triggered_by": GitSync.triggered_by,
     "retry_count": GitSync.retry_count,
 }
+# where the Stack Builder's saves go (GitRepository.edit_mode): the tracked branch, or a new branch
+# with a pull request
+EditMode = Literal["push", "pull_request"]
+EDIT_MODES: tuple[EditMode, ...] = ("push", "pull_request")
 POLL_JITTER = 0.1  # ±10 % of the interval, so that many repositories do not poll in step
 
 
@@ -420,10 +424,12 @@ def connect(
     triggered_by: str = "connect",
     now: datetime | None = None,
     loopback_http: bool = False,
+    edit_mode: EditMode | None = None,
 ) -> tuple[GitRepository, str | None]:
     """Create or update the cluster's repository and request a first sync. Returns the row and the
     webhook secret when one was generated (shown once). Repoint checks are the caller's. A credential
-    is attached only to a URL it is bound to (CredentialRefused otherwise)."""
+    is attached only to a URL it is bound to (CredentialRefused otherwise). `edit_mode` None keeps
+    the connection's (a new one pushes)."""
     now = now or utcnow()
     if webhook_secret is not None:
         check_webhook_secret(webhook_secret)
@@ -447,6 +453,7 @@ def connect(
             retry_count=0,
             requested_retry=0,
             applied_with_failed_members=False,
+            edit_mode="push",
         )
         session.add(repo)
         if webhook_secret is None:
@@ -462,6 +469,8 @@ def connect(
     repo.repo_name = identity.name if identity else ""
     repo.workspace, repo.repo_slug = source.workspace, source.repo_slug
     repo.project_key, repo.instance_url = source.project_key, source.instance_url
+    if edit_mode is not None:
+        repo.edit_mode = edit_mode
     repo.poll_interval_seconds = source.poll_interval_seconds or default_poll_seconds
     repo.updated_at = now
     repo.next_poll_at = next_poll(repo, now)

@@ -30,8 +30,6 @@ from moorage.server.secretbox import Secret
 
 log = logging.getLogger("moorage.server.stacks")
 
-EditMode = Literal["push", "pull_request"]
-EDIT_MODES: tuple[EditMode, ...] = ("push", "pull_request")
 Flavour = Literal["github", "gitlab", "bitbucket_cloud", "bitbucket_data_center"]
 
 MAX_ANSWER_BYTES = 256 * 1024  # a created pull request's JSON is a few KiB
