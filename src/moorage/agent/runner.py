@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from moorage import __version__
-from moorage.agent import jobs, publicip, selfupgrade
+from moorage.agent import jobs, publicip, render, selfupgrade
 from moorage.agent.kubeproxy import KubeProxyAgent, Limits
 from moorage.agent.leader import LeaderElector, Timing
 from moorage.agent.registryauth import CredentialsError, open_credentials
@@ -555,6 +555,13 @@ class Agent:
                 self._ctx.checks = definition_checks(job.payload, self._server_checks)
                 await self._report_all(Cause.DEFINE, locked=True)
             return outcome
+        if job.action is protocol.JobAction.RENDER_OBJECTS:  # a read that fetches charts as a sync does
+            try:
+                auth = self._registry_credentials(job)
+            except CredentialsError as e:
+                return JobState.FAILED, [str(e)], {}
+            helm = dataclasses.replace(self._ctx.helm, registry_auth=auth)
+            return await render.run(dataclasses.replace(self._ctx, helm=helm), job)
         if kind is JobKind.READ:
             return await jobs.run_read(self._ctx, job, self._cluster)
         if job.action is protocol.JobAction.SYNC:

@@ -278,6 +278,57 @@ class Helm:
             args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds
         )
 
+    async def render(
+        self,
+        release: str,
+        namespace: str,
+        chart: ChartRef,
+        values: dict[str, Any],
+        *,
+        secrets: Iterable[str] = (),
+        take_ownership: bool = False,
+        timeout_seconds: int = 120,
+    ) -> str:
+        """The manifest (hooks left out) an `upgrade --install` of these values would give the
+        release, rendered by `helm upgrade --install --dry-run=server`: the same command as a deploy,
+        so the chart sees the cluster (`lookup`, `.Capabilities`, `.Release.IsUpgrade`) as it will;
+        nothing is changed (docs/decisions.md). Not masked: the caller keeps it in memory."""
+        args = [
+            "upgrade", "--install", release, *chart.args(),
+            "--namespace", namespace,
+            "--values", "-",
+            "--reset-values",
+            "--dry-run=server",
+            "--disable-openapi-validation",
+            "--output", "json",
+        ]  # fmt: skip
+        if take_ownership:
+            args.append("--take-ownership")
+        auth = self.registry_auth.get(chart.repository)
+        stdin = json.dumps(values).encode()
+        try:
+            if auth is None:
+                out = await self.run(
+                    args, stdin=stdin, secrets=secrets, timeout=timeout_seconds, mask_output=False
+                )
+            else:
+                secrets = [*secrets, *auth.secrets()]
+                with tempfile.TemporaryDirectory(prefix="moorage-chart-") as tmp:  # 0700, removed at once
+                    archive = Path(tmp) / f"{chart.name}-{chart.version}.tgz"
+                    archive.write_bytes(await fetch_chart(chart, auth))
+                    position = args.index(chart.args()[0])
+                    args[position : position + len(chart.args())] = [str(archive)]
+                    out = await self.run(
+                        args, stdin=stdin, secrets=secrets, timeout=timeout_seconds, mask_output=False
+                    )
+        except HelmError as e:
+            raise _refused(e, chart) from None
+        try:
+            manifest = json.loads(out).get("manifest")
+        except (ValueError, AttributeError):
+            raise HelmError("helm upgrade --dry-run printed no release", temporary=False) from None
+        return manifest if isinstance(manifest, str) else ""
+
     async def rollback(
         self, release: str, namespace: str, revision: int, *, timeout_seconds: int = 300
     ) -> None:

@@ -111,6 +111,9 @@ class JobAction(StrEnum):
     ADDON_EVENTS = "addon_events"  # read: the events of the add-on's resources
     HELM_RELEASES = "helm_releases"  # read: every Helm release in the cluster, managed or not
     ARGOCD_MIGRATION = "argocd_migration"  # read: a page of Argo CD Applications with their eligibility
+    # read: the objects an edited definition's charts would create, change or remove (Stack Builder
+    # preview; payload: files, root, releases, sealed registry credentials)
+    RENDER_OBJECTS = "render_objects"
     # write: `helm upgrade --reuse-values` of the agent's own release (payload: chart, version)
     UPGRADE_AGENT = "upgrade_agent"
 

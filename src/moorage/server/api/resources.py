@@ -41,10 +41,16 @@ def online_cluster(session: Session, name: str, now: datetime) -> Cluster:
 
 
 async def read_through_agent(
-    ctx: Ctx, name: str, who: str, action: JobAction, payload: dict[str, Any]
+    ctx: Ctx,
+    name: str,
+    who: str,
+    action: JobAction,
+    payload: dict[str, Any],
+    timeout_seconds: int = READ_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
-    """Queue one read job for the cluster's agent and wait for its answer. An offline agent is refused
-    at once (nothing is queued to run a day later), and a read the caller gave up on is cancelled."""
+    """Queue one read job for the cluster's agent and wait for its answer (at most `timeout_seconds`).
+    An offline agent is refused at once (nothing is queued to run a day later), and a read the caller
+    gave up on is cancelled."""
 
     def create(session: Session) -> tuple[str, JobMessage]:
         cluster = online_cluster(session, name, ctx.clock())
@@ -53,7 +59,7 @@ async def read_through_agent(
             cluster,
             action=action,
             payload=payload,
-            timeout_seconds=READ_TIMEOUT_SECONDS,
+            timeout_seconds=timeout_seconds,
             operation_kind=f"read:{action.value}",
             created_by=who,
             now=ctx.clock(),
@@ -66,7 +72,7 @@ async def read_through_agent(
         await ctx.bus.publish_job(message)
         await ctx.db(lambda s: service.mark_dispatched(s, message.job_id, ctx.clock()))
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + READ_TIMEOUT_SECONDS
+        deadline = loop.time() + timeout_seconds
         while True:
             job = await ctx.db(lambda s: _job_view(service.get_operation(s, operation_id)))
             left = deadline - loop.time()
@@ -85,9 +91,7 @@ async def read_through_agent(
         raise HTTPException(
             404 if "not found" in " ".join(job["messages"]) else 502, detail="; ".join(job["messages"])
         )
-    raise HTTPException(
-        504, detail=f"the agent of cluster {name} did not answer within {READ_TIMEOUT_SECONDS}s"
-    )
+    raise HTTPException(504, detail=f"the agent of cluster {name} did not answer within {timeout_seconds}s")
 
 
 async def _give_up(ctx: Ctx, operation_id: str, message: JobMessage) -> None:

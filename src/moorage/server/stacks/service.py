@@ -27,7 +27,7 @@ from moorage.server.gitops import repourl, store
 from moorage.server.gitops.git import Git, GitAuth, GitError
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
-from moorage.server.stacks import gitwrite
+from moorage.server.stacks import gitwrite, render
 from moorage.server.stacks.edits import AddStack, Edit, EditError, Workspace, describe, export_stack
 from moorage.server.stacks.impact import impact
 from moorage.spec.content import ResolvedCluster
@@ -87,8 +87,9 @@ class Outcome:
     also_affects: list[str] = field(default_factory=list)
     branch: str = ""  # where the commit went: the tracked branch, or a new one for a pull request
     pull_request_url: str | None = None
-    # what the commit changes in the cluster: Helm releases and manifest objects (stacks/impact.py)
-    cluster_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # what the commit changes in the cluster: Helm releases and manifest objects (stacks/impact.py),
+    # in a preview each release's chart objects and `render`, how that went (stacks/render.py)
+    cluster_changes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Deps:
     git: Git
     box: SecretBox
     settings: ServerSettings
+    ask_agent: render.Ask | None = None  # read jobs through the cluster's agent (a preview's objects)
 
 
 async def source_of(deps: Deps, name: str) -> Source:
@@ -202,7 +204,7 @@ async def _validate(deps: Deps, src: Source, base: Path) -> BundleCheck:
                 raise service.NotFound("the cluster was deleted")
             return cluster
 
-        _, errors, warnings = await registries.prepare_job(
+        check.sealed, errors, warnings = await registries.prepare_job(
             deps.db,
             deps.box,
             cluster_of,
@@ -235,10 +237,12 @@ async def save(
     preview: bool = False,
     on_pushed: Callable[[str], Awaitable[None]] | None = None,
     to_branch: str | None = None,
+    render_objects: bool = True,
 ) -> Outcome:
     """Apply `edits` to cluster `name`'s definition at the branch tip; commit and push unless
     `preview`. Refused (nothing committed) when the edits fail, do not validate, or lose two races.
-    With `to_branch`, the commit goes to that new branch (for a pull request) and nothing syncs."""
+    With `to_branch`, the commit goes to that new branch (for a pull request) and nothing syncs.
+    A preview with `render_objects` also lists the objects each changed release's chart renders."""
     if not edits:
         raise Refused("no edit was given")
     src = await source_of(deps, name)
@@ -265,6 +269,7 @@ async def save(
             digests, warnings = check.digests, check.warnings
             after = check.resolved or await asyncio.to_thread(_resolved, base, src.path)  # no add-ons
             in_cluster = impact(before, after)
+            bundle = {rel: (base / rel).read_text(encoding="utf-8") for rel in check.files} if preview else {}
             affected = await _readers(deps, src, base, set(changes))
         outcome = Outcome(
             parent=tip,
@@ -279,6 +284,10 @@ async def save(
             cluster_changes=in_cluster,
         )
         if preview:
+            if render_objects:
+                await render.add_objects(
+                    deps.ask_agent, src.cluster_name, who, in_cluster, bundle, src.path, check.sealed
+                )
             return outcome
         try:
             sha = await gitwrite.commit(deps.git, src.url, tip, changes, author=author, message=message)
