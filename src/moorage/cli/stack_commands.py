@@ -28,7 +28,12 @@ ClusterArg = Annotated[str, typer.Argument(help="The cluster's name.")]
 StackArg = Annotated[str, typer.Argument(help="The stack's name.")]
 AddonArg = Annotated[str, typer.Argument(help="The add-on's name.")]
 PreviewOpt = Annotated[
-    bool, typer.Option("--preview", help="Show the diff that would be committed; commit nothing.")
+    bool,
+    typer.Option(
+        "--preview",
+        help="Show the diff that would be committed and what changes in the cluster (the objects of the "
+        "charts, rendered by the agent); commit nothing.",
+    ),
 ]
 SecretOpt = Annotated[
     list[str] | None,
@@ -98,6 +103,30 @@ def _send(
     _post(remote, api_path("clusters", cluster, "stacks", "edits"), body, preview, output)
 
 
+def release_objects(release: dict[str, Any]) -> list[str]:
+    """The lines of a preview for a release's chart objects: created, changed with their field paths,
+    removed; or why they were not rendered."""
+    if release.get("rendered") is False:
+        return [f"objects not rendered: {release.get('reason') or 'unknown reason'}"]
+    found = release.get("objects")
+    if not isinstance(found, dict):
+        return []
+    lines = []
+    for change in ("created", "changed", "removed"):
+        for o in found.get(change) or []:
+            where = f"{o['namespace']}/" if o.get("namespace") else ""
+            paths = list(o.get("paths") or [])
+            more = f" and {o['paths_omitted']} more" if o.get("paths_omitted") else ""
+            fields = f": {', '.join(paths)}{more}" if paths else ""
+            lines.append(f"{change} {o['kind']} {where}{o['name']}{fields}")
+    if found.get("omitted"):
+        lines.append(f"… and {found['omitted']} more objects")
+    lines.append(f"({found.get('unchanged', 0)} unchanged)" if lines else "no object changes")
+    if release.get("note"):
+        lines.append(str(release["note"]))
+    return lines
+
+
 def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output: Output) -> None:
     with handled(remote):
         try:
@@ -118,6 +147,11 @@ def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output
             what = f" ({', '.join(r['what'])})" if r.get("what") else ""
             release = f"release {esc(r['release'])} {esc(r['chart'])} in {esc(r['namespace'])}"
             out.print(f"{release}: {r['change']}{esc(what)}")
+            for line in release_objects(r):
+                out.print(f"  {esc(line)}", soft_wrap=True)
+        render = changes.get("render") or {}
+        if render.get("state") in ("not_rendered", "partial"):
+            out.print(f"[yellow]{esc(render.get('message') or '')}[/]", soft_wrap=True)
         for o in changes.get("objects") or []:
             where = f"{o['namespace']}/" if o.get("namespace") else ""
             out.print(f"{esc(o['kind'])} {esc(where)}{esc(o['name'])}: {o['change']}")

@@ -70,6 +70,11 @@ def test_stacks_add_an_addon_preview_then_save_then_set_secret_values(
     assert "+        - name: strict\n" in preview.stdout
     assert "nothing was committed" in preview.stdout
     assert "release strict strict 1.0.0 in strict: created" in preview.stdout
+    # no agent: the charts' objects are not rendered, and the preview says why
+    assert (
+        "  objects not rendered: the agent of cluster c1 is not connected (last heartbeat: never)"
+        in preview.stdout
+    )
 
     saved = ok(cli(*args))
     assert "committed " in saved.stdout
