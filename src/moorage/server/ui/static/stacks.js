@@ -11,13 +11,16 @@
   const $ = (id) => document.getElementById(id);
   let found = [];
 
-  // POST the edits; answers {ok, status, data} so validation items (errors[]) can be shown
-  async function send(edits, preview, branch) {
+  // POST the edits; answers {ok, status, data} so validation items (errors[]) can be shown. A preview
+  // asks the agent to render the charts' objects only with renderObjects (the Preview button).
+  async function send(edits, preview, branch, renderObjects) {
+    const body = { edits, preview, render_objects: !!(preview && renderObjects) };
+    if (branch) body.branch = branch;
     const response = await fetch(base + "/edits", {
       method: "POST",
       credentials: "same-origin",
       headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRF-Token": await csrf() },
-      body: JSON.stringify(branch ? { edits, preview, branch } : { edits, preview }),
+      body: JSON.stringify(body),
     });
     let data = null;
     try { data = await response.json(); } catch (_) { data = { detail: response.statusText }; }
@@ -215,13 +218,34 @@
     pre.hidden = false;
   }
 
-  // what the commit changes in the cluster: releases and manifest objects
+  // what the commit changes in the cluster: releases, each with the objects its chart renders (a
+  // preview: grouped created / changed with field paths / removed, or why they were not rendered),
+  // and manifest objects
+  function releaseObjects(r) {
+    if (r.rendered === false) return [el("p", { class: "muted", text: `Objects not rendered: ${r.reason}` })];
+    if (!r.objects) return [];
+    const where = (o) => `${o.kind} ${o.namespace ? o.namespace + "/" : ""}${o.name}`;
+    const groups = ["created", "changed", "removed"].filter((c) => (r.objects[c] || []).length).map((change) =>
+      el("li", { "data-change": change }, `${change} (${r.objects[change].length})`,
+        el("ul", {}, ...r.objects[change].map((o) => el("li", { text: where(o) + ((o.paths || []).length
+          ? ": " + o.paths.join(", ") + (o.paths_omitted ? ` and ${o.paths_omitted} more` : "") : "") })))));
+    const counts = [`${r.objects.unchanged || 0} unchanged`, r.objects.omitted ? `${r.objects.omitted} more not listed` : ""];
+    const out = [el("ul", { class: "objects", "aria-label": `Objects of release ${r.release}` }, ...groups),
+      el("p", { class: "muted", text: (groups.length ? "" : "No object changes; ") + counts.filter(Boolean).join(", ") })];
+    if (r.note) out.push(el("p", { class: "muted", text: r.note }));
+    return out;
+  }
+
   function showImpact(changes) {
-    const lines = [
-      ...(changes.releases || []).map((r) => `release ${r.release} (${r.chart}) in ${r.namespace}: ${r.change}${r.what ? " — " + r.what.join(", ") : ""}`),
-      ...(changes.objects || []).map((o) => `${o.kind} ${o.namespace ? o.namespace + "/" : ""}${o.name}: ${o.change}`),
+    const items = [
+      ...(changes.releases || []).map((r) => el("li", { "data-release": r.release },
+        `release ${r.release} (${r.chart}) in ${r.namespace}: ${r.change}${r.what ? " — " + r.what.join(", ") : ""}`,
+        ...releaseObjects(r))),
+      ...(changes.objects || []).map((o) => el("li", { text: `${o.kind} ${o.namespace ? o.namespace + "/" : ""}${o.name}: ${o.change}` })),
     ];
-    $("sb-impact").replaceChildren(...lines.map((text) => el("li", { text })));
+    const render = changes.render || {};
+    if (render.state === "not_rendered" || render.state === "partial") items.push(el("li", { class: "warn", text: render.message }));
+    $("sb-impact").replaceChildren(...items);
   }
 
   async function run(preview) {
@@ -232,9 +256,10 @@
     try { list = edits(); } catch (e) { showProblems({ detail: e.message }); return; }
     for (const b of [$("sb-preview"), $("sb-save")]) b.disabled = true;
     const branch = $("sb-branch").value.trim();
-    const answer = await send(list, preview, branch);
+    if (preview) $("sb-saved").textContent = "Rendering the charts in the cluster…";
+    const answer = await send(list, preview, branch, true);
     for (const b of [$("sb-preview"), $("sb-save")]) b.disabled = false;
-    if (!answer.ok) { $("sb-diff").hidden = true; showProblems(answer.data); return; }
+    if (!answer.ok) { $("sb-diff").hidden = true; $("sb-saved").textContent = ""; showProblems(answer.data); return; }
     showDiff(answer.data.diff);
     showImpact(answer.data.cluster_changes || {});
     if (preview) {
