@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from moorage.charts.archive import ArchiveError, ChartFiles, read_chart
 from moorage.charts.source import ChartSource, ChartSourceError, ChartVersion, RegistryAuth, Vet, chart_layer
+from moorage.server.stacks.completion import completion_tree
 
 LISTING_TTL_SECONDS = 60.0
 MAX_ARCHIVE_CACHE_BYTES = 64 << 20
@@ -274,6 +275,7 @@ class Catalog:
             "chart": files.chart,
             "values": files.values_text,
             "schema": files.schema,
+            "completion": completion_tree(files.schema, files.values),  # for the values editor
             "readme": files.readme,
             "dependencies": files.dependencies,
         }
