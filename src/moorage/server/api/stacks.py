@@ -179,7 +179,9 @@ class EditRequest(BaseModel):
     branch: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
         None,
         description="Commit to this new branch instead of the tracked one, for a pull request "
-        "(nothing syncs until it is merged); the answer links to the provider's pull request form.",
+        "(nothing syncs until it is merged; with the connection's edit mode pull_request, this names the "
+        "branch instead of a generated one); the pull request is opened through the provider's API where "
+        "the connection's token credential allows it, else the answer links to the provider's form.",
     )
 
 
@@ -201,7 +203,16 @@ class Saved(BaseModel):
     warnings: list[dict[str, Any]]
     attempts: int = Field(description="2 when the branch moved and the edit was applied again on its tip.")
     branch: str = Field(description="The branch the commit went to (or would go to).")
-    pull_request_url: str | None = Field(None, description="Where to open the pull request of `branch`.")
+    pull_request_url: str | None = Field(
+        None, description="The pull request opened for `branch`, else where to open it by hand."
+    )
+    tracked_branch: str = Field(description="The branch that syncs; a commit on another waits for its merge.")
+    pull_request_opened: bool = Field(
+        False, description="The pull request was opened through the provider's API."
+    )
+    pull_request_reason: str | None = Field(
+        None, description="Why the pull request was not opened (the commit is on `branch` all the same)."
+    )
     cluster_changes: dict[str, Any] = Field(
         description="Helm releases and manifest objects created, changed or removed; in a preview each "
         "release's chart objects (`objects`: created, changed with field paths, removed; or `rendered: "

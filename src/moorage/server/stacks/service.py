@@ -27,7 +27,7 @@ from moorage.server.gitops import repourl, store
 from moorage.server.gitops.git import Git, GitAuth, GitError
 from moorage.server.secretbox import SecretBox
 from moorage.server.settings import ServerSettings
-from moorage.server.stacks import gitwrite, render
+from moorage.server.stacks import gitwrite, pullrequests, render
 from moorage.server.stacks.edits import AddStack, Edit, EditError, Workspace, describe, export_stack
 from moorage.server.stacks.impact import impact
 from moorage.spec.content import ResolvedCluster
@@ -70,6 +70,9 @@ class Source:
     applied_digests: dict[str, str]
     web_url: str | None = None
     provider: str = "github"
+    edit_mode: str = "push"  # pull_request: every save goes to a new branch (GitRepository.edit_mode)
+    # the provider API the connection's token may open pull requests through, or why there is none
+    pull_requests: pullrequests.Plan | str = "the connection's provider API is not known"
 
 
 @dataclass
@@ -86,7 +89,10 @@ class Outcome:
     # (a shared stack template, a shared values file): the commit changes them too
     also_affects: list[str] = field(default_factory=list)
     branch: str = ""  # where the commit went: the tracked branch, or a new one for a pull request
-    pull_request_url: str | None = None
+    pull_request_url: str | None = None  # the opened pull request, else the provider's form for it
+    tracked_branch: str = ""  # the branch that syncs: a commit elsewhere waits for its merge
+    pull_request_opened: bool = False  # opened through the provider's API
+    pull_request_reason: str | None = None  # why it was not opened (the commit is on `branch` anyway)
     # what the commit changes in the cluster: Helm releases and manifest objects (stacks/impact.py),
     # in a preview each release's chart objects and `render`, how that went (stacks/render.py)
     cluster_changes: dict[str, Any] = field(default_factory=dict)
@@ -129,6 +135,10 @@ async def source_of(deps: Deps, name: str) -> Source:
             dict(repo.applied_digests or {}),
             repourl.web_url(repo.url, repo.provider, instance_url=repo.instance_url),  # type: ignore[arg-type]
             repo.provider,
+            repo.edit_mode,
+            pullrequests.plan_of(
+                repo, auth, loopback_http=store.loopback_http(deps.settings.egress_policy())
+            ),
         )
 
     result: Source = await deps.db(work)
@@ -241,15 +251,18 @@ async def save(
 ) -> Outcome:
     """Apply `edits` to cluster `name`'s definition at the branch tip; commit and push unless
     `preview`. Refused (nothing committed) when the edits fail, do not validate, or lose two races.
-    With `to_branch`, the commit goes to that new branch (for a pull request) and nothing syncs.
+    With `to_branch` (or a generated one when the connection's edit mode is pull_request), the commit
+    goes to that new branch, its pull request is opened where the provider allows, and nothing syncs.
     A preview with `render_objects` also lists the objects each changed release's chart renders."""
     if not edits:
         raise Refused("no edit was given")
     src = await source_of(deps, name)
-    if to_branch is not None:
-        await _check_new_branch(deps, src, to_branch)
     message = commit_message(edits, src.cluster_name)
     author = gitwrite.author_of(who.removeprefix("user:"))
+    if to_branch is None and src.edit_mode == "pull_request":  # a new branch of its own per save
+        to_branch = pullrequests.branch_name(author.name, message.partition("\n")[0])
+    if to_branch is not None:
+        await _check_new_branch(deps, src, to_branch)
     for attempt in range(1, ATTEMPTS + 1):
         tip = await _fetch(deps, src)
         with tempfile.TemporaryDirectory(prefix="moorage-stack-") as tmp:
@@ -282,6 +295,7 @@ async def save(
             also_affects=affected,
             branch=to_branch or src.branch,
             cluster_changes=in_cluster,
+            tracked_branch=src.branch,
         )
         if preview:
             if render_objects:
@@ -303,9 +317,7 @@ async def save(
             raise Refused(f"the commit could not be pushed: {e.message}", status=502) from None
         outcome.commit = sha
         if to_branch is not None:
-            outcome.pull_request_url = gitwrite.pull_request_url(
-                src.web_url, src.provider, src.branch, to_branch
-            )
+            await _propose(deps, src, outcome, author.name)
         elif on_pushed is not None:
             await on_pushed(sha)
         return outcome
@@ -314,6 +326,25 @@ async def save(
         f"twice in a row); nothing was committed. Look at the new commits and save again",
         status=409,
     )
+
+
+async def _propose(deps: Deps, src: Source, outcome: Outcome, who: str) -> None:
+    """The pull request of the commit just pushed to the new branch `outcome.branch`: opened through
+    the provider's API where the connection allows it, else its form's link and the reason."""
+    link = gitwrite.pull_request_url(src.web_url, src.provider, src.branch, outcome.branch)
+    proposal = pullrequests.proposal_of(
+        head=outcome.branch,
+        base=src.branch,
+        message=outcome.message,
+        who=who,
+        cluster=src.cluster_name,
+        files=outcome.files,
+    )
+    result = await pullrequests.propose(
+        src.pull_requests, proposal, link, policy=deps.settings.egress_policy()
+    )
+    outcome.pull_request_url, outcome.pull_request_opened = result.url, result.opened
+    outcome.pull_request_reason = result.reason
 
 
 MAX_READERS = 50

@@ -122,7 +122,7 @@ def serve(contract: Contract) -> Iterator[Contract]:
             self.end_headers()
             self.wfile.write(body)
 
-
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             record = {"path": self.path, "headers": dict(self.headers.items()), "raw": raw}
