@@ -313,6 +313,19 @@ class Provider(StrEnum):
     bitbucket_data_center = "bitbucket_data_center"
 
 
+class EditMode(StrEnum):
+    """Where the Stack Builder's saves go (`moorage stacks …`, the UI's Save)."""
+
+    push = "push"
+    pull_request = "pull_request"
+
+
+EDIT_MODE_HELP = (
+    "Where Stack Builder saves go: push (commit to the tracked branch) or pull_request (a new branch per "
+    "save with a pull request opened through the provider's API; nothing syncs until it is merged)."
+)
+
+
 def _sync_status(status: Any) -> str:
     return styled(status, SYNC_STATUS_STYLE)
 
@@ -368,6 +381,11 @@ def _show_status(data: dict[str, Any]) -> None:
     table.add_row("branch", esc(repo.get("branch")))
     table.add_row("path", esc(repo.get("path")))
     table.add_row("credential", esc(repo.get("credential_name") or "-"))
+    mode = repo.get("edit_mode") or "push"
+    table.add_row(
+        "stack edits",
+        "a new branch and a pull request per save" if mode == "pull_request" else "pushed to the branch",
+    )
     table.add_row("poll interval", f"{esc(repo.get('poll_interval_seconds'))} s")
     table.add_row("webhook URL", esc(repo.get("webhook_url")))
     commit = _short(data.get("last_commit_sha"))
@@ -497,6 +515,10 @@ def cluster_connect(
             show_default=False,
         ),
     ] = None,
+    edit_mode: Annotated[
+        EditMode | None,
+        typer.Option("--edit-mode", help=EDIT_MODE_HELP + " Default: unchanged (push).", show_default=False),
+    ] = None,
     allow_repoint: Annotated[
         bool,
         typer.Option(
@@ -540,6 +562,7 @@ def cluster_connect(
         "repo_slug": repo_slug,
         "project_key": project_key,
         "instance_url": instance_url,
+        "edit_mode": edit_mode.value if edit_mode is not None else None,
     }
     if webhook_secret_env is not None:
         secret = os.environ.get(webhook_secret_env)
@@ -607,6 +630,32 @@ def _declared_source(definition: Path) -> dict[str, str]:
         highlight=False,
     )
     return fields
+
+
+@cluster_app.command("edit-mode")
+def cluster_edit_mode(
+    name: ClusterArg,
+    mode: Annotated[EditMode, typer.Argument(help=EDIT_MODE_HELP, show_default=False)],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Choose where the cluster's Stack Builder saves go, without repointing or syncing anything."""
+    remote = Remote.from_options(server, token)
+    with handled(remote):
+        _, data = remote.call("PATCH", api_path("clusters", name, "gitops"), body={"edit_mode": mode.value})
+    if output is not Output.table:
+        dump(data, output)
+        return
+    branch = esc((data.get("git_repo") or {}).get("branch"))
+    if mode is EditMode.pull_request:
+        out.print(
+            f"Stack Builder saves of cluster {esc(name)} now go to a new branch each, with a pull request "
+            f"into {branch} (opened through the provider's API when the connection's token credential is "
+            f"bound to its host); nothing syncs until it is merged"
+        )
+    else:
+        out.print(f"Stack Builder saves of cluster {esc(name)} are now committed and pushed to {branch}")
 
 
 @cluster_app.command("disconnect")

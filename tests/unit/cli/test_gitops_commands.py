@@ -485,8 +485,37 @@ def test_gitops_commands_are_registered() -> None:
     from moorage.cli.remote_commands import cluster_app
 
     commands = [c.name for c in cluster_app.registered_commands]
-    assert {"connect", "disconnect", "gitops", "sync", "history", "rotate-webhook-secret"} <= set(commands)
+    assert {
+        "connect",
+        "disconnect",
+        "gitops",
+        "sync",
+        "history",
+        "rotate-webhook-secret",
+        "edit-mode",
+    } <= set(commands)
     assert len(commands) == len(set(commands))
+
+
+def test_the_edit_mode_is_chosen_at_connect_or_later_and_shown(cli: Cli, factory: SessionFactory) -> None:
+    shown = connect(cli)
+    assert "pushed to the branch" in shown.stdout
+    assert as_json(cli("cluster", "gitops", "c1", "-o", "json"))["git_repo"]["edit_mode"] == "push"
+    changed = ok(cli("cluster", "edit-mode", "c1", "pull_request"))
+    assert "now go to a new branch each, with a pull request into main" in changed.stdout
+    status = ok(cli("cluster", "gitops", "c1"))
+    assert "a new branch and a pull request per save" in status.stdout
+    again = ok(cli("cluster", "connect", "c1", "--url", URL))  # left out: unchanged
+    assert "a new branch and a pull request per save" in again.stdout
+    ok(cli("cluster", "connect", "c1", "--url", URL, "--edit-mode", "push"))
+    with transaction(factory) as session:
+        repo = store.get_repository(session, service.get_cluster(session, "c1"))
+        assert repo is not None
+        assert repo.edit_mode == "push"
+    failed(cli("cluster", "edit-mode", "c1", "merge"), code=2)
+    ok(cli("cluster", "register", "c2"))
+    refused = failed(cli("cluster", "edit-mode", "c2", "push"))
+    assert "not connected to a Git repository" in refused.output
 
 
 # --------------------------------------------------------------------------- defaults from the definition
