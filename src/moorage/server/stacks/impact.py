@@ -1,7 +1,8 @@
 """What a Stack Builder edit changes in the cluster, from the definition before and after it: the Helm
 releases created, changed (chart version, namespace, values, settings) or removed, and the objects of
-manifest entries created, changed or removed. Objects a chart renders are not listed (that needs the
-chart rendered with helm, which the server does not run): their release is.
+manifest entries created, changed or removed. The objects a chart renders need helm, which the server
+does not run: a preview asks the cluster's agent for them (stacks/render.py, agent/render.py) and adds
+them to these releases.
 
 Pure; answers names, kinds and what changed, never a value."""
 
