@@ -169,10 +169,17 @@ def _post(remote: Remote, path: str, body: dict[str, Any], preview: bool, output
         out.print(f"  {esc(name)}")
     if data.get("also_affects"):
         out.print(f"this also changes what these clusters deploy: {esc(', '.join(data['also_affects']))}")
-    if data.get("pull_request_url"):
-        out.print(
-            f"on the new branch {esc(data['branch'])}; open its pull request: {esc(data['pull_request_url'])}"
-        )
+    tracked = data.get("tracked_branch") or ""
+    if data.get("pull_request_url") or (tracked and data.get("branch") != tracked):
+        where = f"on the new branch {esc(data['branch'])}"
+        link = esc(data.get("pull_request_url") or "on the provider's site")
+        if data.get("pull_request_opened"):
+            out.print(f"{where}; pull request opened: {link}")
+        else:
+            out.print(f"{where}; open its pull request: {link}")
+            if data.get("pull_request_reason"):
+                out.print(f"[dim]not opened by Moorage: {esc(data['pull_request_reason'])}[/]")
+        out.print(f"nothing syncs until it is merged into {esc(tracked or 'the tracked branch')}")
         return
     out.print(f"follow the sync with `moorage cluster gitops {esc(data.get('cluster_name'))}`")
 

@@ -171,4 +171,6 @@ def test_stacks_add_addon_to_a_new_branch_prints_the_pull_request_link(
     saved = ok(cli(*args))
     assert "on the new branch try/strict; open its pull request: " in saved.stdout
     assert "/compare/main...try/strict?expand=1" in saved.stdout
+    assert "not opened by Moorage: the connection has no credential" in saved.stdout
+    assert "nothing syncs until it is merged into main" in saved.stdout
     assert origin.git("ls-remote", "origin", "refs/heads/try/strict").strip()
