@@ -10,6 +10,7 @@
   const base = "/api/v1/clusters/" + encodeURIComponent(cluster) + "/stacks";
   const $ = (id) => document.getElementById(id);
   let found = [];
+  let completionTree = null; // of the chosen chart version (GET /api/v1/charts/…: completion)
 
   // POST the edits; answers {ok, status, data} so validation items (errors[]) can be shown. A preview
   // asks the agent to render the charts' objects only with renderObjects (the Preview button).
@@ -88,7 +89,49 @@
     return el("p", { class: "row" }, el("label", { for: id, text: "Deploy wave " }), input, " ", set);
   }
 
-  function renderStack(stack) {
+  // Move up / down: next to the nearest entry of the same kind written in the same file list
+  // (moves_in); an entry read from a folder (name order) has none. Focus returns to the moved
+  // entry's button once the stacks are read again.
+  function neighbour(list, index, step) {
+    const self = list[index];
+    if (!self.moves_in) return null;
+    for (let i = index + step; i >= 0 && i < list.length; i += step) {
+      if (list[i].moves_in === self.moves_in) return list[i];
+    }
+    return null;
+  }
+
+  function moveButtons(what, name, list, index, edit) {
+    const cell = el("span", { class: "moves" });
+    for (const [step, word, arrow] of [[-1, "up", "↑"], [1, "down", "↓"]]) {
+      const other = neighbour(list, index, step);
+      const attr = `data-move-${what === "stack" ? "stack-" : ""}${word}`;
+      const button = el("button", {
+        type: "button", [attr]: name, text: arrow, disabled: !other,
+        "aria-label": `Move ${what} ${name} ${word}`,
+        title: other ? `Move ${name} ${step < 0 ? "before" : "after"} ${other.name}`
+          : list[index].moves_in ? `${name} is the ${step < 0 ? "first" : "last"} of its file's list`
+            : `${name} is read from a folder in file name order: rename the files to reorder`,
+      });
+      button.addEventListener("click", async () => {
+        await commitOne(button, edit({ [step < 0 ? "before" : "after"]: other.name }), `Moved ${name} ${word}`);
+        const again = document.querySelector(`[${attr}="${CSS.escape(name)}"]:not([disabled])`)
+          || document.querySelector(`[${attr.replace(word, word === "up" ? "down" : "up")}="${CSS.escape(name)}"]`);
+        if (again) again.focus();
+      });
+      cell.append(button, " ");
+    }
+    return cell;
+  }
+
+  function entryMoves(stack, entry) {
+    const list = entry.kind === "addon" ? stack.addons : stack.manifests;
+    const op = entry.kind === "addon" ? "move_addon" : "move_manifest";
+    return moveButtons(entry.kind === "addon" ? "add-on" : "manifest", entry.name, list, list.indexOf(entry),
+      (where) => ({ op, stack: stack.name, name: entry.name, ...where }));
+  }
+
+  function renderStack(stack, index, stacks) {
     const entries = [...stack.manifests, ...stack.addons];
     const rows = entries.map((entry) => el("tr", { "data-entry": entry.name },
       el("td", { text: entry.kind === "addon" ? "add-on" : "manifest" }),
@@ -97,15 +140,18 @@
       el("td", { text: entry.namespace || "" }),
       parentsCell(stack, entry),
       el("td", { class: "small muted", text: entry.file }),
-      el("td", {}, canWrite() ? removeButton(stack.name, entry) : null)));
+      el("td", {}, canWrite() ? entryMoves(stack, entry) : null, canWrite() ? removeButton(stack.name, entry) : null)));
     const wave = stack.deploy_wave === null || stack.deploy_wave === undefined ? "" : ` (wave ${stack.deploy_wave})`;
     const table = el("table", { class: "grid" },
       el("caption", { class: "sr", text: `Entries of stack ${stack.name}` }),
       header(["Kind", "Name", "Chart", "Namespace", "Parents", "File", ""]),
       el("tbody", {}, ...rows));
+    const moves = canWrite() && stacks.length > 1
+      ? moveButtons("stack", stack.name, stacks, index, (where) => ({ op: "move_stack", name: stack.name, ...where }))
+      : null;
     return el("section", { class: "stack", "data-stack": stack.name },
       el("h2", { text: `Stack ${stack.name}${wave}` }),
-      el("p", { class: "small muted", text: `defined in ${stack.file}` }),
+      el("p", { class: "small muted" }, `defined in ${stack.file} `, moves),
       waveForm(stack),
       rows.length ? el("div", { class: "scroll" }, table) : el("p", { class: "empty", text: "No entries yet." }));
   }
@@ -116,7 +162,7 @@
       const data = await api("GET", base);
       source.textContent = `${data.path} at commit ${data.commit.slice(0, 12)}`;
       source.className = "muted";
-      root.replaceChildren(...data.stacks.map(renderStack));
+      root.replaceChildren(...data.stacks.map((stack, i) => renderStack(stack, i, data.stacks)));
       for (const select of [$("sb-stack"), $("sm-stack"), $("st-stack")]) {
         if (!select) continue;
         const keep = select.value;
@@ -167,11 +213,13 @@
     const chart = chosen();
     const box = $("sb-defaults");
     box.textContent = "";
+    completionTree = null;
     if (!chart || !$("sb-version").value) return;
     try {
       const path = [chart.registry, chart.name, $("sb-version").value].map(encodeURIComponent).join("/");
       const data = await api("GET", "/api/v1/charts/" + path);
       box.textContent = data.values || "(the chart has no default values)";
+      completionTree = data.completion || null;
       const properties = data.schema && data.schema.properties ? Object.keys(data.schema.properties) : [];
       $("sb-schema-note").textContent = properties.length
         ? `The chart's default values; its values.schema.json knows: ${properties.join(", ")}.`
@@ -299,6 +347,8 @@
     clearTimeout(checkTimer);
     checkTimer = setTimeout(checkValues, 1200);
   });
+
+  MoorageCompletion.attach($("sb-values"), $("sb-complete"), $("sb-complete-status"), () => completionTree);
 
   $("sb-find").addEventListener("click", search);
   $("sb-search").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); search(); } });
