@@ -428,6 +428,25 @@ function setupGitOps() {
       if (status !== "syncing") setTimeout(() => location.reload(), 600);  // the new history row, the error
     }
   }
+  // where Stack Builder saves go (the connection's edit mode)
+  const mode = document.getElementById("edit-mode");
+  if (mode) {
+    mode.addEventListener("change", async () => {
+      try {
+        const out = await api("PATCH", mode.dataset.url, { edit_mode: mode.checked ? "pull_request" : "push" });
+        const note = box.querySelector('[data-field="edit-mode-note"]');
+        const branch = mode.dataset.branch;
+        const text = out.git_repo.edit_mode === "pull_request"
+          ? "each save goes to a new branch, with a pull request into " + branch + "; nothing syncs until it is merged"
+          : "each save is committed and pushed to " + branch + " and synced";
+        if (note) note.textContent = text;
+        toast("Stack Builder saves: " + text);
+      } catch (e) {
+        mode.checked = !mode.checked;
+        toast(e.message, true);
+      }
+    });
+  }
   // each phase as it happens (server-sent events), and a slow poll in case the stream drops
   followEvents(cluster, null, show);
   setInterval(async () => {
