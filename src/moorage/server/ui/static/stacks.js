@@ -310,11 +310,21 @@
     if (!answer.ok) { $("sb-diff").hidden = true; $("sb-saved").textContent = ""; showProblems(answer.data); return; }
     showDiff(answer.data.diff);
     showImpact(answer.data.cluster_changes || {});
+    const d = answer.data;
+    const newBranch = d.pull_request_url || (d.tracked_branch && d.branch !== d.tracked_branch);
     if (preview) {
-      $("sb-saved").textContent = `Preview: ${answer.data.files.join(", ")} would change; nothing was committed.`;
-    } else if (answer.data.pull_request_url) {
-      $("sb-saved").replaceChildren(`Committed ${answer.data.commit.slice(0, 12)} on the new branch ${answer.data.branch}: `,
-        el("a", { href: answer.data.pull_request_url, text: "open the pull request" }), ".");
+      $("sb-saved").textContent = `Preview: ${d.files.join(", ")} would change; nothing was committed.` +
+        (newBranch ? ` Saving commits to a new branch, with a pull request into ${d.tracked_branch}.` : "");
+    } else if (newBranch) {
+      // where the commit went, and its pull request: opened by Moorage, or the provider's form and why not
+      const parts = [`Committed ${d.commit.slice(0, 12)} on the new branch ${d.branch}; nothing syncs until it is merged into ${d.tracked_branch || "the tracked branch"}. `];
+      if (d.pull_request_opened) {
+        parts.push(el("a", { href: d.pull_request_url, text: "Pull request opened" }), ".");
+      } else {
+        if (d.pull_request_url) parts.push(el("a", { href: d.pull_request_url, text: "open the pull request" }), ".");
+        if (d.pull_request_reason) parts.push(` Moorage did not open it: ${d.pull_request_reason}.`);
+      }
+      $("sb-saved").replaceChildren(...parts);
     } else {
       $("sb-saved").textContent = `Committed ${answer.data.commit.slice(0, 12)} (${answer.data.message.split("\n")[0]}); the sync starts now.`;
       $("sb-values").value = "";
