@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import secrets
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -346,7 +347,7 @@ async def open_pull_request(
                 await response.aclose()
         except httpx.TimeoutException:
             return Result(False, None, f"the provider's API at {url.host} did not answer in {timeout:.0f} s")
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, ssl.SSLError, OSError) as e:
             return Result(
                 False, None, _clean(f"the provider's API at {url.host} could not be reached: {e}", token)
             )
