@@ -530,3 +530,38 @@ def test_check_revision_accepts_exactly_the_hex_forms(text: str) -> None:
 def test_file_url_points_at_the_line(provider: repourl.Provider, web: str, expected: str) -> None:
     assert repourl.file_url(web, provider, "abc", "addons/web app.yaml", 7) == expected
     assert repourl.file_url(None, provider, "abc", "x.yaml", 1) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example.com",
+        " https://git.example.com/ ",
+        "https://bb.example.com:8443/bitbucket",
+        "http://10.0.0.5",
+    ],
+)
+def test_an_instance_url_names_a_host_and_no_repository(url: str) -> None:
+    assert repourl.check_instance_url(url) == url.strip()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("", "1 to 2048 characters"),
+        ("ftp://git.example.com", "https:// address with a host"),
+        ("git.example.com", "https:// address with a host"),
+        ("https://", "https:// address with a host"),
+        ("https://ann:tok@git.example.com", "user, password, query or fragment"),
+        ("https://git.example.com/?next=x", "user, password, query or fragment"),
+        ("https://git.example.com/a b", "spaces, control characters"),
+        ("https://git.example.com/%0a", "spaces, control characters"),
+        ("https://git.example.com:99999", "malformed"),
+        ("https://-x.example.com", "https:// address with a host"),
+    ],
+)
+def test_a_bad_instance_url_is_refused_without_repeating_it(url: str, words: str) -> None:
+    with pytest.raises(RepoInputError) as e:
+        repourl.check_instance_url(url)
+    assert words in e.value.message
+    assert "tok" not in e.value.message

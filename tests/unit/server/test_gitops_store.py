@@ -245,6 +245,7 @@ def test_delete_credential(factory: SessionFactory) -> None:
         {"workspace": "acme"},  # a Bitbucket field on GitHub
         {"repository": "no-slash"},
         {"instance_url": "ftp://example.com/x"},
+        {"instance_url": "https://ann:secret@example.com"},
     ],
 )
 def test_checked_source_rejections_are_invalid(fields: dict[str, Any]) -> None:
@@ -254,6 +255,19 @@ def test_checked_source_rejections_are_invalid(fields: dict[str, Any]) -> None:
     assert e.value.message
     assert "user:pass" not in e.value.message  # the URL, which may hold a secret, is never repeated
     assert "ghp_" not in e.value.message
+
+
+def test_an_instance_url_may_be_just_the_host() -> None:
+    """GitHub Enterprise or Bitbucket Data Center at the root of their host (not a repository URL)."""
+    src = store.checked_source(
+        provider="bitbucket_data_center",
+        url="ssh://git@bb.example.com:7999/plat/defs.git",
+        branch="main",
+        path=PATH,
+        allow_file=False,
+        instance_url="https://bb.example.com",
+    )
+    assert src.instance_url == "https://bb.example.com"
 
 
 def test_checked_source_accepts_and_normalises() -> None:

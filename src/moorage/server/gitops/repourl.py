@@ -433,6 +433,31 @@ def check_repo_path(path: str) -> str:
     return path
 
 
+def check_instance_url(url: str) -> str:
+    """The web address of a self-hosted instance (GitHub Enterprise, Bitbucket Data Center), where
+    its pages and API live: http(s), a host, at most a context path; unlike a clone URL it names no
+    repository, so `https://git.example.com` is fine. No user, query or fragment."""
+    url = url.strip()
+    if not url or len(url) > MAX_URL_CHARS:
+        raise RepoInputError(
+            f"the instance URL must be 1 to {MAX_URL_CHARS} characters, e.g. https://git.example.com"
+        )
+    if any(ch.isspace() or _is_control(ch) for ch in url) or _ENCODED_CONTROL.search(url) or "\\" in url:
+        raise RepoInputError("the instance URL contains spaces, control characters or '\\'; remove them")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number in range)
+    except ValueError:
+        raise RepoInputError("the instance URL is malformed; check its host and port") from None
+    if parts.scheme.lower() not in ("https", "http") or not parts.hostname or parts.hostname.startswith("-"):
+        raise RepoInputError(
+            "the instance URL must be an https:// address with a host, e.g. https://git.example.com"
+        )
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise RepoInputError("the instance URL must not carry a user, password, query or fragment")
+    return url
+
+
 def check_revision(revision: str) -> str:
     """A commit SHA, full or abbreviated, lowercased."""
     if not _REVISION.fullmatch(revision):

@@ -351,7 +351,7 @@ def checked_source(
             workspace=workspace,
             repo_slug=repo_slug,
             project_key=project_key,
-            instance_url=repourl.check_url(instance_url) if instance_url else None,
+            instance_url=repourl.check_instance_url(instance_url) if instance_url else None,
             repository=repository,
         )
         source.identity()
