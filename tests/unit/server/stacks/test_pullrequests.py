@@ -399,3 +399,24 @@ async def test_propose_falls_back_to_the_providers_form() -> None:
     assert refused.url == link
     assert refused.reason is not None
     assert "HTTP 401" in refused.reason
+
+
+async def test_the_api_is_reached_at_the_address_the_egress_check_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name is resolved once, by the egress check, and that address is used (no second lookup
+    that could answer elsewhere); the Host header keeps the name."""
+    asked: list[tuple[str, int]] = []
+
+    async def vet(host: str, port: int, policy: EgressPolicy) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(pr.egress, "vet", vet)
+    with serve(Contract("github", TOKEN, "o", "r", prefix="/api/v3")) as contract:
+        port = int(contract.url.rpartition(":")[2])
+        plan = pr.Plan(pr.Api("github", f"http://api.example.test:{port}/api/v3", "o", "r"), Secret(TOKEN))
+        result = await pr.open_pull_request(plan, PROPOSAL, policy=EgressPolicy())
+    assert result.opened
+    assert asked == [("api.example.test", port)]
+    assert contract.received[0]["headers"]["Host"] == f"api.example.test:{port}"
