@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from moorage.server import egress
 from moorage.server.db.models import GitCredential, GitRepository
 from moorage.server.egress import EgressPolicy
 from moorage.server.gitops import repourl
@@ -412,7 +413,7 @@ async def test_the_api_is_reached_at_the_address_the_egress_check_answered(
         asked.append((host, port))
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(pr.egress, "vet", vet)
+    monkeypatch.setattr(egress, "vet", vet)
     with serve(Contract("github", TOKEN, "o", "r", prefix="/api/v3")) as contract:
         port = int(contract.url.rpartition(":")[2])
         plan = pr.Plan(pr.Api("github", f"http://api.example.test:{port}/api/v3", "o", "r"), Secret(TOKEN))
