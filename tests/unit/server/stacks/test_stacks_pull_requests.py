@@ -35,14 +35,22 @@ def remote_branch(origin: WorkTree, branch: str) -> str | None:
     return found[0] if found else None
 
 
-@pytest.fixture
-def provider() -> Iterator[Contract]:
-    with serve(Contract("github", TOKEN, "org", "defs", prefix="/ghe/api/v3")) as contract:
+# provider → (the contract server's prefix, the instance URL's path under it, the API path)
+FLAVOURS = {
+    "github": ("/ghe/api/v3", "/ghe", "/ghe/api/v3/repos/org/defs/pulls"),
+    "bitbucket_data_center": ("/bb", "/bb", "/bb/rest/api/1.0/projects/org/repos/defs/pull-requests"),
+}
+
+
+@pytest.fixture(params=["github"])
+def provider(request: pytest.FixtureRequest) -> Iterator[Contract]:
+    with serve(Contract(request.param, TOKEN, "org", "defs", prefix=FLAVOURS[request.param][0])) as contract:
         yield contract
 
 
 def use_provider(client: TestClient, origin: WorkTree, contract: Contract, secret: str = TOKEN) -> None:
-    """c1 opens pull requests, with a token credential bound to the Git host and the provider's API."""
+    """c1 opens pull requests, with a token credential bound to the Git host and the provider's API
+    (GitHub Enterprise's under /api/v3 of the instance, Data Center's under /rest/api/1.0)."""
     git_host = urlsplit(origin.remote_url).netloc
     api_host = urlsplit(contract.url).netloc
     made = client.post(
@@ -51,9 +59,10 @@ def use_provider(client: TestClient, origin: WorkTree, contract: Contract, secre
     )
     assert made.status_code == 201, made.text
     body = {
+        "provider": contract.flavour,
         "url": origin.remote_url,
         "credential_name": "bot",
-        "instance_url": f"{contract.url}/ghe",  # GitHub Enterprise: its API is under /api/v3
+        "instance_url": contract.url + FLAVOURS[contract.flavour][1],
         "edit_mode": "pull_request",
     }
     r = client.put("/api/v1/clusters/c1/gitops", json=body)
@@ -101,6 +110,7 @@ def test_a_preview_in_pull_request_mode_commits_nothing(client: TestClient, orig
     assert remote_branch(origin, r.json()["branch"]) is None
 
 
+@pytest.mark.parametrize("provider", list(FLAVOURS), indirect=True)
 def test_the_pull_request_is_opened_through_the_providers_api_with_the_connections_token(
     client: TestClient,
     origin: WorkTree,
@@ -125,13 +135,13 @@ def test_the_pull_request_is_opened_through_the_providers_api_with_the_connectio
     assert requested(factory) == []
 
     (sent,) = provider.received
-    assert sent["path"] == "/ghe/api/v3/repos/org/defs/pulls"
+    assert sent["path"] == FLAVOURS[provider.flavour][2]
     assert sent["headers"]["Authorization"] == f"Bearer {TOKEN}"
     body: dict[str, Any] = sent["body"]
-    assert (body["head"], body["base"]) == (out["branch"], "main")
-    assert body["title"] == "c1: add add-on strict to stack base"
-    assert body["body"].startswith("bootstrap changed the definition of cluster `c1`")
-    assert "`clusters/c1/import-cluster.yaml`" in body["body"]
+    assert provider.fields(body) == (out["branch"], "main", "c1: add add-on strict to stack base")
+    text = body.get("body") or body["description"]
+    assert text.startswith("bootstrap changed the definition of cluster `c1`")
+    assert "`clusters/c1/import-cluster.yaml`" in text
     assert TOKEN not in saved.text
     assert TOKEN not in caplog.text
 
