@@ -74,6 +74,7 @@ env by name). */}}
   (dict "name" "MOORAGE_AGENT_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" (include "moorage-agent.secretName" .) "key" (include "moorage-agent.secretKey" .))))
   (dict "name" "MOORAGE_AGENT_READ_WORKERS" "value" (toString .Values.read_worker_count))
   (dict "name" "MOORAGE_AGENT_WRITE_WORKERS" "value" (toString .Values.write_worker_count))
+  (dict "name" "MOORAGE_AGENT_CONCURRENCY" "value" (toString .Values.deploy_concurrency))
   (dict "name" "MOORAGE_AGENT_HEALTH_PORT" "value" "8080")
   (dict "name" "MOORAGE_AGENT_NATS_MAX_WORKERS" "value" (toString .Values.nats_worker_max_workers))
   (dict "name" "MOORAGE_AGENT_PUBLIC_IP_REPORTING" "value" (toString .Values.public_ip.reporting_enabled))

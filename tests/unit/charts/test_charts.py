@@ -71,6 +71,7 @@ MODES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "rbac": {"cluster_role": "moorage-agent-limited"},
             "read_worker_count": 8,
             "write_worker_count": 2,
+            "deploy_concurrency": 8,
             "nats_worker_max_workers": 25,
             "public_ip": {"reporting_enabled": True, "lookup_url": "http://127.0.0.1:9/ip"},
             "resources": {"limits": {"memory": "1Gi"}, "requests": {"memory": "512Mi", "cpu": "100m"}},
@@ -383,6 +384,7 @@ def test_agent_settings_reach_the_environment(tmp_path: Path) -> None:
         env["MOORAGE_AGENT_READ_WORKERS"] == "10"
     )  # extra_env wins over env.vars, which wins over the value
     assert env["MOORAGE_AGENT_WRITE_WORKERS"] == "2"
+    assert env["MOORAGE_AGENT_CONCURRENCY"] == "8"
     assert env["MOORAGE_AGENT_NATS_MAX_WORKERS"] == "25"
     assert env["MOORAGE_AGENT_PUBLIC_IP_REPORTING"] == "true"
     assert env["MOORAGE_AGENT_PUBLIC_IP_LOOKUP_URL"] == "http://127.0.0.1:9/ip"
