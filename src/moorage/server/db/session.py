@@ -85,14 +85,40 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision` (creates it from nothing on first start)."""
+@contextmanager
+def _migrating(url: str) -> Iterator[Config]:
+    """An Alembic config bound to one connection in one transaction, the migration lock held.
+
+    On SQLite, foreign keys are off while migrating: a batch migration rebuilds a table (copy, drop,
+    rename), and with them on, dropping the old `clusters` would delete every row that references
+    it. They are checked before the transaction commits instead."""
     engine = make_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.begin() as connection:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = connection
-            lock_migrations(connection)  # PostgreSQL: one replica migrates, the others wait
-            command.upgrade(cfg, revision)
+        with engine.connect() as connection:
+            if sqlite:  # outside a transaction, or SQLite ignores it
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            with connection.begin():
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = connection
+                lock_migrations(connection)  # PostgreSQL: one replica migrates, the others wait
+                yield cfg
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left rows whose references are gone: {broken[:5]}")
     finally:
         engine.dispose()
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to `revision` (creates it from nothing on first start)."""
+    with _migrating(url) as cfg:
+        command.upgrade(cfg, revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the database at `url` back to `revision` (tests of migrations; operators rolling back)."""
+    with _migrating(url) as cfg:
+        command.downgrade(cfg, revision)
