@@ -117,6 +117,7 @@ async def add_objects(
                 "state": state,
                 "message": message,
                 "seconds": round(time.monotonic() - started, 3),
+                "agent_seconds": answer.get("seconds"),  # of those, the agent's work (the rest: the trip)
             }
             return
     not_rendered(releases, why)
