@@ -33,8 +33,9 @@ SECRET = "Preview-Plaintext-5be0c2"
 
 
 def release(answer: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [r for r in answer["cluster_changes"]["releases"] if r["release"] == name]
-    return found
+    found: list[dict[str, Any]] = [r for r in answer["cluster_changes"]["releases"] if r["release"] == name]
+    assert len(found) == 1, answer
+    return found[0]
 
 
 def objects(found: dict[str, Any], change: str) -> dict[tuple[str, str], list[str]]:
