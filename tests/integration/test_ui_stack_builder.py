@@ -144,6 +144,14 @@ def test_a_writer_adds_an_addon_from_the_catalog_with_a_secret_value_and_it_depl
         assert "+        - name: web-ui" in page.inner_text("#sb-diff")
         assert "nothing was committed" in page.inner_text("#sb-saved")
         assert "release web-ui (webapp 1.0.0) in sbui-apps: created" in page.inner_text("#sb-impact")
+        objects = page.locator('#sb-impact [data-release="web-ui"] [data-change="created"]').inner_text()
+        for created in (
+            "ConfigMap sbui-apps/web-ui-config",
+            "Deployment sbui-apps/web-ui",
+            "Service sbui-apps/web-ui",
+        ):
+            assert created in objects  # rendered by the agent
+        assert accessibility_problems(page) == []
         assert SECRET not in page.inner_text("#sb-result")
         assert scene.tree.git("ls-remote", "origin", "refs/heads/main").split()[0] == scene.first_sha
 

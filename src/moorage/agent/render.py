@@ -39,7 +39,8 @@ ADOPTABLE = "cannot be imported into the current release"
 async def run(ctx: EngineContext, job: JobMessage) -> Outcome:
     started = time.monotonic()
     try:
-        cluster, _, _ = load_bundle(job.payload)
+        # SOPS decryption runs processes: off the event loop, which serves heartbeats and kubectl
+        cluster, _, _ = await asyncio.to_thread(load_bundle, job.payload)
     except BundleError as e:
         return JobState.FAILED, [f"the edited definition cannot be loaded in the agent: {e}"], {}
     asked = [r for r in job.payload.get("releases") or [] if isinstance(r, Mapping)]
