@@ -115,7 +115,7 @@ const MoorageCompletion = (function () {
           const written = PLAIN.test(name) ? name : JSON.stringify(name);
           const insert = type.includes("object") ? `${written}:\n${child}`
             : type.includes("array") ? `${written}:\n${child}- ` : `${written}: `;
-          return { label, detail: sub.type || "", description: sub.description || "", insert, rank: rank(label), reopen: insert.endsWith(" ") ? type.includes("array") || (sub.enum || []).length > 0 : true };
+          return { label, detail: sub.type || "", description: sub.description || "", insert, rank: rank(label), reopen: type.includes("object") || type.includes("array") || (sub.enum || []).length > 0 };
         })
         .filter((p) => p.rank < 2)
         .sort((a, b) => a.rank - b.rank);
