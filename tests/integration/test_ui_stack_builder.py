@@ -270,6 +270,108 @@ def test_values_are_checked_against_the_charts_schema_while_typed(scene: Scene) 
     assert scene.tree.git("ls-remote", "origin", "refs/heads/main").split()[0] == before  # nothing committed
 
 
+def options(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("#sb-complete [role=option] .label").all_inner_texts()]
+
+
+def test_the_values_editor_completes_keys_from_the_charts_defaults_and_schema(scene: Scene) -> None:
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP)
+        sign_in(page, scene.server.url, *WRITER, next_path="/clusters/sbui/stacks")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="ns-sbui"]')
+        page.fill("#sb-search", "webapp")
+        page.click("#sb-find")
+        page.wait_for_function(
+            "() => document.querySelector('#sb-defaults').textContent.includes('greeting: hello')"
+        )
+        values = page.locator("#sb-values")
+        values.press_sequentially("serv")  # webapp has no schema: its default values give the keys
+        page.wait_for_selector("#sb-complete:not([hidden]) [role=option]")
+        assert options(page) == ["service"]
+        assert page.inner_text("#sb-complete-0 .type") == "object"
+        assert values.get_attribute("aria-activedescendant") == "sb-complete-0"
+        problems = accessibility_problems(page)
+        assert problems == [], problems
+        values.press("Enter")
+        assert values.input_value() == "service:\n  "
+        assert options(page) == ["type", "port"]
+        values.press_sequentially("po")
+        values.press("Tab")
+        assert values.input_value() == "service:\n  port: "
+        values.press("Control+Space")
+        assert options(page) == ["80"]  # the chart's default, when asked
+        values.press("Escape")
+        assert page.locator("#sb-complete").is_hidden()
+
+        page.fill("#sb-search", "strict")  # a values.schema.json: its types and enums
+        page.click("#sb-find")
+        page.wait_for_function(
+            "() => document.querySelector('#sb-schema-note').textContent.includes('replicas')"
+        )
+        page.fill("#sb-values", "replicas: 2\n")
+        values.press("Control+End")
+        values.press_sequentially("lo")
+        page.wait_for_function(
+            "() => document.querySelector('#sb-complete-0 .label')?.textContent === 'logLevel'"
+        )
+        values.press("Enter")
+        assert values.input_value() == "replicas: 2\nlogLevel: "
+        assert options(page) == ["debug", "info", "warn", "error"]
+        page.click("#sb-complete [role=option]:has-text('warn')")
+        assert values.input_value() == "replicas: 2\nlogLevel: warn"
+
+
+def entry_names(server: Server, kind: str) -> list[str]:
+    listed = server.api("GET", "/clusters/sbui/stacks").json()
+    stack = next(s for s in listed["stacks"] if s["name"] == "apps")
+    return [e["name"] for e in stack[kind]]
+
+
+def test_a_writer_reorders_manifests_and_stacks_with_the_move_buttons_by_keyboard(scene: Scene) -> None:
+    server = scene.server
+    configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: order-me\n  namespace: sbui-apps\n"
+    edits = [
+        {"op": "add_manifest", "stack": "apps", "manifest": {"name": "cm-order", "manifest": configmap}},
+        {"op": "add_stack", "stack": {"name": "later", "manifests": []}},
+    ]
+    added = server.api("POST", "/clusters/sbui/stacks/edits", json={"edits": edits})
+    assert added.status_code == 201, added.text
+    before = entry_names(server, "manifests")
+    assert before[-1] == "cm-order"
+    with browser() as b:
+        page = b.new_page(viewport=DESKTOP)
+        sign_in(page, server.url, *WRITER, next_path="/clusters/sbui/stacks")
+        page.wait_for_selector('[data-stack="apps"] tr[data-entry="cm-order"]')
+        assert page.locator('[data-move-down="cm-order"]').is_disabled()  # the last of its list
+        page.focus('[data-move-up="cm-order"]')
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "() => document.querySelector('#toast').textContent.includes('Moved cm-order up')"
+        )
+        page.wait_for_function(  # the focus is on a move button of the moved entry again
+            "() => document.activeElement?.closest('tr')?.dataset.entry === 'cm-order'"
+            " && document.activeElement.matches('[data-move-up], [data-move-down]')"
+        )
+        rows = page.locator('[data-stack="apps"] tr[data-entry]')
+        shown = [rows.nth(i).get_attribute("data-entry") for i in range(rows.count())]
+        assert shown.index("cm-order") == len(before) - 2
+
+        page.focus('[data-move-stack-up="later"]')
+        page.keyboard.press("Space")
+        page.wait_for_function(
+            "() => document.querySelector('#stacks section.stack')?.dataset.stack === 'later'"
+        )
+        problems = accessibility_problems(page)
+        assert problems == [], problems
+    assert entry_names(server, "manifests") == [*before[:-2], "cm-order", before[-2]]
+    listed = server.api("GET", "/clusters/sbui/stacks").json()
+    assert [s["name"] for s in listed["stacks"]] == ["later", "apps"]
+    scene.tree.git("pull", "--quiet")
+    log = scene.tree.git("log", "-2", "--format=%an %s").splitlines()
+    assert log[0].startswith(f"{WRITER[0]} sbui: move stack later before apps")
+    assert "move manifest cm-order before" in log[1]
+
+
 def test_a_reader_sees_the_stacks_but_no_builder(scene: Scene) -> None:
     with browser() as b:
         page = b.new_page(viewport=DESKTOP)
@@ -279,3 +381,4 @@ def test_a_reader_sees_the_stacks_but_no_builder(scene: Scene) -> None:
         assert page.locator("#add-manifest").count() == 0
         assert page.locator("[data-set-parents]").count() == 0
         assert page.locator("[data-remove]").count() == 0
+        assert page.locator("[data-move-up], [data-move-down], [data-move-stack-up]").count() == 0
