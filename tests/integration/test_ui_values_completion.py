@@ -71,6 +71,12 @@ CASES = [
     ("a:\n  b: |\n    text\n  c^", {"path": ["a"], "prefix": "c"}),
     ('"my key":\n  su^', {"path": ["my key"]}),
     ("a:\n  x: 1\n---\nb^", {"path": []}),
+    (
+        "image:\n  tag: x\n  re^\n  pullPolicy: a\nother: 1",
+        {"path": ["image"], "siblings": ["pullPolicy", "tag"]},
+    ),
+    ("a:\n  b^\n  tags:\n    - x\n  - y\n  c: 1\nd: 2", {"path": ["a"], "siblings": ["tags", "c"]}),
+    ("hosts:\n  - host: a\n    pa^\n  - host: b", {"path": ["hosts", "[]"], "siblings": ["host"]}),
     ("a: 1\n  b^", None),  # under a scalar
     ("config: |\n  foo: bar\n  ba^", None),  # inside a block of text
     ("a: b # note^", None),
@@ -87,6 +93,15 @@ def test_the_yaml_path_at_the_cursor(page: Any, text: str, expected: dict[str, A
         return
     assert found is not None
     assert {k: found[k] for k in expected} == expected
+
+
+def test_a_key_already_in_the_mapping_is_not_proposed_again(page: Any) -> None:
+    labels = page.evaluate(
+        "([tree, t]) => MoorageCompletion.proposals("
+        "tree, MoorageCompletion.yamlPathAt(t, t.length - 12), false).map((p) => p.label)",
+        [TREE, "image:\n  tag: 1\n  \nreplicas: 2"],
+    )
+    assert labels == ["repository"]
 
 
 def options(page: Any) -> list[str]:

@@ -43,8 +43,11 @@ const MoorageCompletion = (function () {
       return null;
     }
     const path = [];
+    const indent = lead.length + (dash ? dash.length : 0);
+    const siblings = siblingsBelow(text, offset, indent);
     let col = lead.length;
     let inItem = false; // col is then the dash column of the list item the cursor is in
+    let mine = !dash; // lines at the cursor's key column are still keys of its mapping
     if (dash) { path.unshift("[]"); inItem = true; }
     const lines = text.slice(0, start).split("\n");
     lines.pop();
@@ -57,15 +60,17 @@ const MoorageCompletion = (function () {
       const ind = spaces.length;
       const keyCol = itemDash ? ind + itemDash.length : ind;
       const found = KEY.exec(content);
+      if (mine && keyCol === indent && found) siblings.push(unquote(found[1]));
       let parent;
       if (inItem) {
         if (itemDash && ind === col) continue; // a sibling item
         parent = itemDash ? keyCol <= col : ind <= col;
       } else {
-        if (itemDash && keyCol === col) { path.unshift("[]"); col = ind; inItem = true; continue; }
+        if (itemDash && keyCol === col) { path.unshift("[]"); col = ind; inItem = true; mine = false; continue; }
         parent = keyCol < col;
       }
       if (!parent) continue;
+      mine = false;
       if (!found || !opensBlock(found[2])) return null; // under a scalar or a block of text
       path.unshift(unquote(found[1]));
       col = ind;
@@ -73,7 +78,24 @@ const MoorageCompletion = (function () {
       if (itemDash) { path.unshift("[]"); inItem = true; }
     }
     if (mode === "value") path.push(key);
-    return { path, mode, key, prefix, from: offset - prefix.length, to: offset, indent: lead.length + (dash ? dash.length : 0) };
+    return { path, mode, key, prefix, from: offset - prefix.length, to: offset, indent, siblings };
+  }
+
+  // the keys written after the cursor's line in the same mapping (key column `indent`)
+  function siblingsBelow(text, offset, indent) {
+    const found = [];
+    const end = text.indexOf("\n", offset);
+    if (end < 0) return found;
+    for (const line of text.slice(end + 1).split("\n")) {
+      const trimmed = line.trim();
+      if (!trimmed || trimmed.startsWith("#")) continue;
+      if (line.startsWith("---") || line.startsWith("...")) break;
+      const [, spaces, itemDash, content] = LINE.exec(line);
+      if (spaces.length < indent) break; // the mapping (or its list item) ended
+      const key = spaces.length === indent && !itemDash ? KEY.exec(content) : null; // (a dash here: a value's list)
+      if (key) found.push(unquote(key[1]));
+    }
+    return found;
   }
 
   function nodeAt(tree, path) {
@@ -108,7 +130,9 @@ const MoorageCompletion = (function () {
     if (at.mode === "key") {
       if (!node.keys) return [];
       const child = " ".repeat(at.indent + 2);
+      const written = new Set(at.siblings || []);
       return Object.entries(node.keys)
+        .filter(([name]) => !written.has(name)) // a key only once per mapping
         .map(([name, sub]) => {
           const type = kinds(sub);
           const label = name;
