@@ -674,7 +674,10 @@ def test_drift_argo_cd_heals_is_shown_in_moorage(
                 "GET", f"/clusters/argodrift/addons/{name}/transitions", params={"page_size": 100}
             ).json()["result"]
             drifted = [r for r in rows if r["to_state"] == "OutOfSync" and "Deployment" in r["reason"]]
-            healed = [r for r in rows if r["from_state"] == "OutOfSync" and r["to_state"] == "Synced"]
+            # after the heal the Deployment may roll out (Deploying) before it is Synced again
+            healed = [
+                r for r in rows if drifted and r["to_state"] == "Synced" and r["at"] > drifted[-1]["at"]
+            ]
             return rows if drifted and healed else None
 
         try:

@@ -804,6 +804,8 @@ class Agent:
             if seen is None or seen[0] != heal.started_at:  # a new heal: the drift it found, first
                 drift = argocd.before_heal(addon, app, heal, cause=Cause.SWEEP, commit=self._commit)
                 reports.insert(0, [drift])
+                what = ", ".join(f"{kind} {obj}" for _, kind, obj in heal.resources) or "its resources"
+                log.info("Argo CD self-heals add-on %s (%s), started %s", name, what, heal.started_at)
             if not heal.running and seen != (heal.started_at, True):  # the heal is over: say so once
                 reports[-1] = [reports[-1][0].model_copy(update={"cause": Cause.HEAL})]
             self._heals_reported[name] = (heal.started_at, not heal.running)

@@ -8,6 +8,7 @@ create are never touched, even under an add-on's name."""
 import contextlib
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from moorage.engine import argocd_app, windows
@@ -266,6 +267,14 @@ def differences(live: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _timestamp(value: Any) -> datetime | None:
+    """An RFC 3339 time of Argo CD's status (`2026-12-02T10:00:03Z`), None when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _drifted(resource: Mapping[str, Any]) -> dict[str, Any]:
     """A drift entry (no field changes: Argo CD's status names the resource only)."""
     group, version = resource.get("group") or "", resource.get("version") or ""
@@ -345,7 +354,9 @@ def observation(
         if argocd_app.refusal(addon)
         else differences(app, argocd_app.spec_for(addon, addon.values.reveal() or {}))
     )
-    deployed_at = (status.get("operationState") or {}).get("finishedAt") or status.get("reconciledAt")
+    deployed_at = _timestamp(
+        (status.get("operationState") or {}).get("finishedAt") or status.get("reconciledAt")
+    )
     return base.model_copy(
         update={
             "installed": True,

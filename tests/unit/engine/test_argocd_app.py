@@ -334,3 +334,12 @@ def test_a_self_heal_running_is_drift_not_a_deploy() -> None:
     # an automated sync of a new version running is a deploy
     deploying = _healing_app("Running", attempts=None)
     assert decide(observation(addon(), deploying, cause="sweep"), ServerView()).state == AddonState.DEPLOYING
+
+
+def test_the_time_argo_cd_last_synced_is_a_datetime() -> None:
+    from datetime import UTC, datetime
+
+    from moorage.engine.argocd import observation
+
+    found = observation(addon(), _healing_app("Succeeded"), cause="sweep")
+    assert found.last_deployed == datetime(2026, 12, 2, 10, 0, 3, tzinfo=UTC)
