@@ -45,7 +45,8 @@ def resolved_order(repo: Path) -> tuple[list[str], list[str], list[str]]:
     """The stacks, manifests and add-ons in the order the loader reads them."""
     result = load(repo / ROOT, LoadOptions(decrypt=False), repo_root=repo)
     assert result.ok, [i.to_dict() for i in result.report.errors]
-    assert result.resolved is not None and result.cluster is not None
+    assert result.resolved is not None
+    assert result.cluster is not None
     return (
         [s.name for s in result.cluster.spec.stacks],
         list(result.resolved.manifests),
@@ -223,9 +224,9 @@ def test_entries_of_different_files_are_not_moved_next_to_each_other(repo: Path)
     with pytest.raises(E.EditError) as caught:
         apply(repo, E.MoveEntry("platform", "manifest", "ns-extra", before="ns-widgets"))
     assert caught.value.message == (
-        "cannot move manifest 'ns-extra' next to manifest 'ns-widgets': manifest 'ns-extra' is written in "
-        "import-cluster.yaml and manifest 'ns-widgets' in manifests/platform.yaml; an entry moves only within "
-        "the list that holds it (move the include, or the entry, in Git)"
+        "cannot move manifest 'ns-extra' next to manifest 'ns-widgets': manifest 'ns-extra' is written "
+        "in import-cluster.yaml and manifest 'ns-widgets' in manifests/platform.yaml; an entry moves only "
+        "within the list that holds it (move the include, or the entry, in Git)"
     )
     assert root.read_text().count("ns-extra") == 1  # nothing written
 
