@@ -2,8 +2,6 @@
 defines what it names, keeps comments, key order and quoting, puts new entries where the stack's
 includes say, and the result still loads with Moorage's own loader. Golden diffs are written out."""
 
-import difflib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,33 +12,10 @@ from moorage.spec.loader import LoadOptions, load
 from moorage.spec.report import Location
 from moorage.spec.sops import decrypt_yaml
 from tests.unit.server.conftest import EXAMPLE_REPO
+from tests.unit.server.stacks.edit_helpers import ROOT, apply, diff
 
-ROOT = "import-cluster.yaml"
 KEY = EXAMPLE_REPO / "keys" / "test-only.agekey"
 REDIS = {"name": "redis", "chart_name": "redis", "chart_version": "1.0.0", "registry_name": "local"}
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    dest = tmp_path / "repo"
-    shutil.copytree(EXAMPLE_REPO, dest)
-    return dest
-
-
-def apply(repo: Path, *edits: E.Edit) -> tuple[E.Workspace, dict[str, str | None]]:
-    ws = E.Workspace(repo, ROOT)
-    for edit in edits:
-        ws.apply(edit)
-    changes = ws.changes()
-    ws.write_back()
-    return ws, changes
-
-
-def diff(ws: E.Workspace, rel: str, new: str | None) -> str:
-    old = ws.original(rel) or ""
-    return "".join(
-        list(difflib.unified_diff(old.splitlines(keepends=True), (new or "").splitlines(keepends=True)))[2:]
-    )
 
 
 def loads(repo: Path) -> None:

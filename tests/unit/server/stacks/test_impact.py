@@ -1,7 +1,6 @@
 """What an edit changes in the cluster, from the definition before and after it (pure): releases
 created, changed (and what of them) or removed, and manifest objects created, changed or removed."""
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,9 @@ from moorage.server.bundle import validate_tree
 from moorage.server.stacks import edits as E
 from moorage.server.stacks.impact import impact
 from moorage.spec.content import ResolvedCluster
-from tests.unit.server.conftest import EXAMPLE_REPO
 
 ROOT = "import-cluster.yaml"
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    shutil.copytree(EXAMPLE_REPO, tmp_path / "repo")
-    return tmp_path / "repo"
 
 
 def resolved(repo: Path) -> ResolvedCluster:

@@ -3,8 +3,6 @@ above it) out of the file that lists it and puts them back before or after anoth
 other byte stays. Golden diffs on a copy of the example repository, and the refusals: entries of
 different files, a folder's files (read in name order), a target that does not exist."""
 
-import difflib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,31 +12,7 @@ from moorage.server.stacks import edits as E
 from moorage.server.stacks.yamlmove import MoveError, item_blocks, move_item
 from moorage.spec.loader import LoadOptions, load
 from tests.unit.server.conftest import EXAMPLE_REPO
-
-ROOT = "import-cluster.yaml"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    dest = tmp_path / "repo"
-    shutil.copytree(EXAMPLE_REPO, dest)
-    return dest
-
-
-def apply(repo: Path, *edits: E.Edit) -> tuple[E.Workspace, dict[str, str | None]]:
-    ws = E.Workspace(repo, ROOT)
-    for edit in edits:
-        ws.apply(edit)
-    changes = ws.changes()
-    ws.write_back()
-    return ws, changes
-
-
-def diff(ws: E.Workspace, rel: str, new: str | None) -> str:
-    old = ws.original(rel) or ""
-    return "".join(
-        list(difflib.unified_diff(old.splitlines(keepends=True), (new or "").splitlines(keepends=True)))[2:]
-    )
+from tests.unit.server.stacks.edit_helpers import ROOT, apply, diff
 
 
 def resolved_order(repo: Path) -> tuple[list[str], list[str], list[str]]:
