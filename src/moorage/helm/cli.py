@@ -243,23 +243,39 @@ class Helm:
             args += ["--description", description]
         if labels:
             args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
+        await self._run_chart(
+            args, chart, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
+        )
+
+    async def _run_chart(
+        self,
+        args: list[str],
+        chart: ChartRef,
+        *,
+        stdin: bytes,
+        secrets: Iterable[str],
+        timeout: float,
+        mask_output: bool = True,
+    ) -> str:
+        """`run` for a command naming `chart` (its `chart.args()` among `args`): helm fetches it
+        itself, or, when the registry needs a login, Moorage fetches it with the login and helm gets
+        the archive (helm never sees the credential)."""
         auth = self.registry_auth.get(chart.repository)
         if auth is None:
             try:
-                await self.run(
-                    args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
+                return await self.run(
+                    args, stdin=stdin, secrets=secrets, timeout=timeout, mask_output=mask_output
                 )
             except HelmError as e:
                 raise _refused(e, chart) from None
-            return
         secrets = [*secrets, *auth.secrets()]
         with tempfile.TemporaryDirectory(prefix="moorage-chart-") as tmp:  # 0700, removed at once
             archive = Path(tmp) / f"{chart.name}-{chart.version}.tgz"
             archive.write_bytes(await fetch_chart(chart, auth))
             position = args.index(chart.args()[0])
-            args[position : position + len(chart.args())] = [str(archive)]
-            await self.run(
-                args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds + 120
+            args = [*args[:position], str(archive), *args[position + len(chart.args()) :]]
+            return await self.run(
+                args, stdin=stdin, secrets=secrets, timeout=timeout, mask_output=mask_output
             )
 
     async def template(
@@ -274,8 +290,8 @@ class Helm:
     ) -> str:
         """The chart's objects as an install would create them (hooks included; secrets masked)."""
         args = ["template", release, *chart.args(), "--namespace", namespace, "--values", "-"]
-        return await self.run(
-            args, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds
+        return await self._run_chart(
+            args, chart, stdin=json.dumps(values).encode(), secrets=secrets, timeout=timeout_seconds
         )
 
     async def render(
@@ -304,25 +320,14 @@ class Helm:
         ]  # fmt: skip
         if take_ownership:
             args.append("--take-ownership")
-        auth = self.registry_auth.get(chart.repository)
-        stdin = json.dumps(values).encode()
-        try:
-            if auth is None:
-                out = await self.run(
-                    args, stdin=stdin, secrets=secrets, timeout=timeout_seconds, mask_output=False
-                )
-            else:
-                secrets = [*secrets, *auth.secrets()]
-                with tempfile.TemporaryDirectory(prefix="moorage-chart-") as tmp:  # 0700, removed at once
-                    archive = Path(tmp) / f"{chart.name}-{chart.version}.tgz"
-                    archive.write_bytes(await fetch_chart(chart, auth))
-                    position = args.index(chart.args()[0])
-                    args[position : position + len(chart.args())] = [str(archive)]
-                    out = await self.run(
-                        args, stdin=stdin, secrets=secrets, timeout=timeout_seconds, mask_output=False
-                    )
-        except HelmError as e:
-            raise _refused(e, chart) from None
+        out = await self._run_chart(
+            args,
+            chart,
+            stdin=json.dumps(values).encode(),
+            secrets=secrets,
+            timeout=timeout_seconds,
+            mask_output=False,
+        )
         try:
             manifest = json.loads(out).get("manifest")
         except (ValueError, AttributeError):
