@@ -698,7 +698,7 @@ RUNNERS: dict[str, Callable[..., Awaitable[Run]]] = {
 
 
 async def one_run(tool: str, args: argparse.Namespace, work: Path, repo: str) -> Run:
-    cluster = devcluster.up(f"peers-{tool}", nodes=3, audit=True)
+    cluster = devcluster.up(f"peers-{tool}", nodes=nodes_for(args.n), audit=True)
     try:
         async with KubeClient(from_kubeconfig(cluster.kubeconfig)) as kube:
             kube._http.headers["User-Agent"] = BENCH_AGENT  # this script's reads: no tool's
@@ -707,9 +707,15 @@ async def one_run(tool: str, args: argparse.Namespace, work: Path, repo: str) ->
         devcluster.down(cluster.name)
 
 
+def nodes_for(n: int) -> int:
+    """Nodes enough for N one-replica Deployments (a devcluster node takes 110 pods), at least 3."""
+    return max(3, -(-n // 100) + 1)
+
+
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "concurrency": args.concurrency,
+        "nodes": nodes_for(args.n),
         "period_s": args.period,
         "moorage": "agent --sweep-interval=P --concurrency=C, watch on (a sweep 0.5 s after an edit)",
         "flux": "helm-controller and source-controller --concurrent=C; HelmRelease interval P, "
