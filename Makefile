@@ -21,7 +21,7 @@ screenshots: tools browser
 	$(BIN)/python scripts/demo.py --screenshots docs/screenshots
 
 test: tools tools-argocd tools-rollouts browser lint
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=15 tests
 
 venv: $(VENV)/.installed
 
