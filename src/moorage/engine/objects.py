@@ -3,6 +3,7 @@ fetching the live counterparts of many objects at once."""
 
 import asyncio
 import copy
+import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,10 +14,18 @@ import yaml
 from moorage.kube import errors
 from moorage.kube.client import KubeClient, split_api_version
 
-# Above this many objects of one kind, one cluster-wide LIST beats parallel GETs (measured in
-# bench/sweep.py: a LIST of 500 ConfigMaps takes ~15 ms, 500 GETs ~1 s on the devcluster).
-LIST_THRESHOLD = 20
+# One cluster-wide LIST of a kind instead of a GET per object, when the kind's collection is at most
+# this many times the objects wanted of it: a listed object costs the API server ~1/60 of a GET
+# (bench/sweep.py on the devcluster: a LIST of 500 ConfigMaps ~15 ms, 500 GETs ~1 s), and one
+# request instead of many keeps an idle agent quiet. A kind not listed yet is listed once to learn
+# its size; a single object is always fetched by a GET.
+LIST_RATIO = 50
 _GET_CONCURRENCY = 32
+# Helm's release records: the largest Secrets of a cluster and never a chart's object
+_HELM_RELEASE_SECRETS = "type!=helm.sh/release.v1"
+# how many objects each kind had at its last cluster-wide LIST, per client (forgotten with the client)
+_NEVER_LIST = 1 << 62  # the size remembered of a kind the client may not list
+_KIND_SIZES: "weakref.WeakKeyDictionary[KubeClient, dict[tuple[str, str], int]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, order=True)
@@ -96,15 +105,33 @@ async def with_namespaces(
     return result
 
 
+def should_list(wanted: int, kind_size: int | None) -> bool:
+    """One LIST rather than `wanted` GETs, given how many objects the kind had when last listed."""
+    if wanted < 2:
+        return False
+    return kind_size is None or kind_size <= LIST_RATIO * wanted
+
+
+def list_selector(api_version: str, kind: str, wanted: Iterable[Mapping[str, Any]]) -> str | None:
+    """The field selector of a kind's LIST: Secrets leave out Helm's release records unless wanted."""
+    if (api_version, kind) != ("v1", "Secret"):
+        return None
+    if any(o.get("type") == "helm.sh/release.v1" for o in wanted):
+        return None
+    return _HELM_RELEASE_SECRETS
+
+
 async def fetch_live(
     kube: KubeClient, desired: Sequence[Mapping[str, Any]]
 ) -> dict[ObjectKey, dict[str, Any] | None]:
-    """The live object for each desired one (None when missing): one LIST per busy kind, GETs for the rest."""
+    """The live object for each desired one (None when missing): one LIST per kind where that is
+    cheaper (`should_list`), GETs for the rest."""
     by_kind: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for obj in desired:
         by_kind[(str(obj["apiVersion"]), str(obj["kind"]))].append(obj)
     live: dict[ObjectKey, dict[str, Any] | None] = {key_of(o): None for o in desired}
     semaphore = asyncio.Semaphore(_GET_CONCURRENCY)
+    sizes = _KIND_SIZES.setdefault(kube, {})
 
     async def one(obj: Mapping[str, Any]) -> None:
         meta = obj["metadata"]
@@ -118,11 +145,17 @@ async def fetch_live(
         if found is not None:
             live[key_of(obj)] = found
 
-    async def listed(api_version: str, kind: str) -> None:
+    async def listed(api_version: str, kind: str, objs: list[Mapping[str, Any]]) -> None:
         try:
-            items = await kube.list(api_version, kind)
+            items = await kube.list(api_version, kind, field_selector=list_selector(api_version, kind, objs))
         except errors.UnknownKind:
             return
+        except errors.Forbidden:
+            # allowed to read these objects but not to list the kind cluster-wide: GETs, from now on
+            sizes[(api_version, kind)] = _NEVER_LIST
+            await asyncio.gather(*(one(o) for o in objs))
+            return
+        sizes[(api_version, kind)] = len(items)
         for item in items:
             key = key_of(item)
             if key in live:
@@ -130,8 +163,8 @@ async def fetch_live(
 
     tasks = []
     for (api_version, kind), objs in by_kind.items():
-        if len(objs) > LIST_THRESHOLD:
-            tasks.append(listed(api_version, kind))
+        if should_list(len(objs), sizes.get((api_version, kind))):
+            tasks.append(listed(api_version, kind, objs))
         else:
             tasks.extend(one(o) for o in objs)
     await asyncio.gather(*tasks)
