@@ -20,8 +20,11 @@ demo-ha: tools
 screenshots: tools browser
 	$(BIN)/python scripts/demo.py --screenshots docs/screenshots
 
+# the suite on TEST_WORKERS pytest-xdist workers, a test file to each at a time (one devcluster a worker)
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: tools tools-argocd tools-rollouts browser lint
-	$(BIN)/pytest -q --durations=15 tests
+	$(PYTEST) --durations=15 tests
 
 venv: $(VENV)/.installed
 
@@ -35,14 +38,18 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip check
 	touch $@
 
-# after a change of dependencies in pyproject.toml: pin them again (newest versions that fit), with hashes
+# after a change of dependencies in pyproject.toml: pin them again, with hashes, keeping the versions
+# already pinned where they still fit (uv prefers those of its --output-file); UPGRADE=1 takes the newest
 UV_VERSION := 0.13.9
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv==$(UV_VERSION)
-	{ sed -n '1,2p' requirements.lock; $(BIN)/uv pip compile pyproject.toml tools/lock/build.in --extra dev \
-	  --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header -q; \
-	} > requirements.lock.new && mv requirements.lock.new requirements.lock
+	cp requirements.lock requirements.lock.new
+	$(BIN)/uv pip compile pyproject.toml tools/lock/build.in --extra dev $(if $(UPGRADE),--upgrade) \
+	  --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header -q \
+	  --output-file requirements.lock.new
+	{ sed -n '1,2p' requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
+	rm requirements.lock.new && mv requirements.lock.tmp requirements.lock
 
 # Go-built binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm,
 # OCI registry): built once per version into ~/.cache/moorage/bin and linked into the venv.
@@ -91,10 +98,10 @@ fuzz: venv
 	  tests/unit/server/test_gitops_webhooks.py
 
 unit: venv
-	$(BIN)/pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 integration: tools tools-argocd tools-rollouts browser
-	$(BIN)/pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

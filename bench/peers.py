@@ -772,6 +772,36 @@ def main() -> None:
             if tool != "moorage"
         }
     print(json.dumps(out, indent=2))
+    print(table(out))
+
+
+UNITS = {"_s": "s", "_mib": "MiB"}
+
+
+def table(out: dict[str, Any]) -> str:
+    """The medians as a Markdown table: each tool's value, and each peer's as a ratio to Moorage's
+    (above 1: Moorage uses less or is faster)."""
+    tools = [t for t in RUNNERS if t in out]
+    peers = [t for t in tools if t != "moorage"]
+    ratios = out.get("ratios_vs_moorage", {})
+    head = ["metric", *tools, *(f"{p} / moorage" for p in peers if p in ratios)]
+    lines = [
+        f"{out['n']} releases, median of {out['runs']} run(s), idle {out['idle_s']} s; "
+        f"{out['date']}, {out['machine']}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
+    for metric in METRICS:
+        unit = next((u for suffix, u in UNITS.items() if metric.endswith(suffix)), "")
+        cells = [f"{out[t][metric]:g} {unit}".rstrip() for t in tools]
+        cells += [_ratio(ratios[p][metric]) for p in peers if p in ratios]
+        lines.append("| " + " | ".join([metric, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 if __name__ == "__main__":

@@ -284,7 +284,9 @@ def test_a_schema_breaking_edit_is_refused_and_racing_edits_are_never_lost(
     for thread in threads:
         thread.join()
     assert sorted(a.status_code for a in answers) in ([201] * 4, [201, 201, 201, 409], [201, 201, 409, 409])
-    assert any(a.json().get("attempts") == 2 for a in answers if a.status_code == 201)
+    # a save that lost the race was applied again on the new tip (attempts 2, as the unit tests of
+    # stacks_api show deterministically); on a loaded machine the saves may also not overlap at all
+    assert all(a.json()["attempts"] in (1, 2) for a in answers if a.status_code == 201)
     tree.git("pull", "--quiet")
     text = (tree.path / path_of(name)).read_text()
     for answer in answers:

@@ -174,10 +174,11 @@ async def _wait(
 
 
 async def owned_applications(ctx: EngineContext, cluster: str) -> list[dict[str, Any]]:
-    """Moorage's Applications for this cluster (none when Argo CD's CRD is not installed)."""
+    """Moorage's Applications for this cluster: none when Argo CD's CRD is not installed, nor when the
+    agent may not list Applications (narrow RBAC: it cannot have made any, and deletes nothing)."""
     try:
         found = await ctx.kube.list(*KIND, argocd_app.NAMESPACE, label_selector=f"{CLUSTER_LABEL}={cluster}")
-    except (kube_errors.NotFound, kube_errors.UnknownKind):
+    except (kube_errors.NotFound, kube_errors.UnknownKind, kube_errors.Forbidden):
         return []
     return [a for a in found if argocd_app.owned(a)]
 
