@@ -258,12 +258,14 @@ def test_live_state_of_every_addon(
     # the server restarted while the cluster changed: the state converges, nothing twice
     before = server.api("GET", "/clusters/live/addons/web/transitions", params={"page_size": 500}).json()
     server.stop()
-    kubectl.run("scale", "deployment/web", "-n", "live-apps", "--replicas=4")
-    wait_for(
-        "heal while the server is down",
-        lambda: kubectl.get("deployment", "web", "-n", "live-apps")["spec"]["replicas"] == 2,
-    )
-    server.start()
+    try:  # the server comes back even when this fails: the module's next test needs it
+        kubectl.run("scale", "deployment/web", "-n", "live-apps", "--replicas=4")
+        wait_for(
+            "heal while the server is down",
+            lambda: kubectl.get("deployment", "web", "-n", "live-apps")["spec"]["replicas"] == 2,
+        )
+    finally:
+        server.start()
     wait_addon(server, "web", "Synced", timeout=120)
     after = server.api("GET", "/clusters/live/addons/web/transitions", params={"page_size": 500}).json()
     ids = [t["at"] + t["to_state"] for t in after["result"]]

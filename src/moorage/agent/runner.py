@@ -504,15 +504,21 @@ class Agent:
         keepalive = asyncio.create_task(self._in_progress(msg))
         try:
             async with self._slot(job) as kind:
-                await self._run_now(job, msg, kind)
+                state, messages, result = await self._run_now(job, kind)
+            # the claim is free before the result leaves: while NATS is away (the server restarting),
+            # the result waits here and the sweep that heals meanwhile does not wait behind it
+            await self._publish_result(job, state, messages, result)
+            await msg.ack()
         except asyncio.CancelledError:
             await self._hand_back(job, msg)
             raise
         finally:
             keepalive.cancel()
 
-    async def _run_now(self, job: JobMessage, msg: Msg, kind: JobKind) -> None:
-        await self._publish_result(job, JobState.RUNNING, [], {})
+    async def _run_now(self, job: JobMessage, kind: JobKind) -> jobs.Outcome:
+        """Run the job in its slot. "running" is said once (the final result supersedes it), so a
+        NATS outage never holds the slot."""
+        await self._publish_result(job, JobState.RUNNING, [], {}, attempts=1)
         started = time.monotonic()
         self.metrics.running.labels(kind).inc()
         try:
@@ -526,8 +532,7 @@ class Agent:
             self.metrics.running.labels(kind).dec()
         self.metrics.jobs.labels(kind, state).inc()
         self.metrics.job_seconds.labels(kind).observe(time.monotonic() - started)
-        await self._publish_result(job, state, messages, result)
-        await msg.ack()
+        return state, messages, result
 
     async def _hand_back(self, job: JobMessage, msg: Msg) -> None:
         """A job cancelled: by the server it ends here for good; else (shutting down, or no longer
@@ -752,7 +757,12 @@ class Agent:
                 await msg.in_progress()
 
     async def _publish_result(
-        self, job: JobMessage, state: JobState, messages: list[str], result: dict[str, Any]
+        self,
+        job: JobMessage,
+        state: JobState,
+        messages: list[str],
+        result: dict[str, Any],
+        attempts: int = 30,
     ) -> None:
         assert self._nc is not None
         assert self.reg is not None
@@ -763,15 +773,23 @@ class Agent:
             messages=messages[-1000:],
             result=result,
         )
-        for attempt in range(30):
+        for attempt in range(attempts):
             try:
                 await self._nc.jetstream().publish(
                     protocol.results_subject(self.reg.cluster_id), protocol.encode(message)
                 )
                 return
             except Exception as e:  # NATS restarting: the result must not be lost
-                log.warning("publishing the result of job %s failed (%s); retrying", job.job_id, e)
-                await asyncio.sleep(min(2.0**attempt, 10.0))
+                more = attempt + 1 < attempts
+                log.warning(
+                    "publishing the %s result of job %s failed (%s)%s",
+                    state,
+                    job.job_id,
+                    e,
+                    "; retrying" if more else "",
+                )
+                if more:
+                    await asyncio.sleep(min(2.0**attempt, 10.0))
 
     # -- sweeps and heartbeats -----------------------------------------------------------------------
 

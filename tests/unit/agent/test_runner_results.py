@@ -1,0 +1,102 @@
+"""A job's result waits for NATS outside the job's write claim: while the server restarts, the
+sweep (which takes the whole-cluster claim) still runs and heals. NATS here is a stand-in that
+refuses every publish, as a client does while it reconnects; the real one is in the integration
+test of add-on state (server restarted while the cluster changed)."""
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from moorage.agent import jobs
+from moorage.agent.runner import Agent, AgentSettings, Registration
+from moorage.agent.writes import Claim
+from moorage.spec.protocol import JobAction, JobKind, JobMessage, JobState
+
+
+class Refusing:
+    """A JetStream context while NATS is away: every publish fails; what was tried is kept."""
+
+    def __init__(self) -> None:
+        self.tried: list[bytes] = []
+
+    def jetstream(self) -> "Refusing":
+        return self
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        self.tried.append(subject.encode() + b" " + payload)
+        raise ConnectionError("nats: connection closed")
+
+
+class Message:
+    def __init__(self) -> None:
+        self.acked = False
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def nak(self, delay: float | None = None) -> None:
+        pass
+
+    async def in_progress(self) -> None:
+        pass
+
+
+def agent_without_nats() -> tuple[Agent, Refusing]:
+    agent = Agent(AgentSettings(server="http://127.0.0.1:1", token="t"))
+    agent.reg = Registration("c1", "live", "nats://127.0.0.1:1", "u", "_INBOX.c1")
+    nats = Refusing()
+    agent._nc = nats  # type: ignore[assignment]
+    return agent, nats
+
+
+def job(action: JobAction) -> JobMessage:
+    return JobMessage(
+        job_id="j1",
+        operation_id="o1",
+        cluster_id="c1",
+        kind=JobKind.WRITE,
+        action=action,
+        payload={"addon": "web"} if action is JobAction.ROLLBACK else {},
+        timeout_seconds=60,
+        created_at=datetime.now(UTC),
+    )
+
+
+@pytest.mark.parametrize("action", [JobAction.SYNC, JobAction.ROLLBACK, JobAction.SWEEP])
+async def test_the_claim_is_free_while_the_result_waits_for_nats(action: JobAction) -> None:
+    agent, nats = agent_without_nats()
+
+    async def execute(_job: JobMessage, _kind: Any) -> jobs.Outcome:
+        return JobState.SUCCESS, [], {}
+
+    agent._execute = execute  # type: ignore[method-assign,assignment]
+    msg = Message()
+    running = asyncio.create_task(agent._run_job(job(action), msg))  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(5):  # "running" once, then the final result's first try
+            while len(nats.tried) < 2:
+                await asyncio.sleep(0.05)
+        # the sweep's claim (the whole cluster) is granted while the job still retries its result
+        async with asyncio.timeout(3):
+            async with agent._writes.hold(Claim.cluster()):
+                pass
+        assert not running.done()
+        assert not msg.acked  # unacked: the job is redelivered if the agent stops before NATS returns
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_the_final_result_is_retried_and_running_is_said_once() -> None:
+    agent, nats = agent_without_nats()
+    await agent._publish_result(job(JobAction.SYNC), JobState.RUNNING, [], {}, attempts=1)
+    assert len(nats.tried) == 1
+    retrying = asyncio.create_task(agent._publish_result(job(JobAction.SYNC), JobState.SUCCESS, [], {}))
+    async with asyncio.timeout(10):  # backoff 1 s, then 2 s
+        while len(nats.tried) < 3:
+            await asyncio.sleep(0.05)
+    assert not retrying.done()  # the result is never given up after one refusal
+    retrying.cancel()
+    await asyncio.gather(retrying, return_exceptions=True)
