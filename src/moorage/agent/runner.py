@@ -506,7 +506,9 @@ class Agent:
             async with self._slot(job) as kind:
                 state, messages, result = await self._run_now(job, kind)
             # the claim is free before the result leaves: while NATS is away (the server restarting),
-            # the result waits here and the sweep that heals meanwhile does not wait behind it
+            # the result waits here and the sweep that heals meanwhile does not wait behind it. The
+            # write is over: losing the lead now must not hand it back to run again (a second rollback)
+            self._writing.pop(job.job_id, None)
             await self._publish_result(job, state, messages, result)
             await msg.ack()
         except asyncio.CancelledError:

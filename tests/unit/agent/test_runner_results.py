@@ -100,3 +100,28 @@ async def test_the_final_result_is_retried_and_running_is_said_once() -> None:
     assert not retrying.done()  # the result is never given up after one refusal
     retrying.cancel()
     await asyncio.gather(retrying, return_exceptions=True)
+
+
+async def test_losing_the_lead_after_the_work_ended_does_not_run_it_again() -> None:
+    agent, nats = agent_without_nats()
+    ran: list[str] = []
+
+    async def execute(job: JobMessage, _kind: Any) -> jobs.Outcome:
+        ran.append(job.job_id)
+        return JobState.SUCCESS, [], {}
+
+    agent._execute = execute  # type: ignore[method-assign,assignment]
+    msg = Message()
+    running = asyncio.create_task(agent._run_job(job(JobAction.ROLLBACK), msg))  # type: ignore[arg-type]
+    agent._running["j1"] = agent._writing["j1"] = running
+    try:
+        async with asyncio.timeout(5):  # the rollback ran; its result waits for NATS
+            while len(nats.tried) < 2:
+                await asyncio.sleep(0.05)
+        agent._leadership_changed(False)  # another replica leads now
+        await asyncio.sleep(0.1)
+        assert not running.done()  # not cancelled, so not handed back for the next leader to run again
+        assert ran == ["j1"]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
