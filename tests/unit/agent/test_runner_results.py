@@ -12,21 +12,28 @@ import pytest
 from moorage.agent import jobs
 from moorage.agent.runner import Agent, AgentSettings, Registration
 from moorage.agent.writes import Claim
-from moorage.spec.protocol import JobAction, JobKind, JobMessage, JobState
+from moorage.spec import protocol
+from moorage.spec.protocol import JobAction, JobKind, JobMessage, JobState, ResultMessage
 
 
 class Refusing:
-    """A JetStream context while NATS is away: every publish fails; what was tried is kept."""
+    """A JetStream context while NATS is away: every publish fails; the states tried are kept."""
 
     def __init__(self) -> None:
-        self.tried: list[bytes] = []
+        self.tried: list[JobState] = []
 
     def jetstream(self) -> "Refusing":
         return self
 
     async def publish(self, subject: str, payload: bytes) -> None:
-        self.tried.append(subject.encode() + b" " + payload)
+        assert subject == protocol.results_subject("c1")
+        self.tried.append(protocol.decode(payload, ResultMessage).state)
         raise ConnectionError("nats: connection closed")
+
+    async def until_tried(self, times: int) -> None:
+        async with asyncio.timeout(10):  # the retries' backoff: 1 s, then 2 s
+            while len(self.tried) < times:
+                await asyncio.sleep(0.05)
 
 
 class Message:
@@ -43,11 +50,19 @@ class Message:
         pass
 
 
-def agent_without_nats() -> tuple[Agent, Refusing]:
+def agent_without_nats(ran: list[str] | None = None) -> tuple[Agent, Refusing]:
+    """An agent whose jobs succeed at once (their ids appended to `ran`) and whose NATS is away."""
     agent = Agent(AgentSettings(server="http://127.0.0.1:1", token="t"))
     agent.reg = Registration("c1", "live", "nats://127.0.0.1:1", "u", "_INBOX.c1")
     nats = Refusing()
     agent._nc = nats  # type: ignore[assignment]
+
+    async def execute(job: JobMessage, _kind: Any) -> jobs.Outcome:
+        if ran is not None:
+            ran.append(job.job_id)
+        return JobState.SUCCESS, [], {}
+
+    agent._execute = execute  # type: ignore[method-assign,assignment]
     return agent, nats
 
 
@@ -67,17 +82,11 @@ def job(action: JobAction) -> JobMessage:
 @pytest.mark.parametrize("action", [JobAction.SYNC, JobAction.ROLLBACK, JobAction.SWEEP])
 async def test_the_claim_is_free_while_the_result_waits_for_nats(action: JobAction) -> None:
     agent, nats = agent_without_nats()
-
-    async def execute(_job: JobMessage, _kind: Any) -> jobs.Outcome:
-        return JobState.SUCCESS, [], {}
-
-    agent._execute = execute  # type: ignore[method-assign,assignment]
     msg = Message()
     running = asyncio.create_task(agent._run_job(job(action), msg))  # type: ignore[arg-type]
     try:
-        async with asyncio.timeout(5):  # "running" once, then the final result's first try
-            while len(nats.tried) < 2:
-                await asyncio.sleep(0.05)
+        await nats.until_tried(3)  # "running" once, then the final result, retried
+        assert nats.tried == [JobState.RUNNING, JobState.SUCCESS, JobState.SUCCESS]
         # the sweep's claim (the whole cluster) is granted while the job still retries its result
         async with asyncio.timeout(3):
             async with agent._writes.hold(Claim.cluster()):
@@ -89,35 +98,14 @@ async def test_the_claim_is_free_while_the_result_waits_for_nats(action: JobActi
         await asyncio.gather(running, return_exceptions=True)
 
 
-async def test_the_final_result_is_retried_and_running_is_said_once() -> None:
-    agent, nats = agent_without_nats()
-    await agent._publish_result(job(JobAction.SYNC), JobState.RUNNING, [], {}, attempts=1)
-    assert len(nats.tried) == 1
-    retrying = asyncio.create_task(agent._publish_result(job(JobAction.SYNC), JobState.SUCCESS, [], {}))
-    async with asyncio.timeout(10):  # backoff 1 s, then 2 s
-        while len(nats.tried) < 3:
-            await asyncio.sleep(0.05)
-    assert not retrying.done()  # the result is never given up after one refusal
-    retrying.cancel()
-    await asyncio.gather(retrying, return_exceptions=True)
-
-
 async def test_losing_the_lead_after_the_work_ended_does_not_run_it_again() -> None:
-    agent, nats = agent_without_nats()
     ran: list[str] = []
-
-    async def execute(job: JobMessage, _kind: Any) -> jobs.Outcome:
-        ran.append(job.job_id)
-        return JobState.SUCCESS, [], {}
-
-    agent._execute = execute  # type: ignore[method-assign,assignment]
+    agent, nats = agent_without_nats(ran)
     msg = Message()
     running = asyncio.create_task(agent._run_job(job(JobAction.ROLLBACK), msg))  # type: ignore[arg-type]
     agent._running["j1"] = agent._writing["j1"] = running
     try:
-        async with asyncio.timeout(5):  # the rollback ran; its result waits for NATS
-            while len(nats.tried) < 2:
-                await asyncio.sleep(0.05)
+        await nats.until_tried(2)  # the rollback ran; its result waits for NATS
         agent._leadership_changed(False)  # another replica leads now
         await asyncio.sleep(0.1)
         assert not running.done()  # not cancelled, so not handed back for the next leader to run again
